@@ -1,0 +1,425 @@
+"""Site configuration: the TOML schema, its validation and `--set key.path=value` overrides.
+
+Every error names the file, the key path, the bad value and what is allowed, e.g.
+``configs/site.toml: asic_pools[2].modes[0].power_w = -5: must be greater than 0``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tomllib
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from models.catalogue import ASIC_MODELS, GPU_MODELS, AsicModel
+from models.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+class _Strict(BaseModel):
+    """Unknown keys are errors: a typo in a config must never be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class CoolingDerate(_Strict):
+    """Hall capacity falls linearly above `start_temp_c` (cooling runs out of headroom)."""
+
+    start_temp_c: float = 30.0
+    fraction_per_c: float = Field(0.01, ge=0, le=1)
+    min_fraction: float = Field(0.5, ge=0, le=1)
+
+
+class Hall(_Strict):
+    name: str = Field(min_length=1)
+    cap_kw: float = Field(gt=0, description="IT power limit of the hall's feeders/cooling, kW")
+    cooling_derate: CoolingDerate | None = None
+
+
+class Site(_Strict):
+    name: str = "site"
+    interconnect_cap_kw: float = Field(gt=0, description="site-meter limit, kW (IT load x PUE)")
+    pue: float = Field(1.0, ge=1.0, le=3.0)
+    ramp_limit_kw_per_step: float | None = Field(None, gt=0, description="max change of site-meter kW per step")
+    market: Literal["ERCOT", "CAISO", "NYISO"] = "ERCOT"
+    settlement_point: str = "HB_WEST"
+    latitude: float | None = Field(None, ge=-90, le=90)
+    longitude: float | None = Field(None, ge=-180, le=180)
+    halls: list[Hall] = Field(min_length=1)
+
+
+class AsicMode(_Strict):
+    name: str = Field(min_length=1)
+    power_w: float = Field(gt=0)
+    hashrate_th: float = Field(gt=0)
+
+
+class AsicPool(_Strict):
+    name: str = Field(min_length=1)
+    model: str | None = None
+    hashrate_th: float | None = Field(None, gt=0, description="stock hashrate when no catalogue model is given")
+    power_w: float | None = Field(None, gt=0, description="stock power when no catalogue model is given")
+    units_installed: int = Field(ge=0)
+    units_available: int | None = Field(None, ge=0)
+    modes: list[AsicMode] | None = None
+    hall: str
+    pool_fee: float = Field(0.02, ge=0, lt=1)
+    startup_cost_usd_per_unit: float = Field(0.0, ge=0)
+    min_up_minutes: int = Field(0, ge=0)
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, v: str | None) -> str | None:
+        if v is not None and v not in ASIC_MODELS:
+            raise ValueError(f"unknown ASIC model; known: {', '.join(ASIC_MODELS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _resolve_modes(self) -> "AsicPool":
+        if self.units_available is None:
+            self.units_available = self.units_installed
+        if self.modes is None:
+            if self.model is not None:
+                stock = ASIC_MODELS[self.model]
+                hashrate, power = self.hashrate_th or stock.hashrate_th, self.power_w or stock.power_w
+            elif self.hashrate_th is not None and self.power_w is not None:
+                hashrate, power = self.hashrate_th, self.power_w
+            else:
+                raise ValueError("give a catalogue `model`, explicit `hashrate_th` and `power_w`, or `modes`")
+            self.modes = [AsicMode(name=n, power_w=p, hashrate_th=h) for n, p, h in AsicModel("", hashrate, power, "").default_modes()]
+        if not self.modes:
+            raise ValueError("modes must list at least one (power_w, hashrate_th) mode")
+        return self
+
+
+class GpuContract(_Strict):
+    """A hosting deal: `committed_gpus` at a fixed rate. No SLA penalty given = firm (never curtailed)."""
+
+    committed_gpus: int = Field(ge=0)
+    rate_usd_per_gpu_hour: float = Field(ge=0)
+    sla_penalty_usd_per_gpu_hour: float | None = Field(None, ge=0)
+
+
+class GpuPool(_Strict):
+    name: str = Field(min_length=1)
+    model: str | None = None
+    gpus_installed: int = Field(ge=0)
+    gpus_available: int | None = Field(None, ge=0)
+    board_power_w: float | None = Field(None, gt=0)
+    server_share_w: float | None = Field(None, ge=0)
+    idle_power_fraction: float = Field(0.2, ge=0, le=1)
+    marketplace_rate_usd_per_gpu_hour: float | None = Field(None, ge=0, le=50)
+    rate_series: str | None = Field(None, description="GPU model whose embedded/stored market rate to use, e.g. H100")
+    utilisation: float = Field(0.7, ge=0, le=1)
+    marketplace_fee: float = Field(0.1, ge=0, lt=1)
+    min_rental_hours: float = Field(0.0, ge=0)
+    startup_cost_usd_per_gpu: float = Field(0.0, ge=0)
+    hall: str
+    contract: GpuContract | None = None
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, v: str | None) -> str | None:
+        if v is not None and v not in GPU_MODELS:
+            raise ValueError(f"unknown GPU model; known: {', '.join(GPU_MODELS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _resolve_power(self) -> "GpuPool":
+        if self.gpus_available is None:
+            self.gpus_available = self.gpus_installed
+        if self.board_power_w is None or self.server_share_w is None:
+            if self.model is None:
+                raise ValueError("give a catalogue `model` or both `board_power_w` and `server_share_w`")
+            cat = GPU_MODELS[self.model]
+            self.board_power_w = self.board_power_w if self.board_power_w is not None else cat.board_power_w
+            self.server_share_w = self.server_share_w if self.server_share_w is not None else cat.server_share_w
+        if self.marketplace_rate_usd_per_gpu_hour is None and self.rate_series is None:
+            raise ValueError("give `marketplace_rate_usd_per_gpu_hour` or a `rate_series` (e.g. \"H100\")")
+        return self
+
+    @property
+    def full_power_kw(self) -> float:
+        """Power of one GPU under load including its share of the server, kW."""
+        return (self.board_power_w + self.server_share_w) / 1000.0
+
+    @property
+    def market_power_kw(self) -> float:
+        """Average power of one marketplace GPU: loaded while rented, idle the rest of the time, kW."""
+        u = self.utilisation
+        return self.full_power_kw * (u + (1.0 - u) * self.idle_power_fraction)
+
+    @property
+    def committed_gpus(self) -> int:
+        return self.contract.committed_gpus if self.contract else 0
+
+
+class FixedBlock(_Strict):
+    """Take-or-pay energy bought ahead at a fixed price; unused energy is resold at the real-time price."""
+
+    name: str = "block"
+    power_mw: float = Field(gt=0)
+    price_usd_per_mwh: float
+    start_hour_utc: int = Field(0, ge=0, le=23)
+    end_hour_utc: int = Field(24, ge=1, le=24)
+
+    def active_at_hour(self, hour_utc: int) -> bool:
+        if self.start_hour_utc < self.end_hour_utc:
+            return self.start_hour_utc <= hour_utc < self.end_hour_utc
+        return hour_utc >= self.start_hour_utc or hour_utc < self.end_hour_utc
+
+
+ANCILLARY_PRODUCTS = ("regup", "regdn", "rrs", "nspin", "ecrs")
+
+
+class Reserve(_Strict):
+    """Demand-response / ancillary programme paid for curtailable (ASIC) load held ready to drop."""
+
+    enabled: bool = True
+    product: Literal["regup", "regdn", "rrs", "nspin", "ecrs"] | None = "ecrs"
+    capacity_price_usd_per_mw_hour: float | None = Field(None, ge=0, description="fixed price; overrides `product`")
+    max_offer_mw: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _price_source(self) -> "Reserve":
+        if self.product is None and self.capacity_price_usd_per_mw_hour is None:
+            raise ValueError("give a `product` series or a fixed `capacity_price_usd_per_mw_hour`")
+        return self
+
+
+class Power(_Strict):
+    index: Literal["real_time"] = "real_time"
+    adder_usd_per_mwh: float = Field(0.0, ge=-100, le=500)
+    fixed_blocks: list[FixedBlock] = []
+    reserve: Reserve | None = None
+
+
+class Horizon(_Strict):
+    steps: int = Field(24, ge=1, le=5000)
+    step_minutes: Literal[5, 15, 30, 60] = 60
+
+
+class ForecastSettings(_Strict):
+    ambient_temp_c: float = Field(25.0, ge=-60, le=60, description="used until a weather feed is stored")
+    price_decay_per_step: float = Field(0.8, ge=0, le=1)
+    trailing_hours: int = Field(24, ge=1, le=24 * 30)
+
+
+class SolverSettings(_Strict):
+    mip_rel_gap: float = Field(1e-4, gt=0, lt=1)
+    time_limit_s: float = Field(30.0, gt=0)
+    threads: int = Field(1, ge=1, le=64)
+
+
+class SiteConfig(_Strict):
+    site: Site
+    asic_pools: list[AsicPool] = []
+    gpu_pools: list[GpuPool] = []
+    power: Power = Power()
+    horizon: Horizon = Horizon()
+    forecast: ForecastSettings = ForecastSettings()
+    solver: SolverSettings = SolverSettings()
+
+    def hall(self, name: str) -> Hall:
+        return next(h for h in self.site.halls if h.name == name)
+
+    @property
+    def pool_names(self) -> list[str]:
+        return [p.name for p in self.asic_pools] + [p.name for p in self.gpu_pools]
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> SiteConfig:
+    """Read, override and validate a site config; raise ConfigError naming file, key, value, allowed."""
+    path = Path(path)
+    label = str(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{label}: no such config file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{label}: not valid TOML: {exc}") from None
+    if overrides:
+        for item in overrides:
+            apply_override(raw, item)
+        label += " (with --set overrides)"
+    cfg = validate_config(raw, label)
+    for message in config_warnings(cfg):
+        log.warning("%s: %s", label, message)
+    return cfg
+
+
+def validate_config(raw: dict[str, Any], label: str = "<config>") -> SiteConfig:
+    """Validate a raw config mapping into a SiteConfig (schema, then cross-references)."""
+    try:
+        cfg = SiteConfig.model_validate(raw)
+    except ValidationError as exc:
+        lines = [_format_error(label, raw, err) for err in exc.errors()]
+        raise ConfigError("\n".join(lines)) from None
+    problems = _reference_problems(cfg)
+    if problems:
+        raise ConfigError("\n".join(f"{label}: {p}" for p in problems))
+    return cfg
+
+
+def _reference_problems(cfg: SiteConfig) -> list[str]:
+    """Checks across keys: names unique, halls exist, available <= installed, contracts fit the pool."""
+    out: list[str] = []
+    halls = [h.name for h in cfg.site.halls]
+    for i, h in enumerate(halls):
+        if halls.index(h) != i:
+            out.append(f"site.halls[{i}].name = {h!r}: duplicate hall name")
+    seen: set[str] = set()
+    for kind, pools in (("asic_pools", cfg.asic_pools), ("gpu_pools", cfg.gpu_pools)):
+        for i, p in enumerate(pools):
+            if p.name in seen:
+                out.append(f"{kind}[{i}].name = {p.name!r}: duplicate pool name")
+            seen.add(p.name)
+            if p.hall not in halls:
+                out.append(f"{kind}[{i}].hall = {p.hall!r}: must be one of the halls: {', '.join(halls)}")
+    for i, p in enumerate(cfg.asic_pools):
+        if p.units_available > p.units_installed:
+            out.append(f"asic_pools[{i}].units_available = {p.units_available}: must be <= units_installed ({p.units_installed})")
+        names = [m.name for m in p.modes]
+        if len(set(names)) != len(names):
+            out.append(f"asic_pools[{i}].modes: mode names must be unique, got {names}")
+    for i, g in enumerate(cfg.gpu_pools):
+        if g.gpus_available > g.gpus_installed:
+            out.append(f"gpu_pools[{i}].gpus_available = {g.gpus_available}: must be <= gpus_installed ({g.gpus_installed})")
+        if g.contract and g.contract.committed_gpus > g.gpus_installed:
+            out.append(
+                f"gpu_pools[{i}].contract.committed_gpus = {g.contract.committed_gpus}: "
+                f"must be <= gpus_installed ({g.gpus_installed})"
+            )
+    for i, b in enumerate(cfg.power.fixed_blocks):
+        if b.start_hour_utc == b.end_hour_utc % 24 and b.end_hour_utc != 24:
+            out.append(f"power.fixed_blocks[{i}]: start_hour_utc and end_hour_utc must differ")
+    return out
+
+
+def config_warnings(cfg: SiteConfig) -> list[str]:
+    """Suspicious but legal input: a mode that beats stock on both hashrate and power is probably a typo."""
+    out = []
+    for i, p in enumerate(cfg.asic_pools):
+        stock = next((m for m in p.modes if m.name == "stock"), None)
+        if stock is None:
+            continue
+        for j, m in enumerate(p.modes):
+            if m is not stock and m.hashrate_th > stock.hashrate_th and m.power_w < stock.power_w:
+                out.append(
+                    f"asic_pools[{i}].modes[{j}] ({m.name}): more hashrate ({m.hashrate_th:g} TH/s) at less power "
+                    f"({m.power_w:g} W) than stock ({stock.hashrate_th:g} TH/s, {stock.power_w:g} W); check the figures"
+                )
+    return out
+
+
+# --------------------------------------------------------------------------- error formatting
+
+
+def _loc_to_path(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    """The pydantic model class that holds the key at `loc` (to list the allowed keys)."""
+    model: Any = SiteConfig
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+            return None
+        model = _unwrap(model.model_fields[part].annotation)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _unwrap(annotation: Any) -> Any:
+    for arg in typing.get_args(annotation) or (annotation,):
+        inner = typing.get_args(arg)
+        if inner and typing.get_origin(arg) is list:
+            return _unwrap(inner[0])
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return annotation
+
+
+def _format_error(label: str, raw: dict, err: dict) -> str:
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "literal["))))
+    path = _loc_to_path(loc) or "(top level)"
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        parent = _model_at(loc[:-1])
+        allowed = ", ".join(parent.model_fields) if parent else "see README"
+        return f"{label}: {path}: unknown key; allowed keys here: {allowed}"
+    if kind == "missing":
+        return f"{label}: {path}: required key is missing"
+    msg = err["msg"]
+    msg = re.sub(r"^(Input should be|Value error, )", lambda m: "must be" if m.group(1).startswith("Input") else "", msg)
+    value = err.get("input")
+    if isinstance(value, dict):
+        return f"{label}: {path}: {msg}"
+    return f"{label}: {path} = {value!r}: {msg}"
+
+
+# --------------------------------------------------------------------------- overrides
+
+_SEGMENT = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def apply_override(raw: dict[str, Any], item: str) -> None:
+    """Apply one `key.path=value` (TOML value syntax; bare words are strings) to a raw config mapping.
+
+    List items are addressed by index (`asic_pools[0].units_available=10`) or by their `name`
+    (`asic_pools.s21.units_available=10`).
+    """
+    if "=" not in item:
+        raise ConfigError(f"--set {item}: expected key.path=value")
+    key, text = (s.strip() for s in item.split("=", 1))
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text
+    parts: list[str | int] = [m.group(1) if m.group(1) is not None else int(m.group(2)) for m in _SEGMENT.finditer(key)]
+    if not parts:
+        raise ConfigError(f"--set {item}: empty key path")
+    node: Any = raw
+    for i, part in enumerate(parts[:-1]):
+        node = _step(node, part, parts[i + 1], item)
+    last = parts[-1]
+    if isinstance(node, list):
+        node[_list_index(node, last, item)] = value
+    else:
+        node[last] = value
+
+
+def _step(node: Any, part: str | int, nxt: str | int, item: str) -> Any:
+    if isinstance(node, list):
+        return node[_list_index(node, part, item)]
+    if not isinstance(node, dict):
+        raise ConfigError(f"--set {item}: {part!r} is below a plain value")
+    if part not in node:
+        node[part] = [] if isinstance(nxt, int) else {}
+    return node[part]
+
+
+def _list_index(node: list, part: str | int, item: str) -> int:
+    if isinstance(part, int):
+        if part >= len(node):
+            raise ConfigError(f"--set {item}: index {part} is out of range (the list has {len(node)} items)")
+        return part
+    names = [x.get("name") for x in node if isinstance(x, dict)]
+    if part not in names:
+        raise ConfigError(f"--set {item}: no item named {part!r}; names here: {', '.join(map(str, names))}")
+    return names.index(part)

@@ -1,0 +1,25 @@
+"""One exception tree for the whole tool, so the CLI can turn any known failure into one clear line."""
+
+
+class HashpivotError(Exception):
+    """Base of every error hashpivot raises on purpose; its message is meant for a site operator."""
+
+
+class ConfigError(HashpivotError):
+    """A config or override value is wrong: the message names the file, key path, value and what is allowed."""
+
+
+class DataError(HashpivotError):
+    """Market data is missing or unusable for the requested time: the message names the series and range."""
+
+
+class InfeasibleError(HashpivotError):
+    """The model has no feasible allocation; `groups` names the constraint groups that together cause it."""
+
+    def __init__(self, message: str, groups: list[str]):
+        super().__init__(message)
+        self.groups = groups
+
+
+class SolverError(HashpivotError):
+    """HiGHS stopped without a usable solution (time limit with no incumbent, numerical trouble, …)."""

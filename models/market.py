@@ -1,0 +1,27 @@
+"""Market data a solve or backtest reads: tz-aware UTC time series, one DataFrame per source family."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class MarketData:
+    """Historical/live observations, all indexed by UTC interval start.
+
+    power: columns `rt_price_usd_per_mwh`, `da_price_usd_per_mwh` (hourly) for one settlement point.
+    btc: column `btc_usd` (hourly close).
+    network: columns `difficulty`, `fees_btc_per_block`, `subsidy_btc` (daily, index = UTC day start).
+    gpu_rates: column per GPU model (e.g. `H100`), USD per GPU-hour, index = period start.
+    ancillary: columns `<product>_usd_per_mw_hour` (hourly, day-ahead cleared).
+    """
+
+    settlement_point: str
+    power: pd.DataFrame
+    btc: pd.DataFrame
+    network: pd.DataFrame
+    gpu_rates: pd.DataFrame
+    ancillary: pd.DataFrame
+    source: str = "embedded"

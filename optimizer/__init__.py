@@ -1,0 +1,1 @@
+"""Forecast assembly, the allocation model (build, solve, explain) and the CLI."""

@@ -1,0 +1,195 @@
+"""Why each pool is where it is at step 0: breakeven vs price, margin, binding constraints, shadow prices (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from optimizer.breakeven import asic_breakeven_usd_per_mwh, gpu_breakeven_usd_per_mwh
+from optimizer.schedule import asic_it_kw, gpu_it_kw, grid_flows_kw, site_kw
+from optimizer.solve import Solution
+
+
+@dataclass
+class PoolDecision:
+    name: str
+    kind: str  # "asic" | "gpu"
+    hall: str
+    units_on: int
+    units_available: int
+    mode: str | None
+    units_by_mode: dict[str, int]
+    power_kw: float  # IT kW at step 0
+    revenue_usd_per_hour: float
+    cost_usd_per_hour: float  # energy at the marginal price, site meter (x PUE)
+    breakeven_usd_per_mwh: float
+    margin_usd_per_mwh: float
+    reason: str
+    contract_on: int | None = None
+    market_on: int | None = None
+
+
+@dataclass
+class Explanation:
+    pools: list[PoolDecision]
+    binding_constraints: list[str]
+    marginal_price_usd_per_mwh: float
+    shadow_price_usd_per_mw_hour: float | None  # value of one more MW of interconnect at step 0 (LP dual)
+    hall_shadow_prices_usd_per_mw_hour: dict[str, float]
+
+
+def _increment_kw(sol: Solution) -> float:
+    """Site kW of the smallest addition still possible (one more unit of any pool with spare units)."""
+    p, s = sol.problem, sol.schedule
+    options = []
+    for pool, u in zip(p.asic, s.asic_units):
+        if u[:, 0].sum() < pool.units_available:
+            options.append(float(pool.mode_power_kw.min()))
+    for g, c, m in zip(p.gpu, s.gpu_contract_on, s.gpu_market_on):
+        if c[0] < g.contract_ub:
+            options.append(g.full_power_kw)
+        if m[0] < g.market_ub:
+            options.append(g.market_power_kw)
+    return (min(options) if options else 0.0) * p.pue + 1e-6
+
+
+def binding_constraints(sol: Solution) -> list[str]:
+    """Constraint groups at step 0 with less slack than one more unit needs."""
+    p, s = sol.problem, sol.schedule
+    inc = _increment_kw(sol)
+    out = []
+    site = site_kw(p, s)
+    if p.site_cap_kw - site[0] < inc:
+        out.append("site_cap[t=0]")
+    hall_kw = {h: 0.0 for h in p.hall_cap_kw}
+    for pool, kw in zip(p.asic, asic_it_kw(p, s)):
+        hall_kw[pool.hall] += kw[0]
+    for g, kw in zip(p.gpu, gpu_it_kw(p, s)):
+        hall_kw[g.hall] += kw[0]
+    for h, kw in hall_kw.items():
+        if p.hall_cap_kw[h][0] - kw < inc / p.pue and kw > 0:
+            out.append(f"hall_caps[{h},t=0]")
+    if p.ramp_limit_kw is not None:
+        if p.initial_site_kw is not None and abs(site[0] - p.initial_site_kw) > p.ramp_limit_kw - inc:
+            out.append("ramp_limits[t=0]")
+        if p.steps > 1 and abs(site[1] - site[0]) > p.ramp_limit_kw - inc:
+            out.append("ramp_limits[t=1]")
+    for pool, u in zip(p.asic, s.asic_units):
+        if pool.units_available and u[:, 0].sum() >= pool.units_available:
+            out.append(f"unit_limits[{pool.name},t=0]")
+    for g, c in zip(p.gpu, s.gpu_contract_on):
+        if g.firm and g.committed_gpus and c[0] <= g.committed_gpus:
+            out.append(f"contract_floors[{g.name},t=0]")
+    if p.reserve_max_kw > 0 and s.reserve_kw[0] > 0:
+        asic_site = sum((kw[0] for kw in asic_it_kw(p, s)), 0.0) * p.pue
+        if s.reserve_kw[0] >= min(p.reserve_max_kw, asic_site) - 1e-6:
+            out.append("reserve_limits[t=0]")
+    return out
+
+
+def explain(sol: Solution) -> Explanation:
+    p, s = sol.problem, sol.schedule
+    dt = p.step_hours
+    site = site_kw(p, s)
+    buy, _ = grid_flows_kw(p, site)
+    price = float(p.price_usd_per_mwh[0])
+    marginal = price + p.adder_usd_per_mwh if buy[0] > 1e-6 or p.block_kw[0] <= site[0] else price
+    binding = binding_constraints(sol)
+    shadow = None
+    if sol.site_cap_dual_usd_per_kw_step is not None:
+        shadow = float(sol.site_cap_dual_usd_per_kw_step[0]) * 1000.0 / dt
+    hall_shadow = {h: float(d[0]) * 1000.0 / dt for h, d in sol.hall_cap_dual_usd_per_kw_step.items()}
+    ctx = _Context(binding, marginal, shadow, hall_shadow)
+
+    pools: list[PoolDecision] = []
+    revenue = p.asic_revenue_usd()
+    for pool, u, rev in zip(p.asic, s.asic_units, revenue):
+        counts = {name: int(round(u[k, 0])) for k, name in enumerate(pool.mode_names)}
+        on = sum(counts.values())
+        mode = max(counts, key=counts.get) if on else None
+        k_ref = pool.mode_names.index(mode) if mode else int(np.argmax(pool.mode_hashrate_th / pool.mode_power_kw))
+        be = asic_breakeven_usd_per_mwh(
+            float(p.hashprice_usd_per_th_day[0]), float(pool.mode_hashrate_th[k_ref]), float(pool.mode_power_kw[k_ref] * 1000),
+            pool.pool_fee, p.pue,
+        )
+        power = float(pool.mode_power_kw @ u[:, 0])
+        pools.append(
+            PoolDecision(
+                name=pool.name, kind="asic", hall=pool.hall, units_on=on, units_available=pool.units_available,
+                mode=mode, units_by_mode={k: v for k, v in counts.items() if v},
+                power_kw=power, revenue_usd_per_hour=float(rev[:, 0] @ u[:, 0]) / dt,
+                cost_usd_per_hour=power * p.pue * marginal / 1000.0, breakeven_usd_per_mwh=be,
+                margin_usd_per_mwh=be - marginal,
+                reason=ctx.reason(pool.name, pool.hall, on, pool.units_available, be, mode),
+            )
+        )
+    for g, c, mk in zip(p.gpu, s.gpu_contract_on, s.gpu_market_on):
+        gc, gm = int(round(c[0])), int(round(mk[0]))
+        power = g.full_power_kw * gc + g.market_power_kw * gm
+        market_be = gpu_breakeven_usd_per_mwh(float(g.market_net_usd_per_gpu_hour[0]), g.market_power_kw, pue=p.pue)
+        contract_be = gpu_breakeven_usd_per_mwh(
+            g.contract_rate_usd_per_gpu_hour + g.sla_penalty_usd_per_gpu_hour, g.full_power_kw, pue=p.pue
+        )
+        parts = []
+        if g.committed_gpus:
+            if g.firm:
+                parts.append(f"firm contract: {gc}/{g.committed_gpus} committed GPUs on (never curtailed)")
+            else:
+                parts.append("contract: " + ctx.reason(g.name, g.hall, gc, g.contract_ub, contract_be, None, unit="GPUs"))
+        if g.market_ub:
+            parts.append("marketplace: " + ctx.reason(g.name, g.hall, gm, g.market_ub, market_be, None, unit="GPUs"))
+        be = market_be if g.market_ub and not g.committed_gpus else (contract_be if not g.market_ub else min(market_be, contract_be))
+        pools.append(
+            PoolDecision(
+                name=g.name, kind="gpu", hall=g.hall, units_on=gc + gm, units_available=g.gpus_available,
+                mode=None, units_by_mode={}, power_kw=power,
+                revenue_usd_per_hour=gc * g.contract_rate_usd_per_gpu_hour + gm * float(g.market_net_usd_per_gpu_hour[0]),
+                cost_usd_per_hour=power * p.pue * marginal / 1000.0, breakeven_usd_per_mwh=be,
+                margin_usd_per_mwh=be - marginal, reason="; ".join(parts) or "no GPUs available",
+                contract_on=gc, market_on=gm,
+            )
+        )
+    return Explanation(pools, binding, marginal, shadow, hall_shadow)
+
+
+@dataclass
+class _Context:
+    binding: list[str]
+    price: float
+    shadow: float | None
+    hall_shadow: dict[str, float]
+
+    def reason(self, name: str, hall: str, on: int, available: int, be: float, mode: str | None, unit: str = "units") -> str:
+        """One sentence an operator can act on: what holds this pool where it is."""
+        p, b = self.price, self.binding
+        at_text = f"{mode} mode, " if mode else ""
+        if available == 0:
+            return f"no {unit} available"
+        ramp = any(x.startswith("ramp_limits") for x in b)
+        hall_bound = f"hall_caps[{hall},t=0]" in b
+        site_bound = "site_cap[t=0]" in b
+        if on >= available:
+            if be < p:
+                why = "held on by the ramp limit" if ramp else "kept on: start-up cost / minimum run time / look-ahead"
+                return f"all {available} {unit} on ({at_text}breakeven {be:,.0f} < price {p:,.0f} USD/MWh): {why}"
+            return f"at its cap: all {available} {unit} on ({at_text}margin {be - p:+,.0f} USD/MWh)"
+        if be < p:
+            if on == 0:
+                return f"curtailed: price {p:,.0f} USD/MWh > breakeven {be:,.0f} USD/MWh"
+            why = "ramp limit" if ramp else "minimum run time / start-up cost"
+            return f"{on}/{available} {unit} on although price {p:,.0f} > breakeven {be:,.0f} USD/MWh: held by {why}"
+        share = f"{on}/{available} {unit} on" if on else "off"
+        if hall_bound:
+            value = self.hall_shadow.get(hall)
+            extra = f" (hall power worth {value:,.0f} USD/MWh)" if value else ""
+            return f"{share}: limited by the {hall} cap{extra}, margin {be - p:+,.0f} USD/MWh"
+        if site_bound:
+            value = f"{self.shadow:,.0f}" if self.shadow is not None else "?"
+            return (
+                f"{share}: crowded out by better pools under the site cap "
+                f"(site power worth {value} USD/MWh more than price; this pool's margin {be - p:+,.0f})"
+            )
+        if ramp:
+            return f"{share}: held by the ramp limit (margin {be - p:+,.0f} USD/MWh)"
+        return f"{share}: minimum rental/run time or start-up cost over the horizon (margin {be - p:+,.0f} USD/MWh)"

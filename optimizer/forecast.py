@@ -1,0 +1,193 @@
+"""Forecast for the horizon, built from market data as of a time with no look-ahead (pure).
+
+What is known at `at`:
+- real-time prices and BTC closes of intervals that have ended (start + 1 h <= at);
+- ERCOT day-ahead prices (energy and ancillary) of an operating day once its DAM results are out,
+  13:30 America/Chicago the day before;
+- network data of UTC days that have ended; GPU rate cards from the start of their month.
+
+Power price for step k: the day-ahead price where published plus the latest real-time deviation from it,
+decaying by `price_decay_per_step` each step; where no day-ahead price is published, the latest real-time
+price blended toward the trailing mean with the same decay. Hashprice and GPU rates: persistence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+from models.config import SiteConfig
+from models.errors import DataError
+from models.market import MarketData
+from optimizer.hashprice import hashprice_usd_per_th_day
+
+MARKET_TZ = ZoneInfo("America/Chicago")
+DAM_PUBLISH_LOCAL = timedelta(hours=13, minutes=30)
+
+# How old the latest value of each series may be before a solve refuses it.
+STALENESS_LIMITS = {
+    "power_rt": pd.Timedelta(hours=6),
+    "btc_usd": pd.Timedelta(hours=48),
+    "network": pd.Timedelta(days=4),
+    "gpu_rate": pd.Timedelta(days=62),
+    "ancillary": pd.Timedelta(days=2),
+}
+
+
+@dataclass
+class Forecast:
+    """Inputs of one solve: one value per step (numpy arrays of length `steps`)."""
+
+    interval_start_utc: list[pd.Timestamp]
+    step_minutes: int
+    power_price_usd_per_mwh: np.ndarray
+    hashprice_usd_per_th_day: np.ndarray
+    btc_usd: np.ndarray
+    gpu_rate_usd_per_gpu_hour: dict[str, np.ndarray]
+    ambient_temp_c: np.ndarray
+    reserve_price_usd_per_mw_hour: np.ndarray
+    notes: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def steps(self) -> int:
+        return len(self.interval_start_utc)
+
+    @property
+    def step_hours(self) -> float:
+        return self.step_minutes / 60.0
+
+
+def dam_published_at_utc(interval_start_utc: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    """When ERCOT's day-ahead prices for the operating days holding these intervals were published (UTC)."""
+    local_day = interval_start_utc.tz_convert(MARKET_TZ).normalize().tz_localize(None)
+    publish_local = local_day - pd.Timedelta(days=1) + DAM_PUBLISH_LOCAL
+    return publish_local.tz_localize(MARKET_TZ).tz_convert("UTC")
+
+
+def published_day_ahead(series: pd.Series, at: pd.Timestamp) -> pd.Series:
+    """The day-ahead values of `series` that were published by `at` (only the recent window is scanned)."""
+    recent = series[series.index >= at - pd.Timedelta(days=3)]
+    if recent.empty:
+        return recent
+    return recent[dam_published_at_utc(recent.index) <= at]
+
+
+def default_at(market: MarketData) -> pd.Timestamp:
+    """The latest time at which every real-time price in the data is known: the end of its last interval."""
+    if market.power.empty:
+        raise DataError("power prices: no rows at all")
+    return market.power.index[-1] + pd.Timedelta(hours=1)
+
+
+def _known(df: pd.DataFrame, at: pd.Timestamp, interval: pd.Timedelta, series: str) -> pd.DataFrame:
+    """Rows whose interval has ended by `at`; DataError if none is younger than the staleness limit."""
+    known = df[df.index + interval <= at].dropna(how="all")
+    limit = STALENESS_LIMITS[series]
+    if known.empty or at - (known.index[-1] + interval) > limit:
+        span = f"{df.index[0]:%Y-%m-%dT%H:%MZ} .. {df.index[-1]:%Y-%m-%dT%H:%MZ}" if len(df) else "no rows"
+        last = f"last value ends {known.index[-1] + interval:%Y-%m-%dT%H:%MZ}" if len(known) else "no value before it"
+        raise DataError(
+            f"{series}: no value within {limit} before {at:%Y-%m-%dT%H:%MZ} ({last}); available: {span}"
+        )
+    return known
+
+
+def _power_forecast(market: MarketData, grid: pd.DatetimeIndex, at: pd.Timestamp, decay: float, trailing_hours: int):
+    hour = pd.Timedelta(hours=1)
+    rt_known = _known(market.power[["rt_price_usd_per_mwh"]], at, hour, "power_rt")["rt_price_usd_per_mwh"]
+    last_time, last_rt = rt_known.index[-1], float(rt_known.iloc[-1])
+    trailing = float(rt_known[rt_known.index > last_time - pd.Timedelta(hours=trailing_hours)].mean())
+    da = market.power["da_price_usd_per_mwh"]
+    published = published_day_ahead(da, at)
+    last_da = published.get(last_time)
+    bias = last_rt - float(last_da) if last_da is not None and np.isfinite(last_da) else None
+    hourly = grid.floor("h")
+    prices = np.empty(len(grid))
+    n_da = 0
+    for k, t in enumerate(hourly):
+        w = decay**k
+        da_t = published.get(t)
+        if da_t is not None and np.isfinite(da_t):
+            prices[k] = float(da_t) + (bias * w if bias is not None else 0.0)
+            n_da += 1
+        else:
+            prices[k] = w * last_rt + (1 - w) * trailing
+    notes = {
+        "last_rt_price_usd_per_mwh": last_rt,
+        "last_rt_interval_start_utc": last_time.isoformat(),
+        "trailing_mean_rt_usd_per_mwh": round(trailing, 2),
+        "steps_with_day_ahead": n_da,
+    }
+    return prices, notes
+
+
+def build_forecast(cfg: SiteConfig, market: MarketData, at: pd.Timestamp | str | None = None) -> Forecast:
+    """Assemble the horizon's inputs from `market` as known at `at` (default: the data's latest time)."""
+    at = default_at(market) if at is None else pd.Timestamp(at)
+    if at.tzinfo is None:
+        at = at.tz_localize("UTC")
+    at = at.tz_convert("UTC")
+    step = pd.Timedelta(minutes=cfg.horizon.step_minutes)
+    start = at.floor(step)
+    grid = pd.date_range(start, periods=cfg.horizon.steps, freq=step, tz="UTC")
+
+    prices, notes = _power_forecast(market, grid, at, cfg.forecast.price_decay_per_step, cfg.forecast.trailing_hours)
+
+    btc_known = _known(market.btc, at, pd.Timedelta(hours=1), "btc_usd")
+    btc_usd = float(btc_known["btc_usd"].iloc[-1])
+    net = _known(market.network, at, pd.Timedelta(days=1), "network").iloc[-1]
+    hashprice = hashprice_usd_per_th_day(
+        float(net["difficulty"]), btc_usd, float(net["subsidy_btc"]), float(net["fees_btc_per_block"])
+    )
+    notes.update(
+        difficulty=float(net["difficulty"]),
+        subsidy_btc=float(net["subsidy_btc"]),
+        fees_btc_per_block=float(net["fees_btc_per_block"]),
+        btc_usd_interval_start_utc=btc_known.index[-1].isoformat(),
+    )
+
+    gpu_rates: dict[str, np.ndarray] = {}
+    for pool in cfg.gpu_pools:
+        if pool.rate_series is not None:
+            if pool.rate_series not in market.gpu_rates.columns:
+                raise DataError(
+                    f"gpu rate series {pool.rate_series!r} (gpu_pools {pool.name}): not in the data; "
+                    f"available: {', '.join(market.gpu_rates.columns)}"
+                )
+            series = market.gpu_rates[[pool.rate_series]].dropna()
+            rate = float(_known(series, at, pd.Timedelta(0), "gpu_rate").iloc[-1, 0])
+        else:
+            rate = float(pool.marketplace_rate_usd_per_gpu_hour)
+        gpu_rates[pool.name] = np.full(len(grid), rate)
+
+    reserve = np.zeros(len(grid))
+    res_cfg = cfg.power.reserve
+    if res_cfg is not None and res_cfg.enabled:
+        if res_cfg.capacity_price_usd_per_mw_hour is not None:
+            reserve[:] = res_cfg.capacity_price_usd_per_mw_hour
+        else:
+            column = f"{res_cfg.product}_usd_per_mw_hour"
+            if column not in market.ancillary.columns:
+                raise DataError(f"ancillary prices: no {column} series in the data (power.reserve.product = {res_cfg.product!r})")
+            anc = market.ancillary[column].dropna()
+            published = published_day_ahead(anc, at)
+            if published.empty:
+                raise DataError(f"ancillary prices: no published {column} before {at:%Y-%m-%dT%H:%MZ}")
+            last = float(published.iloc[-1])
+            reserve[:] = [float(published.get(t, last)) for t in grid.floor("h")]
+
+    return Forecast(
+        interval_start_utc=list(grid),
+        step_minutes=cfg.horizon.step_minutes,
+        power_price_usd_per_mwh=prices,
+        hashprice_usd_per_th_day=np.full(len(grid), hashprice),
+        btc_usd=np.full(len(grid), btc_usd),
+        gpu_rate_usd_per_gpu_hour=gpu_rates,
+        ambient_temp_c=np.full(len(grid), cfg.forecast.ambient_temp_c),
+        reserve_price_usd_per_mw_hour=reserve,
+        notes={"at_utc": at.isoformat(), **notes},
+    )

@@ -1,0 +1,222 @@
+"""The allocation MILP in Pyomo: one function per constraint family, assembled by `build_model`.
+
+Decisions per step t: integer ASIC units per pool and mode `n[a,m,t]`, integer contract and marketplace
+GPUs `gc[g,t]`, `gm[g,t]`, start-ups, energy bought/resold against the fixed blocks and reserve offered.
+Power is in kW (IT level unless named site), money in USD over each step.
+
+Constraint groups (names used by the infeasibility diagnosis and in explanations):
+unit_limits, hall_caps, site_cap, energy_balance, ramp_limits, asic_startups, asic_min_up,
+gpu_startups, gpu_min_rental, contract_floors, reserve_limits.
+"""
+
+from __future__ import annotations
+
+import pyomo.environ as pyo
+
+from optimizer.problem import Problem
+
+CONSTRAINT_GROUPS = (
+    "unit_limits",
+    "hall_caps",
+    "site_cap",
+    "energy_balance",
+    "ramp_limits",
+    "asic_startups",
+    "asic_min_up",
+    "gpu_startups",
+    "gpu_min_rental",
+    "contract_floors",
+    "reserve_limits",
+)
+
+GROUP_MEANING = {
+    "unit_limits": "units on <= units available (asic_pools[].units_available)",
+    "hall_caps": "hall IT power <= cap after cooling derate (site.halls[].cap_kw, cooling_derate)",
+    "site_cap": "site-meter power <= interconnect cap (site.interconnect_cap_kw, with PUE)",
+    "energy_balance": "site power = fixed blocks + bought - resold (power.fixed_blocks)",
+    "ramp_limits": "site-meter change per step <= site.ramp_limit_kw_per_step (from the initial state)",
+    "asic_startups": "ASIC start-ups counted from the initial state",
+    "asic_min_up": "ASICs started stay on min_up_minutes (incl. starts before the horizon)",
+    "gpu_startups": "marketplace GPU rentals counted from the initial state",
+    "gpu_min_rental": "rented GPUs stay on min_rental_hours (incl. rentals before the horizon)",
+    "contract_floors": "firm GPU contracts (no sla_penalty) keep committed_gpus on",
+    "reserve_limits": "reserve offered <= curtailable ASIC load and power.reserve.max_offer_mw",
+}
+
+
+def build_model(problem: Problem, relax: bool = False, exclude: frozenset[str] = frozenset()) -> pyo.ConcreteModel:
+    """Build the Pyomo model. `relax` makes unit counts continuous; `exclude` drops constraint groups."""
+    m = pyo.ConcreteModel(name="hashpivot")
+    m.problem = problem  # kept for extraction/explanation; plain attribute, not a component
+    add_variables(m, problem, relax)
+    add_power_expressions(m, problem)
+    families = {
+        "unit_limits": add_unit_limits,
+        "hall_caps": add_hall_caps,
+        "site_cap": add_site_cap,
+        "energy_balance": add_energy_balance,
+        "ramp_limits": add_ramp_limits,
+        "asic_startups": add_asic_startups,
+        "asic_min_up": add_asic_min_up,
+        "gpu_startups": add_gpu_startups,
+        "gpu_min_rental": add_gpu_min_rental,
+        "contract_floors": add_contract_floors,
+        "reserve_limits": add_reserve_limits,
+    }
+    for name, add in families.items():
+        if name not in exclude:
+            add(m, problem)
+    set_objective(m, problem)
+    return m
+
+
+def add_variables(m: pyo.ConcreteModel, p: Problem, relax: bool) -> None:
+    integer = pyo.NonNegativeReals if relax else pyo.NonNegativeIntegers
+    m.T = pyo.RangeSet(0, p.steps - 1)
+    m.A = pyo.RangeSet(0, len(p.asic) - 1) if p.asic else pyo.Set(initialize=[])
+    m.G = pyo.RangeSet(0, len(p.gpu) - 1) if p.gpu else pyo.Set(initialize=[])
+    m.AM = pyo.Set(dimen=2, initialize=[(a, k) for a, pool in enumerate(p.asic) for k in range(len(pool.mode_names))])
+    m.n = pyo.Var(m.AM, m.T, domain=integer, bounds=lambda _, a, k, t: (0, p.asic[a].units_available))
+    m.s = pyo.Var(m.A, m.T, domain=pyo.NonNegativeReals)  # ASIC units started
+    m.gc = pyo.Var(m.G, m.T, domain=integer, bounds=lambda _, g, t: (0, p.gpu[g].contract_ub))
+    m.gm = pyo.Var(m.G, m.T, domain=integer, bounds=lambda _, g, t: (0, p.gpu[g].market_ub))
+    m.gs = pyo.Var(m.G, m.T, domain=pyo.NonNegativeReals)  # marketplace GPUs started (rentals begun)
+    m.buy = pyo.Var(m.T, domain=pyo.NonNegativeReals)
+    m.sell = pyo.Var(m.T, domain=pyo.NonNegativeReals, bounds=lambda _, t: (0, float(p.block_kw[t])))
+    m.q = pyo.Var(m.T, domain=pyo.NonNegativeReals, bounds=(0, p.reserve_max_kw))
+    # Ramp right-hand side is mutable so the solver can tighten it for the rounding heuristic and restore it.
+    m.ramp_rhs = pyo.Param(mutable=True, initialize=p.ramp_limit_kw or 0.0)
+
+
+def add_power_expressions(m: pyo.ConcreteModel, p: Problem) -> None:
+    """IT kW per pool and step, ASIC IT kW per step, and site-meter kW per step (IT x PUE)."""
+    m.asic_on = pyo.Expression(m.A, m.T, rule=lambda _, a, t: sum(m.n[a, k, t] for k in range(len(p.asic[a].mode_names))))
+    m.asic_kw = pyo.Expression(
+        m.A, m.T, rule=lambda _, a, t: sum(float(p.asic[a].mode_power_kw[k]) * m.n[a, k, t] for k in range(len(p.asic[a].mode_names)))
+    )
+    m.gpu_kw = pyo.Expression(m.G, m.T, rule=lambda _, g, t: p.gpu[g].full_power_kw * m.gc[g, t] + p.gpu[g].market_power_kw * m.gm[g, t])
+    m.site_kw = pyo.Expression(m.T, rule=lambda _, t: p.pue * (sum(m.asic_kw[a, t] for a in m.A) + sum(m.gpu_kw[g, t] for g in m.G)))
+
+
+def add_unit_limits(m: pyo.ConcreteModel, p: Problem) -> None:
+    multi = [a for a, pool in enumerate(p.asic) if len(pool.mode_names) > 1]  # single-mode pools: the bound suffices
+    m.unit_limits = pyo.Constraint(multi, m.T, rule=lambda _, a, t: m.asic_on[a, t] <= p.asic[a].units_available)
+
+
+def add_hall_caps(m: pyo.ConcreteModel, p: Problem) -> None:
+    halls = list(p.hall_cap_kw)
+    asic_by_hall = {h: [a for a, x in enumerate(p.asic) if x.hall == h] for h in halls}
+    gpu_by_hall = {h: [g for g, x in enumerate(p.gpu) if x.hall == h] for h in halls}
+    used = [h for h in halls if asic_by_hall[h] or gpu_by_hall[h]]
+    m.hall_caps = pyo.Constraint(
+        used,
+        m.T,
+        rule=lambda _, h, t: sum(m.asic_kw[a, t] for a in asic_by_hall[h]) + sum(m.gpu_kw[g, t] for g in gpu_by_hall[h])
+        <= float(p.hall_cap_kw[h][t]),
+    )
+
+
+def add_site_cap(m: pyo.ConcreteModel, p: Problem) -> None:
+    m.site_cap = pyo.Constraint(m.T, rule=lambda _, t: m.site_kw[t] <= p.site_cap_kw)
+
+
+def add_energy_balance(m: pyo.ConcreteModel, p: Problem) -> None:
+    m.energy_balance = pyo.Constraint(m.T, rule=lambda _, t: m.site_kw[t] == float(p.block_kw[t]) + m.buy[t] - m.sell[t])
+
+
+def add_ramp_limits(m: pyo.ConcreteModel, p: Problem) -> None:
+    if p.ramp_limit_kw is None:
+        return
+    first = 0 if p.initial_site_kw is not None else 1
+
+    def previous(t):
+        return p.initial_site_kw if t == 0 else m.site_kw[t - 1]
+
+    steps = [t for t in range(first, p.steps)]
+    m.ramp_up = pyo.Constraint(steps, rule=lambda _, t: m.site_kw[t] - previous(t) <= m.ramp_rhs)
+    m.ramp_down = pyo.Constraint(steps, rule=lambda _, t: previous(t) - m.site_kw[t] <= m.ramp_rhs)
+
+
+def add_asic_startups(m: pyo.ConcreteModel, p: Problem) -> None:
+    def rule(_, a, t):
+        prev = p.asic[a].initial_on if t == 0 else m.asic_on[a, t - 1]
+        if prev is None:
+            return pyo.Constraint.Skip
+        return m.s[a, t] >= m.asic_on[a, t] - prev
+
+    m.asic_startups = pyo.Constraint(m.A, m.T, rule=rule)
+
+
+def _min_up_rule(on, starts, steps: int, recent: list[int], t: int):
+    """on[t] >= starts in the window of `steps` steps ending at t, including starts before the horizon."""
+    inside = sum(starts(tau) for tau in range(max(0, t - steps + 1), t + 1))
+    before = sum(recent[: max(0, steps - 1 - t)])
+    return on(t) >= inside + before
+
+
+def add_asic_min_up(m: pyo.ConcreteModel, p: Problem) -> None:
+    pairs = [(a, t) for a, x in enumerate(p.asic) if x.min_up_steps > 1 for t in range(p.steps)]
+    m.asic_min_up = pyo.Constraint(
+        pairs,
+        rule=lambda _, a, t: _min_up_rule(
+            lambda tt: m.asic_on[a, tt], lambda tt: m.s[a, tt], p.asic[a].min_up_steps, p.asic[a].recent_starts, t
+        ),
+    )
+
+
+def add_gpu_startups(m: pyo.ConcreteModel, p: Problem) -> None:
+    def rule(_, g, t):
+        prev = p.gpu[g].initial_market_on if t == 0 else m.gm[g, t - 1]
+        if prev is None:
+            return pyo.Constraint.Skip
+        return m.gs[g, t] >= m.gm[g, t] - prev
+
+    m.gpu_startups = pyo.Constraint(m.G, m.T, rule=rule)
+
+
+def add_gpu_min_rental(m: pyo.ConcreteModel, p: Problem) -> None:
+    pairs = [(g, t) for g, x in enumerate(p.gpu) if x.min_rental_steps > 1 for t in range(p.steps)]
+    m.gpu_min_rental = pyo.Constraint(
+        pairs,
+        rule=lambda _, g, t: _min_up_rule(
+            lambda tt: m.gm[g, tt], lambda tt: m.gs[g, tt], p.gpu[g].min_rental_steps, p.gpu[g].recent_starts, t
+        ),
+    )
+
+
+def add_contract_floors(m: pyo.ConcreteModel, p: Problem) -> None:
+    firm = [g for g, x in enumerate(p.gpu) if x.firm and x.committed_gpus > 0]
+    # The floor is the committed count itself: a firm contract larger than the GPUs available is infeasible.
+    m.contract_floors = pyo.Constraint(firm, m.T, rule=lambda _, g, t: m.gc[g, t] >= p.gpu[g].committed_gpus)
+
+
+def add_reserve_limits(m: pyo.ConcreteModel, p: Problem) -> None:
+    m.reserve_limits = pyo.Constraint(m.T, rule=lambda _, t: m.q[t] <= p.pue * sum(m.asic_kw[a, t] for a in m.A))
+
+
+def set_objective(m: pyo.ConcreteModel, p: Problem) -> None:
+    """Profit over the horizon, USD: revenue - energy - start-ups - SLA penalties - fixed-block cost."""
+    dt = p.step_hours
+    asic_rev = p.asic_revenue_usd()
+    terms = []
+    for (a, k) in m.AM:
+        for t in m.T:
+            terms.append(float(asic_rev[a][k, t]) * m.n[a, k, t])
+    for a in m.A:
+        if p.asic[a].startup_cost_usd:
+            terms.extend(-p.asic[a].startup_cost_usd * m.s[a, t] for t in m.T)
+    for g in m.G:
+        x = p.gpu[g]
+        for t in m.T:
+            terms.append((x.contract_rate_usd_per_gpu_hour + x.sla_penalty_usd_per_gpu_hour) * dt * m.gc[g, t])
+            terms.append(float(x.market_net_usd_per_gpu_hour[t]) * dt * m.gm[g, t])
+            if x.startup_cost_usd:
+                terms.append(-x.startup_cost_usd * m.gs[g, t])
+    for t in m.T:
+        price = float(p.price_usd_per_mwh[t])
+        terms.append(-(price + p.adder_usd_per_mwh) * dt / 1000.0 * m.buy[t])
+        terms.append(price * dt / 1000.0 * m.sell[t])
+        terms.append(float(p.reserve_price_usd_per_mw_hour[t]) * dt / 1000.0 * m.q[t])
+    constant = -p.block_cost_usd - sum(x.committed_gpus * x.sla_penalty_usd_per_gpu_hour * dt * p.steps for x in p.gpu)
+    m.objective_constant = constant
+    m.profit = pyo.Objective(expr=pyo.quicksum(terms) + constant, sense=pyo.maximize)

@@ -1,0 +1,362 @@
+"""Solve the allocation model with HiGHS (through Pyomo's persistent appsi interface) and extract the schedule.
+
+Strategy "auto" earns integrality at LP cost where it can:
+1. solve the LP relaxation: its objective is an upper bound on any integral allocation, its duals price the caps;
+2. floor the unit counts (ramp rows tightened by the largest change flooring can cause, when ramps bind),
+   re-derive start-ups, energy flows and reserve, and check the result with the independent checker;
+3. if that integral schedule is within `mip_rel_gap` of the LP bound it is returned, certified by the bound;
+   otherwise HiGHS's branch-and-bound runs, warm-started from it (when feasible), under the time limit.
+Strategy "mip" skips 1–2. Every termination condition is checked; an infeasible model is diagnosed by a
+deletion filter over constraint groups, which names a minimal set of groups that conflict.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pyomo.environ as pyo
+from pyomo.contrib.appsi.base import TerminationCondition
+from pyomo.contrib.appsi.solvers import Highs
+
+from models.errors import InfeasibleError, SolverError
+from optimizer.model import CONSTRAINT_GROUPS, GROUP_MEANING, build_model
+from optimizer.problem import Problem
+from optimizer.schedule import Schedule, asic_it_kw, evaluate, grid_flows_kw, site_kw, violations
+
+log = logging.getLogger(__name__)
+
+Strategy = Literal["auto", "mip"]
+
+
+@dataclass
+class SolveSettings:
+    mip_rel_gap: float = 1e-4
+    time_limit_s: float = 30.0
+    threads: int = 1
+    strategy: Strategy = "auto"
+
+
+@dataclass
+class Solution:
+    status: Literal["optimal", "feasible"]  # feasible = time limit hit, best incumbent returned
+    method: str  # "lp-rounding" (certified by the LP bound) or "mip" / "mip-warm-start"
+    objective_usd: float
+    bound_usd: float  # upper bound on the optimum (LP relaxation or branch-and-bound)
+    schedule: Schedule
+    problem: Problem
+    breakdown: dict[str, float]
+    site_cap_dual_usd_per_kw_step: np.ndarray | None  # LP relaxation duals of the site cap, per step
+    hall_cap_dual_usd_per_kw_step: dict[str, np.ndarray] = field(default_factory=dict)
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def gap(self) -> float:
+        return max(0.0, self.bound_usd - self.objective_usd) / max(abs(self.bound_usd), 1.0)
+
+
+def _new_solver(settings: SolveSettings) -> Highs:
+    opt = Highs()
+    if not opt.available():
+        raise SolverError("HiGHS (highspy) is not available; reinstall the package: pip install highspy")
+    opt.config.load_solution = False
+    opt.config.stream_solver = False
+    opt.config.time_limit = settings.time_limit_s
+    opt.config.mip_gap = settings.mip_rel_gap
+    opt.highs_options = {"threads": settings.threads, "output_flag": False, "random_seed": 0}
+    return opt
+
+
+def extract_schedule(m: pyo.ConcreteModel, problem: Problem) -> Schedule:
+    """Read variable values into numpy arrays (unrounded)."""
+    T = problem.steps
+    asic = []
+    for a, pool in enumerate(problem.asic):
+        asic.append(np.array([[m.n[a, k, t].value or 0.0 for t in range(T)] for k in range(len(pool.mode_names))]))
+    gc = [np.array([m.gc[g, t].value or 0.0 for t in range(T)]) for g in range(len(problem.gpu))]
+    gm = [np.array([m.gm[g, t].value or 0.0 for t in range(T)]) for g in range(len(problem.gpu))]
+    q = np.array([m.q[t].value or 0.0 for t in range(T)])
+    return Schedule(asic_units=asic, gpu_contract_on=gc, gpu_market_on=gm, reserve_kw=q)
+
+
+def round_schedule(problem: Problem, relaxed: Schedule) -> Schedule:
+    """Floor every unit count (never exceeds a cap) and cap the reserve at the remaining curtailable load."""
+    fl = lambda x: np.floor(np.asarray(x) + 1e-6)  # noqa: E731
+    rounded = Schedule(
+        asic_units=[fl(u) for u in relaxed.asic_units],
+        gpu_contract_on=[fl(c) for c in relaxed.gpu_contract_on],
+        gpu_market_on=[fl(x) for x in relaxed.gpu_market_on],
+        reserve_kw=relaxed.reserve_kw.copy(),
+    )
+    asic_site = sum(asic_it_kw(problem, rounded), np.zeros(problem.steps)) * problem.pue
+    rounded.reserve_kw = np.clip(np.minimum(rounded.reserve_kw, asic_site), 0.0, problem.reserve_max_kw)
+    return rounded
+
+
+def rounding_error_kw(problem: Problem) -> float:
+    """Largest drop of site power flooring can cause in one step: one unit of every pool and mode."""
+    it = sum(float(p.mode_power_kw.sum()) for p in problem.asic)
+    it += sum(g.full_power_kw + g.market_power_kw for g in problem.gpu)
+    return it * problem.pue
+
+
+def _set_values(m: pyo.ConcreteModel, problem: Problem, sched: Schedule) -> None:
+    """Load a complete, consistent point into the model's variables (for HiGHS's MIP start)."""
+    T = problem.steps
+    site = site_kw(problem, sched)
+    buy, sell = grid_flows_kw(problem, site)
+    for a, pool in enumerate(problem.asic):
+        on = sched.asic_units[a].sum(axis=0)
+        prev = np.concatenate([[on[0] if pool.initial_on is None else pool.initial_on], on[:-1]])
+        for t in range(T):
+            for k in range(len(pool.mode_names)):
+                m.n[a, k, t].set_value(float(sched.asic_units[a][k, t]), skip_validation=True)
+            m.s[a, t].set_value(float(max(on[t] - prev[t], 0.0)), skip_validation=True)
+    for g, x in enumerate(problem.gpu):
+        mk = sched.gpu_market_on[g]
+        prev = np.concatenate([[mk[0] if x.initial_market_on is None else x.initial_market_on], mk[:-1]])
+        for t in range(T):
+            m.gc[g, t].set_value(float(sched.gpu_contract_on[g][t]), skip_validation=True)
+            m.gm[g, t].set_value(float(mk[t]), skip_validation=True)
+            m.gs[g, t].set_value(float(max(mk[t] - prev[t], 0.0)), skip_validation=True)
+    for t in range(T):
+        m.buy[t].set_value(float(buy[t]), skip_validation=True)
+        m.sell[t].set_value(float(sell[t]), skip_validation=True)
+        m.q[t].set_value(float(sched.reserve_kw[t]), skip_validation=True)
+
+
+def _duals(opt: Highs, m: pyo.ConcreteModel, problem: Problem) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
+    cons = []
+    if hasattr(m, "site_cap"):
+        cons += [m.site_cap[t] for t in range(problem.steps)]
+    hall_keys = list(m.hall_caps.keys()) if hasattr(m, "hall_caps") else []
+    cons += [m.hall_caps[k] for k in hall_keys]
+    if not cons:
+        return None, {}
+    duals = opt.get_duals(cons)
+    site = np.array([abs(duals[m.site_cap[t]]) for t in range(problem.steps)]) if hasattr(m, "site_cap") else None
+    halls: dict[str, np.ndarray] = {}
+    for (h, t) in hall_keys:
+        halls.setdefault(h, np.zeros(problem.steps))[t] = abs(duals[m.hall_caps[h, t]])
+    return site, halls
+
+
+def solve(problem: Problem, settings: SolveSettings | None = None) -> Solution:
+    """Find the most profitable integral allocation; raise InfeasibleError or SolverError otherwise."""
+    settings = settings or SolveSettings()
+    timings: dict[str, float] = {}
+    t_start = time.perf_counter()
+
+    t0 = time.perf_counter()
+    lp = build_model(problem, relax=True)
+    timings["build_lp_s"] = time.perf_counter() - t0
+    opt = _new_solver(settings)
+    t0 = time.perf_counter()
+    res = opt.solve(lp)
+    timings["solve_lp_s"] = time.perf_counter() - t0
+    if res.termination_condition in (TerminationCondition.infeasible, TerminationCondition.infeasibleOrUnbounded):
+        raise diagnose_infeasibility(problem, settings)
+    if res.termination_condition != TerminationCondition.optimal:
+        raise SolverError(f"HiGHS stopped on the LP relaxation with status {res.termination_condition.name}")
+    res.solution_loader.load_vars()
+    lp_bound = float(res.best_feasible_objective)
+    site_dual, hall_dual = _duals(opt, lp, problem)
+
+    best: Schedule | None = None
+    best_obj = -math.inf
+    method = "lp-rounding"
+    if settings.strategy == "auto":
+        t0 = time.perf_counter()
+        best, best_obj = _try_rounding(problem, extract_schedule(lp, problem))
+        if best is None and problem.ramp_limit_kw is not None:
+            tightened = problem.ramp_limit_kw - rounding_error_kw(problem)
+            if tightened > 0:
+                lp.ramp_rhs.set_value(tightened)
+                res_t = opt.solve(lp)
+                if res_t.termination_condition == TerminationCondition.optimal:
+                    res_t.solution_loader.load_vars()
+                    best, best_obj = _try_rounding(problem, extract_schedule(lp, problem))
+                lp.ramp_rhs.set_value(problem.ramp_limit_kw)
+        timings["rounding_s"] = time.perf_counter() - t0
+
+    status: Literal["optimal", "feasible"] = "optimal"
+    bound = lp_bound
+    certified = best is not None and (lp_bound - best_obj) <= settings.mip_rel_gap * max(abs(lp_bound), 1.0)
+    if not certified:
+        method, status, best, best_obj, bound = _branch_and_bound(problem, settings, best, timings)
+    timings["total_s"] = time.perf_counter() - t_start
+    log.info(
+        "solve method=%s status=%s objective_usd=%.2f bound_usd=%.2f total_s=%.3f",
+        method, status, best_obj, bound, timings["total_s"],
+    )
+    return Solution(
+        status=status,
+        method=method,
+        objective_usd=best_obj,
+        bound_usd=max(bound, best_obj),
+        schedule=best,
+        problem=problem,
+        breakdown=evaluate(problem, best),
+        site_cap_dual_usd_per_kw_step=site_dual,
+        hall_cap_dual_usd_per_kw_step=hall_dual,
+        timings_s=timings,
+    )
+
+
+def _try_rounding(problem: Problem, relaxed: Schedule) -> tuple[Schedule | None, float]:
+    rounded = round_schedule(problem, relaxed)
+    if violations(problem, rounded):
+        return None, -math.inf
+    filled = fill_up(problem, relaxed, rounded)
+    if filled is not rounded and not violations(problem, filled):
+        rounded = filled
+    return rounded, evaluate(problem, rounded)["objective_usd"]
+
+
+def fill_up(problem: Problem, relaxed: Schedule, rounded: Schedule) -> Schedule:
+    """Give back the units flooring removed where the LP wanted them, while caps and ramps still hold.
+
+    Step by step, each (pool, mode) whose LP value was fractional gets one more unit if that unit earns more
+    than its energy costs at the step's price and the site cap, its hall cap and the ramp rows to both
+    neighbouring steps keep holding. Returns `rounded` itself when nothing was added.
+    """
+    p = problem
+    T = p.steps
+    asic = [u.copy() for u in rounded.asic_units]
+    site = site_kw(p, rounded).copy()
+    hall = {h: np.zeros(T) for h in p.hall_cap_kw}
+    for pool, kw in zip(p.asic, asic_it_kw(p, rounded)):
+        hall[pool.hall] += kw
+    for g, c, mk in zip(p.gpu, rounded.gpu_contract_on, rounded.gpu_market_on):
+        hall[g.hall] += g.full_power_kw * c + g.market_power_kw * mk
+    revenue = p.asic_revenue_usd()
+    added = False
+    for t in range(T):
+        energy_usd_per_kw = (p.price_usd_per_mwh[t] + max(p.adder_usd_per_mwh, 0.0)) * p.step_hours / 1000.0 * p.pue
+        candidates = []
+        for a, pool in enumerate(p.asic):
+            if pool.min_up_steps > 1 or pool.startup_cost_usd > 0 and t > 0:
+                continue  # adding a unit there changes start-ups/min-up rows: leave those to branch-and-bound
+            for k in range(len(pool.mode_names)):
+                frac = relaxed.asic_units[a][k, t] - asic[a][k, t]
+                margin = revenue[a][k, t] - pool.mode_power_kw[k] * energy_usd_per_kw
+                if frac > 1e-6 and margin > 0:
+                    candidates.append((frac, a, k))
+        for _, a, k in sorted(candidates, reverse=True):
+            pool = p.asic[a]
+            kw = float(pool.mode_power_kw[k])
+            if asic[a][:, t].sum() + 1 > pool.units_available:
+                continue
+            if hall[pool.hall][t] + kw > p.hall_cap_kw[pool.hall][t] + 1e-9 or site[t] + kw * p.pue > p.site_cap_kw + 1e-9:
+                continue
+            if p.ramp_limit_kw is not None:
+                new = site[t] + kw * p.pue
+                prev = site[t - 1] if t > 0 else p.initial_site_kw
+                if prev is not None and abs(new - prev) > p.ramp_limit_kw + 1e-9:
+                    continue
+                if t + 1 < T and abs(site[t + 1] - new) > p.ramp_limit_kw + 1e-9:
+                    continue
+            asic[a][k, t] += 1
+            hall[pool.hall][t] += kw
+            site[t] += kw * p.pue
+            added = True
+    if not added:
+        return rounded
+    return Schedule(asic_units=asic, gpu_contract_on=rounded.gpu_contract_on, gpu_market_on=rounded.gpu_market_on, reserve_kw=rounded.reserve_kw)
+
+
+def _branch_and_bound(problem: Problem, settings: SolveSettings, start: Schedule | None, timings: dict[str, float]):
+    t0 = time.perf_counter()
+    mip = build_model(problem, relax=False)
+    timings["build_mip_s"] = time.perf_counter() - t0
+    opt = _new_solver(settings)
+    if start is not None:
+        _set_values(mip, problem, start)
+        opt.config.warmstart = True
+    t0 = time.perf_counter()
+    res = opt.solve(mip)
+    timings["solve_mip_s"] = time.perf_counter() - t0
+    tc = res.termination_condition
+    if tc in (TerminationCondition.infeasible, TerminationCondition.infeasibleOrUnbounded):
+        raise diagnose_infeasibility(problem, settings, relax=False)
+    if res.best_feasible_objective is None:
+        raise SolverError(
+            f"HiGHS found no integral allocation within {settings.time_limit_s:g} s (status {tc.name}); "
+            "raise solver.time_limit_s or shorten the horizon"
+        )
+    if tc not in (TerminationCondition.optimal, TerminationCondition.maxTimeLimit):
+        raise SolverError(f"HiGHS stopped with status {tc.name}")
+    res.solution_loader.load_vars()
+    sched = extract_schedule(mip, problem)
+    sched = Schedule(
+        asic_units=[np.round(u) for u in sched.asic_units],
+        gpu_contract_on=[np.round(c) for c in sched.gpu_contract_on],
+        gpu_market_on=[np.round(x) for x in sched.gpu_market_on],
+        reserve_kw=sched.reserve_kw,
+    )
+    obj = evaluate(problem, sched)["objective_usd"]
+    status = "optimal" if tc == TerminationCondition.optimal else "feasible"
+    bound = float(res.best_objective_bound) if res.best_objective_bound is not None else obj
+    return ("mip-warm-start" if start is not None else "mip"), status, sched, obj, bound
+
+
+# --------------------------------------------------------------------------- infeasibility
+
+
+def _feasible(problem: Problem, exclude: frozenset[str], relax: bool, settings: SolveSettings) -> bool:
+    opt = _new_solver(settings)
+    res = opt.solve(build_model(problem, relax=relax, exclude=exclude))
+    return res.termination_condition not in (TerminationCondition.infeasible, TerminationCondition.infeasibleOrUnbounded)
+
+
+def conflicting_groups(problem: Problem, settings: SolveSettings | None = None, relax: bool = True) -> list[str]:
+    """A minimal set of constraint groups that cannot hold together (deletion filter over groups).
+
+    Variable bounds (units available) always stay; a result of only `contract_floors`, say, means the floor
+    conflicts with the bounds alone.
+    """
+    settings = settings or SolveSettings()
+    excluded: set[str] = set()
+    for group in CONSTRAINT_GROUPS:
+        trial = frozenset(excluded | {group})
+        if not _feasible(problem, trial, relax, settings):
+            excluded.add(group)  # still infeasible without it: not needed to explain the conflict
+    return [g for g in CONSTRAINT_GROUPS if g not in excluded]
+
+
+def diagnose_infeasibility(problem: Problem, settings: SolveSettings | None = None, relax: bool = True) -> InfeasibleError:
+    groups = conflicting_groups(problem, settings, relax)
+    lines = [f"  - {g}: {GROUP_MEANING[g]}" for g in groups]
+    details = _conflict_details(problem, groups)
+    message = "no feasible allocation: these constraint groups conflict:\n" + "\n".join(lines)
+    if details:
+        message += "\n" + "\n".join(f"  {d}" for d in details)
+    return InfeasibleError(message, groups)
+
+
+def _conflict_details(problem: Problem, groups: list[str]) -> list[str]:
+    out = []
+    if "contract_floors" in groups:
+        firm_by_hall: dict[str, float] = {}
+        for g in problem.gpu:
+            if g.firm and g.committed_gpus:
+                if g.committed_gpus > g.gpus_available:
+                    out.append(f"gpu pool {g.name}: firm contract {g.committed_gpus} GPUs > {g.gpus_available} available")
+                firm_by_hall[g.hall] = firm_by_hall.get(g.hall, 0.0) + g.committed_gpus * g.full_power_kw
+        for hall, kw in firm_by_hall.items():
+            cap = float(problem.hall_cap_kw[hall].min())
+            if "hall_caps" in groups and kw > cap:
+                out.append(f"hall {hall}: firm contracts need {kw:,.0f} kW > hall cap {cap:,.0f} kW")
+        total = sum(firm_by_hall.values()) * problem.pue
+        if "site_cap" in groups and total > problem.site_cap_kw:
+            out.append(f"site: firm contracts need {total:,.0f} kW at the meter > interconnect cap {problem.site_cap_kw:,.0f} kW")
+    if "ramp_limits" in groups and problem.initial_site_kw is not None:
+        out.append(
+            f"initial site load {problem.initial_site_kw:,.0f} kW, ramp limit {problem.ramp_limit_kw:,.0f} kW/step, "
+            f"interconnect cap {problem.site_cap_kw:,.0f} kW"
+        )
+    return out
