@@ -1,0 +1,136 @@
+"""Property-based tests: for random valid sites and prices, every solution satisfies every constraint."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from models.errors import InfeasibleError
+from optimizer.breakeven import asic_breakeven_usd_per_mwh
+from optimizer.greedy import greedy_schedule
+from optimizer.schedule import evaluate, violations
+from optimizer.solve import SolveSettings, solve
+from tests.builders import asic, gpu, problem
+
+SETTINGS = dict(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
+
+
+@st.composite
+def asic_pools(draw, halls, dynamics):
+    pools = []
+    for i in range(draw(st.integers(1, 3))):
+        modes = [
+            (draw(st.floats(0.5, 4.0)), draw(st.floats(10.0, 250.0)))
+            for _ in range(draw(st.integers(1, 3)))
+        ]
+        units = draw(st.integers(0, 40))
+        kwargs = {}
+        if dynamics:
+            kwargs = dict(
+                startup=draw(st.sampled_from([0.0, 0.05, 2.0])),
+                min_up_steps=draw(st.integers(1, 3)),
+                initial={"m0": draw(st.integers(0, units))} if draw(st.booleans()) else None,
+            )
+        pools.append(asic(f"a{i}", units, modes, hall=draw(st.sampled_from(halls)), fee=draw(st.floats(0, 0.05)), **kwargs))
+    return pools
+
+
+@st.composite
+def gpu_pools(draw, halls, steps, dynamics):
+    pools = []
+    for i in range(draw(st.integers(0, 2))):
+        n = draw(st.integers(0, 30))
+        committed = draw(st.integers(0, n))
+        pools.append(
+            gpu(
+                f"g{i}", n, steps, committed=committed, firm=False,
+                contract_rate=draw(st.floats(0.2, 3.0)), sla=draw(st.floats(0.0, 2.0)),
+                full_kw=draw(st.floats(0.3, 1.4)), market_kw=draw(st.floats(0.2, 1.2)),
+                market_net=draw(st.floats(0.0, 3.0)), hall=draw(st.sampled_from(halls)),
+                min_rental_steps=draw(st.integers(1, 3)) if dynamics else 1,
+                initial_market=draw(st.integers(0, n - committed)) if dynamics and draw(st.booleans()) else None,
+            )
+        )
+    return pools
+
+
+@st.composite
+def problems(draw, dynamics=True):
+    steps = draw(st.integers(1, 4))
+    halls = {f"h{i}": draw(st.floats(5.0, 150.0)) for i in range(draw(st.integers(1, 2)))}
+    names = list(halls)
+    asics = draw(asic_pools(names, dynamics))
+    gpus = draw(gpu_pools(names, steps, dynamics))
+    prices = draw(st.lists(st.floats(-50.0, 3000.0), min_size=steps, max_size=steps))
+    return problem(
+        prices, asics, gpus,
+        site_cap_kw=draw(st.floats(5.0, 250.0)), halls=halls,
+        ramp_kw=draw(st.one_of(st.none(), st.floats(5.0, 60.0))) if dynamics else None,
+        pue=draw(st.floats(1.0, 1.4)),
+        block_kw=draw(st.sampled_from([0.0, 10.0])), block_price=35.0,
+        reserve_price=draw(st.sampled_from([0.0, 5.0, 40.0])), reserve_max_kw=draw(st.sampled_from([0.0, 20.0])),
+        hashprice=draw(st.floats(0.02, 0.12)), adder=draw(st.sampled_from([0.0, 2.5])),
+    )
+
+
+@given(problems(dynamics=True))
+@settings(**SETTINGS)
+def test_every_solution_satisfies_every_constraint(p):
+    try:
+        sol = solve(p)
+    except InfeasibleError as exc:  # possible with ramps from an initial state: must name its groups
+        assert exc.groups
+        return
+    assert violations(p, sol.schedule) == []
+    assert evaluate(p, sol.schedule)["objective_usd"] == pytest.approx(sol.objective_usd, abs=1e-6)
+    assert sol.objective_usd <= sol.bound_usd + 1e-6
+    assert sol.gap <= 1e-4 + 1e-9 or sol.status == "feasible"
+
+
+@given(problems(dynamics=False))
+@settings(**SETTINGS)
+def test_objective_at_least_greedy(p):
+    greedy = greedy_schedule(p)
+    assert violations(p, greedy) == []
+    sol = solve(p)
+    tolerance = 1e-4 * max(abs(sol.bound_usd), 1.0)
+    assert sol.objective_usd >= evaluate(p, greedy)["objective_usd"] - tolerance
+
+
+@given(problems(dynamics=False))
+@settings(**SETTINGS)
+def test_price_far_above_every_breakeven_turns_all_asics_off(p):
+    top = max(
+        (asic_breakeven_usd_per_mwh(float(p.hashprice_usd_per_th_day[0]), th, kw * 1000, 0.0, 1.0)
+         for a in p.asic for kw, th in zip(a.mode_power_kw, a.mode_hashrate_th)),
+        default=0.0,
+    )
+    p.price_usd_per_mwh[:] = 10 * top + 100
+    p.reserve_price_usd_per_mw_hour[:] = 0.0
+    sol = solve(p)
+    assert all(u.sum() == 0 for u in sol.schedule.asic_units)
+
+
+@given(problems(dynamics=False))
+@settings(**SETTINGS)
+def test_price_at_or_below_zero_runs_every_asic_up_to_the_caps(p):
+    p.price_usd_per_mwh[:] = np.minimum(p.price_usd_per_mwh, 0.0)
+    p.adder_usd_per_mwh = 0.0
+    sol = solve(p, SolveSettings(mip_rel_gap=1e-9, strategy="mip"))
+    s = sol.schedule
+    from optimizer.schedule import asic_it_kw, gpu_it_kw, site_kw
+
+    site = site_kw(p, s)
+    hall = {h: np.zeros(p.steps) for h in p.hall_cap_kw}
+    for a, kw in zip(p.asic, asic_it_kw(p, s)):
+        hall[a.hall] += kw
+    for g, kw in zip(p.gpu, gpu_it_kw(p, s)):
+        hall[g.hall] += kw
+    for a, u in zip(p.asic, s.asic_units):
+        smallest = float(a.mode_power_kw.min())
+        for t in range(p.steps):
+            if u[:, t].sum() < a.units_available:
+                blocked = hall[a.hall][t] + smallest > p.hall_cap_kw[a.hall][t] + 1e-6 or site[t] + smallest * p.pue > p.site_cap_kw + 1e-6
+                assert blocked, f"{a.name} step {t}: {u[:, t].sum()} of {a.units_available} on with room left"
