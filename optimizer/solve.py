@@ -291,17 +291,34 @@ def _branch_and_bound(problem: Problem, settings: SolveSettings, start: Schedule
     if tc not in (TerminationCondition.optimal, TerminationCondition.maxTimeLimit):
         raise SolverError(f"HiGHS stopped with status {tc.name}")
     res.solution_loader.load_vars()
-    sched = extract_schedule(mip, problem)
-    sched = Schedule(
+    sched = _rounded(extract_schedule(mip, problem))
+    obj = evaluate(problem, sched)["objective_usd"]
+    reported = float(res.best_feasible_objective)
+    if start is not None and abs(obj - reported) > 1e-6 * max(1.0, abs(reported)):
+        # HiGHS 1.16 can report a better incumbent than the column values it hands back when a MIP start was
+        # given and presolve finishes the problem; solve again without the start rather than lose that incumbent.
+        log.warning("HiGHS returned the MIP start (%.6f) instead of its incumbent (%.6f); re-solving cold", obj, reported)
+        opt = _new_solver(settings)
+        res = opt.solve(mip)
+        tc = res.termination_condition
+        if res.best_feasible_objective is None:
+            raise SolverError(f"HiGHS found no integral allocation on the cold re-solve (status {tc.name})")
+        res.solution_loader.load_vars()
+        sched = _rounded(extract_schedule(mip, problem))
+        obj = evaluate(problem, sched)["objective_usd"]
+        start = None
+    status = "optimal" if tc == TerminationCondition.optimal else "feasible"
+    bound = float(res.best_objective_bound) if res.best_objective_bound is not None else obj
+    return ("mip-warm-start" if start is not None else "mip"), status, sched, obj, bound
+
+
+def _rounded(sched: Schedule) -> Schedule:
+    return Schedule(
         asic_units=[np.round(u) for u in sched.asic_units],
         gpu_contract_on=[np.round(c) for c in sched.gpu_contract_on],
         gpu_market_on=[np.round(x) for x in sched.gpu_market_on],
         reserve_kw=sched.reserve_kw,
     )
-    obj = evaluate(problem, sched)["objective_usd"]
-    status = "optimal" if tc == TerminationCondition.optimal else "feasible"
-    bound = float(res.best_objective_bound) if res.best_objective_bound is not None else obj
-    return ("mip-warm-start" if start is not None else "mip"), status, sched, obj, bound
 
 
 # --------------------------------------------------------------------------- infeasibility
