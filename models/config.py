@@ -76,7 +76,7 @@ class AsicPool(_Strict):
     @classmethod
     def _known_model(cls, v: str | None) -> str | None:
         if v is not None and v not in ASIC_MODELS:
-            raise ValueError(f"unknown ASIC model; known: {', '.join(ASIC_MODELS)}")
+            raise ValueError(f"unknown ASIC model; must be one of: {', '.join(ASIC_MODELS)}")
         return v
 
     @model_validator(mode="after")
@@ -126,7 +126,7 @@ class GpuPool(_Strict):
     @classmethod
     def _known_model(cls, v: str | None) -> str | None:
         if v is not None and v not in GPU_MODELS:
-            raise ValueError(f"unknown GPU model; known: {', '.join(GPU_MODELS)}")
+            raise ValueError(f"unknown GPU model; must be one of: {', '.join(GPU_MODELS)}")
         return v
 
     @model_validator(mode="after")

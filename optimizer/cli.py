@@ -23,9 +23,19 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="markdown",
+    pretty_exceptions_show_locals=False,
 )
 
 DEFAULT_CONFIG = Path("configs/site.toml")
+
+
+def _config_path(path: Path) -> Path:
+    """The given config; the default falls back to the example site shipped with the package."""
+    if path == DEFAULT_CONFIG and not path.exists():
+        from importlib.resources import files
+
+        return Path(str(files("configs") / "site.toml"))
+    return path
 
 
 class OutputFormat(str, Enum):
@@ -76,7 +86,7 @@ def _emit(text: str, output: Optional[Path]) -> None:
 )
 @_operator_errors
 def solve(
-    config: Annotated[Path, typer.Option("--config", "-c", help="site config TOML")] = DEFAULT_CONFIG,
+    config: Annotated[Path, typer.Option("--config", "-c", help="site config TOML (default: ./configs/site.toml, else the bundled example site)")] = DEFAULT_CONFIG,
     at: Annotated[Optional[str], typer.Option(help="decision time, UTC ISO 8601 (default: latest in the data)")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="override a config key: key.path=value (repeatable)")] = None,
     data: Annotated[Optional[Path], typer.Option(help="directory of market CSVs (default: the embedded data)")] = None,
@@ -99,7 +109,7 @@ def solve(
 
     if strategy not in ("auto", "mip"):
         raise ConfigError(f"--strategy {strategy!r}: must be auto or mip")
-    cfg = load_config(config, set_ or [])
+    cfg = load_config(_config_path(config), set_ or [])
     market = load_market_data(data, cfg.site.settlement_point)
     forecast = build_forecast(cfg, market, at)
     state = None
@@ -120,7 +130,7 @@ def solve(
     epilog=(
         "**Examples**\n\n"
         "    hashpivot hashprice --difficulty 8.9e13 --btc-usd 58000 --height 856000 --fees-btc-per-block 0.05\n\n"
-        "    hashprice --difficulty 20082460130795 --btc-usd 60865.45 --subsidy-btc 6.25 --format json"
+        "    hashpivot hashprice --difficulty 20082460130795 --btc-usd 60865.45 --subsidy-btc 6.25 --format json"
     )
 )
 @_operator_errors

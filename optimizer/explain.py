@@ -40,12 +40,16 @@ class Explanation:
 
 
 def _increment_kw(sol: Solution) -> float:
-    """Site kW of the smallest addition still possible (one more unit of any pool with spare units)."""
+    """Site kW of the smallest addition still possible: one more unit, or one unit moved to a hungrier mode."""
     p, s = sol.problem, sol.schedule
     options = []
     for pool, u in zip(p.asic, s.asic_units):
         if u[:, 0].sum() < pool.units_available:
             options.append(float(pool.mode_power_kw.min()))
+        for k in np.flatnonzero(u[:, 0] > 0):
+            steps_up = pool.mode_power_kw[pool.mode_power_kw > pool.mode_power_kw[k]] - pool.mode_power_kw[k]
+            if steps_up.size:
+                options.append(float(steps_up.min()))
     for g, c, m in zip(p.gpu, s.gpu_contract_on, s.gpu_market_on):
         if c[0] < g.contract_ub:
             options.append(g.full_power_kw)
@@ -55,12 +59,12 @@ def _increment_kw(sol: Solution) -> float:
 
 
 def binding_constraints(sol: Solution) -> list[str]:
-    """Constraint groups at step 0 with less slack than one more unit needs."""
+    """Constraint groups at step 0 with less slack than one more unit needs (or than 0.1 % of a cap)."""
     p, s = sol.problem, sol.schedule
     inc = _increment_kw(sol)
     out = []
     site = site_kw(p, s)
-    if p.site_cap_kw - site[0] < inc:
+    if p.site_cap_kw - site[0] < max(inc, 1e-3 * p.site_cap_kw):
         out.append("site_cap[t=0]")
     hall_kw = {h: 0.0 for h in p.hall_cap_kw}
     for pool, kw in zip(p.asic, asic_it_kw(p, s)):
@@ -68,7 +72,7 @@ def binding_constraints(sol: Solution) -> list[str]:
     for g, kw in zip(p.gpu, gpu_it_kw(p, s)):
         hall_kw[g.hall] += kw[0]
     for h, kw in hall_kw.items():
-        if p.hall_cap_kw[h][0] - kw < inc / p.pue and kw > 0:
+        if p.hall_cap_kw[h][0] - kw < max(inc / p.pue, 1e-3 * p.hall_cap_kw[h][0]) and kw > 0:
             out.append(f"hall_caps[{h},t=0]")
     if p.ramp_limit_kw is not None:
         if p.initial_site_kw is not None and abs(site[0] - p.initial_site_kw) > p.ramp_limit_kw - inc:

@@ -1,0 +1,1 @@
+"""Example site configurations (shipped so the CLI has a default site from any directory)."""

@@ -1,0 +1,131 @@
+"""Config validation: every error names the file, the key path, the bad value and what is allowed."""
+
+from __future__ import annotations
+
+import logging
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from models.config import SiteConfig, apply_override, load_config
+from models.errors import ConfigError
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "configs" / "site.toml"
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "site.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _edited(tmp_path: Path, *overrides: str) -> Path:
+    """The example site with raw TOML edits applied through the same override parser, written to disk."""
+    raw = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
+    for item in overrides:
+        apply_override(raw, item)
+    import json
+
+    lines = _to_toml(raw)
+    return _write(tmp_path, lines)
+
+
+def _to_toml(raw: dict) -> str:
+    """A minimal TOML writer (inline tables) good enough for these configs."""
+    import json
+
+    def value(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, str):
+            return json.dumps(v)
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + "}"
+        raise TypeError(v)
+
+    return "\n".join(f"{k} = {value(v)}" for k, v in raw.items()) + "\n"
+
+
+def test_example_site_loads():
+    cfg = load_config(EXAMPLE)
+    assert isinstance(cfg, SiteConfig)
+    assert cfg.site.interconnect_cap_kw == 90_000
+    assert {p.name for p in cfg.asic_pools} >= {"s19jpro", "s19xp", "s21"}
+    assert {p.name for p in cfg.gpu_pools} == {"a40", "h100"}
+    # the allocation matters: installed load at stock exceeds the interconnect
+    stock_kw = sum(p.units_installed * next(m for m in p.modes if m.name == "stock").power_w / 1000 for p in cfg.asic_pools)
+    gpu_kw = sum(g.gpus_installed * g.full_power_kw for g in cfg.gpu_pools)
+    assert (stock_kw + gpu_kw) * cfg.site.pue > cfg.site.interconnect_cap_kw
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("asic_pools[2].modes[0].power_w=-5", r"asic_pools\[2\]\.modes\[0\]\.power_w = -5: must be greater than 0"),
+        ("asic_pools[0].units_installed=-3", r"asic_pools\[0\]\.units_installed = -3: must be greater than or equal to 0"),
+        ("site.pue=0.8", r"site\.pue = 0\.8: must be greater than or equal to 1"),
+        ("horizon.step_minutes=7", r"horizon\.step_minutes = 7: must be 5, 15, 30 or 60"),
+        ("asic_pools[1].model='Antminer S99'", r"asic_pools\[1\]\.model = 'Antminer S99': .*must be one of: .*Antminer S19 XP"),
+        ("gpu_pools[0].hall='nowhere'", r"gpu_pools\[0\]\.hall = 'nowhere': must be one of the halls: hall-a"),
+        ("asic_pools[0].units_available=7000", r"asic_pools\[0\]\.units_available = 7000: must be <= units_installed \(6000\)"),
+        ("gpu_pools[1].contract.committed_gpus=5000", r"gpu_pools\[1\]\.contract\.committed_gpus = 5000: must be <= gpus_installed \(4096\)"),
+        ("site.interconnect_cap_kw='lots'", r"site\.interconnect_cap_kw = 'lots': must be a valid number"),
+        ("site.colour='blue'", r"site\.colour: unknown key; allowed keys here: name, interconnect_cap_kw, pue"),
+        ("gpu_pools[0].marketplace_fee=1.5", r"gpu_pools\[0\]\.marketplace_fee = 1\.5: must be less than 1"),
+    ],
+)
+def test_each_bad_value_names_file_key_value_and_what_is_allowed(tmp_path, override, expected):
+    path = _edited(tmp_path, override)
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    message = str(exc.value)
+    assert message.startswith(str(path) + ": "), message
+    assert re.search(expected, message), message
+
+
+def test_not_toml_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match=r"site\.toml: not valid TOML"):
+        load_config(_write(tmp_path, "[site\nname = 1"))
+    with pytest.raises(ConfigError, match=r"nope\.toml: no such config file"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_missing_required_key(tmp_path):
+    raw = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
+    del raw["site"]["interconnect_cap_kw"]
+    with pytest.raises(ConfigError, match=r"site\.interconnect_cap_kw: required key is missing"):
+        load_config(_write(tmp_path, _to_toml(raw)))
+
+
+def test_set_overrides_by_index_and_by_name():
+    cfg = load_config(EXAMPLE, ["site.interconnect_cap_kw=80000", "asic_pools.s21.units_available=5000", "gpu_pools[0].utilisation=0.9"])
+    assert cfg.site.interconnect_cap_kw == 80_000
+    assert next(p for p in cfg.asic_pools if p.name == "s21").units_available == 5000
+    assert cfg.gpu_pools[0].utilisation == 0.9
+
+
+@pytest.mark.parametrize(
+    ("item", "expected"),
+    [
+        ("site.pue", "expected key.path=value"),
+        ("asic_pools[9].units_available=1", "index 9 is out of range"),
+        ("asic_pools.s99.units_available=1", "no item named 's99'; names here: s19jpro"),
+        ("site.pue=0.5", r"\(with --set overrides\): site\.pue = 0\.5"),
+    ],
+)
+def test_bad_overrides(item, expected):
+    with pytest.raises(ConfigError, match=expected):
+        load_config(EXAMPLE, [item])
+
+
+def test_mode_with_more_hashrate_at_less_power_than_stock_warns(tmp_path, caplog):
+    path = _edited(tmp_path, "asic_pools[2].modes[0].hashrate_th=250")  # s21 eco: 2650 W, now 250 TH > stock 200 TH
+    with caplog.at_level(logging.WARNING):
+        load_config(path)
+    assert re.search(r"asic_pools\[2\]\.modes\[0\] \(eco\): more hashrate .* than stock", caplog.text)
