@@ -1,0 +1,142 @@
+"""End-to-end: the `hashpivot` CLI as a subprocess on the example config, every output format parsed."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "configs" / "site.toml"
+pytestmark = pytest.mark.e2e
+
+
+def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "optimizer.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.fixture(scope="module")
+def decision() -> dict:
+    proc = run("solve", "--at", "2024-08-05T14:00Z", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_json_document_has_every_required_key(decision):
+    assert decision["status"] in ("optimal", "feasible")
+    assert decision["interval_start_utc"] == "2024-08-05T14:00:00Z"
+    assert decision["horizon_steps"] == 24 and decision["step_minutes"] == 60
+    for key in ("btc_usd", "hashprice_usd_per_th_day", "power_price_usd_per_mwh", "gpu_rates_usd_per_gpu_hour"):
+        assert key in decision["inputs"]
+    assert set(decision["inputs"]["gpu_rates_usd_per_gpu_hour"]) == {"a40", "h100"}
+    for key in ("cap_kw", "it_power_kw", "site_power_kw"):
+        assert key in decision["site"]
+    for key in ("binding_constraints", "shadow_price_usd_per_mw_hour", "objective_usd", "schedule"):
+        assert key in decision
+    names = {p["name"] for p in decision["pools"]}
+    assert names == {"s19jpro", "s19xp", "s21", "m30s", "a40", "h100"}
+    for pool in decision["pools"]:
+        for key in ("kind", "units_on", "units_available", "power_kw", "revenue_usd_per_hour", "cost_usd_per_hour",
+                    "breakeven_usd_per_mwh", "reason"):
+            assert key in pool, (pool["name"], key)
+        assert pool["kind"] in ("asic", "gpu")
+        assert 0 <= pool["units_on"] <= pool["units_available"]
+        assert pool["reason"]
+        if pool["kind"] == "asic":
+            assert "mode" in pool
+
+
+def test_json_figures_are_consistent(decision):
+    site = decision["site"]
+    assert sum(p["power_kw"] for p in decision["pools"]) == pytest.approx(site["it_power_kw"], rel=1e-6)
+    assert site["site_power_kw"] <= site["cap_kw"] + 1e-6
+    assert len(decision["schedule"]) == 24
+    step0 = decision["schedule"][0]
+    for pool in decision["pools"]:
+        assert step0["pools_power_kw"][pool["name"]] == pytest.approx(pool["power_kw"], abs=0.1)
+    # a low-price afternoon in August 2024: the interconnect is the limit and has a positive shadow price
+    assert "site_cap[t=0]" in decision["binding_constraints"]
+    assert decision["shadow_price_usd_per_mw_hour"] > 0
+
+
+def test_table_is_the_default_and_has_a_totals_line():
+    proc = run("solve", "--at", "2024-08-05T14:00Z")
+    assert proc.returncode == 0, proc.stderr
+    assert "total (IT)" in proc.stdout and "s19xp" in proc.stdout and "site-cap shadow price" in proc.stdout
+
+
+def test_csv_has_one_row_per_pool(tmp_path):
+    out = tmp_path / "decision.csv"
+    proc = run("solve", "--at", "2024-08-05T14:00Z", "--format", "csv", "--output", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "" and str(out) in proc.stderr
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert [r["name"] for r in rows] == ["s19jpro", "s19xp", "s21", "m30s", "a40", "h100"]
+    assert all(float(r["power_kw"]) >= 0 for r in rows)
+
+
+def test_default_config_and_data_work_from_any_directory(tmp_path):
+    proc = run("solve", "--format", "json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["site"]["cap_kw"] == 90_000
+
+
+def test_bad_config_value_exits_1_with_the_key_and_no_traceback():
+    proc = run("solve", "--set", "asic_pools[2].modes[0].power_w=-5")
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert "asic_pools[2].modes[0].power_w = -5: must be greater than 0" in proc.stderr
+    assert proc.stderr.startswith("error: ")
+
+
+def test_unknown_key_in_a_file_names_the_file(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(EXAMPLE.read_text().replace("pue = 1.07", "pue = 1.07\npeu = 1.1"))
+    proc = run("solve", "--config", str(bad))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert f"{bad}: site.peu: unknown key; allowed keys here:" in proc.stderr
+
+
+def test_missing_market_data_names_series_and_range():
+    proc = run("solve", "--at", "2030-01-01T00:00Z")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "power_rt" in proc.stderr and "available: 2024-01-01" in proc.stderr
+
+
+def test_infeasible_site_names_the_conflicting_constraint_groups(tmp_path):
+    firm = tmp_path / "firm.toml"
+    firm.write_text(EXAMPLE.read_text().replace("sla_penalty_usd_per_gpu_hour = 1.50", ""))
+    proc = run("solve", "--config", str(firm), "--set", "site.halls.gpu-h100.cap_kw=2000")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "contract_floors" in proc.stderr and "hall_caps" in proc.stderr
+    assert "hall gpu-h100: firm contracts need" in proc.stderr
+    assert "ramp_limits" not in proc.stderr
+
+
+@pytest.mark.parametrize("command", ["solve", "hashprice"])
+def test_every_command_has_help_with_examples(command):
+    proc = run(command, "--help")
+    assert proc.returncode == 0
+    assert "Examples" in proc.stdout and f"hashpivot {command}" in proc.stdout
+
+
+def test_hashprice_command_worked_example():
+    proc = run("hashprice", "--difficulty", "20082460130795", "--btc-usd", "60865.45", "--height", "705600",
+               "--fees-btc-per-block", "0.05832444", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    row = json.loads(proc.stdout)
+    assert row["subsidy_btc"] == 6.25
+    assert row["hashprice_usd_per_th_day"] == pytest.approx(0.3846, abs=5e-5)
+    assert row["hashprice_usd_per_ph_day"] == pytest.approx(384.6, abs=0.05)
+
+
+def test_hashprice_needs_exactly_one_of_subsidy_or_height():
+    proc = run("hashprice", "--difficulty", "1e13", "--btc-usd", "60000")
+    assert proc.returncode == 1 and "exactly one of --subsidy-btc or --height" in proc.stderr
