@@ -3,9 +3,12 @@
 Strategy "auto" earns integrality at LP cost where it can:
 1. solve the LP relaxation: its objective is an upper bound on any integral allocation, its duals price the caps;
 2. floor the unit counts (ramp rows tightened by the largest change flooring can cause, when ramps bind),
-   re-derive start-ups, energy flows and reserve, and check the result with the independent checker;
-3. if that integral schedule is within `mip_rel_gap` of the LP bound it is returned, certified by the bound;
-   otherwise HiGHS's branch-and-bound runs, warm-started from it (when feasible), under the time limit.
+   re-derive start-ups, energy flows and reserve, give back profitable units where caps allow, and check the
+   result with the independent checker;
+3. if that is not within `mip_rel_gap` of the LP bound, solve the MIP restricted to the LP optimum's
+   neighbourhood (integral LP values fixed, fractional ones floor or ceiling: a few dozen integer columns);
+4. a schedule within `mip_rel_gap` of the LP bound is returned, certified by the bound; otherwise HiGHS's
+   full branch-and-bound runs, warm-started from the best schedule so far, under the time limit.
 Strategy "mip" skips 1–2. Every termination condition is checked; an infeasible model is diagnosed by a
 deletion filter over constraint groups, which names a minimal set of groups that conflict.
 """
@@ -44,7 +47,7 @@ class SolveSettings:
 @dataclass
 class Solution:
     status: Literal["optimal", "feasible"]  # feasible = time limit hit, best incumbent returned
-    method: str  # "lp-rounding" (certified by the LP bound) or "mip" / "mip-warm-start"
+    method: str  # "lp-rounding" / "lp-neighbourhood" (certified by the LP bound) or "mip" / "mip-warm-start"
     objective_usd: float
     bound_usd: float  # upper bound on the optimum (LP relaxation or branch-and-bound)
     schedule: Schedule
@@ -171,7 +174,8 @@ def solve(problem: Problem, settings: SolveSettings | None = None) -> Solution:
     method = "lp-rounding"
     if settings.strategy == "auto":
         t0 = time.perf_counter()
-        best, best_obj = _try_rounding(problem, extract_schedule(lp, problem))
+        relaxed = extract_schedule(lp, problem)
+        best, best_obj = _try_rounding(problem, relaxed)
         if best is None and problem.ramp_limit_kw is not None:
             tightened = problem.ramp_limit_kw - rounding_error_kw(problem)
             if tightened > 0:
@@ -182,11 +186,16 @@ def solve(problem: Problem, settings: SolveSettings | None = None) -> Solution:
                     best, best_obj = _try_rounding(problem, extract_schedule(lp, problem))
                 lp.ramp_rhs.set_value(problem.ramp_limit_kw)
         timings["rounding_s"] = time.perf_counter() - t0
+        if not _within_gap(best_obj, lp_bound, settings):
+            t0 = time.perf_counter()
+            found, found_obj = _neighbourhood(lp, opt, problem, relaxed, settings)
+            timings["neighbourhood_s"] = time.perf_counter() - t0
+            if found is not None and found_obj > best_obj:
+                best, best_obj, method = found, found_obj, "lp-neighbourhood"
 
     status: Literal["optimal", "feasible"] = "optimal"
     bound = lp_bound
-    certified = best is not None and (lp_bound - best_obj) <= settings.mip_rel_gap * max(abs(lp_bound), 1.0)
-    if not certified:
+    if not _within_gap(best_obj, lp_bound, settings):
         method, status, best, best_obj, bound = _branch_and_bound(problem, settings, best, timings)
     timings["total_s"] = time.perf_counter() - t_start
     log.info(
@@ -207,6 +216,39 @@ def solve(problem: Problem, settings: SolveSettings | None = None) -> Solution:
     )
 
 
+def _within_gap(objective: float, bound: float, settings: SolveSettings) -> bool:
+    return objective > -math.inf and (bound - objective) <= settings.mip_rel_gap * max(abs(bound), 1.0)
+
+
+def _neighbourhood(lp: pyo.ConcreteModel, opt: Highs, problem: Problem, relaxed: Schedule, settings: SolveSettings):
+    """Solve the MIP restricted to the LP optimum's neighbourhood (RENS): unit counts the LP left integral stay
+    fixed, fractional ones may take their floor or ceiling. Typically a few dozen integer columns, so HiGHS
+    closes it in milliseconds; the result is feasible for the full model and checked against the LP bound.
+    """
+    values = {"n": relaxed.asic_units, "gc": relaxed.gpu_contract_on, "gm": relaxed.gpu_market_on}
+    boxes = []
+    for name, arrays in values.items():
+        for index, v in getattr(lp, name).items():
+            value = arrays[index[0]][index[1:]] if name == "n" else arrays[index[0]][index[1]]
+            boxes.append((v, math.floor(value + 1e-6), math.ceil(value - 1e-6), v.ub))
+    for widen in (0, 2):  # floor/ceiling; if ramps and caps make that box infeasible, two units either side
+        for v, lo, hi, ub in boxes:
+            w = widen if lo != hi else 0
+            v.domain = pyo.Integers
+            v.setlb(max(lo - w, 0))
+            v.setub(min(hi + w, ub) if ub is not None else hi + w)
+        res = opt.solve(lp)
+        if res.best_feasible_objective is not None:
+            break
+    else:
+        return None, -math.inf
+    res.solution_loader.load_vars()
+    sched = _rounded(extract_schedule(lp, problem))
+    if violations(problem, sched):
+        return None, -math.inf
+    return sched, evaluate(problem, sched)["objective_usd"]
+
+
 def _try_rounding(problem: Problem, relaxed: Schedule) -> tuple[Schedule | None, float]:
     rounded = round_schedule(problem, relaxed)
     if violations(problem, rounded):
@@ -221,12 +263,14 @@ def fill_up(problem: Problem, relaxed: Schedule, rounded: Schedule) -> Schedule:
     """Give back the units flooring removed where the LP wanted them, while caps and ramps still hold.
 
     Step by step, each (pool, mode) whose LP value was fractional gets one more unit if that unit earns more
-    than its energy costs at the step's price and the site cap, its hall cap and the ramp rows to both
-    neighbouring steps keep holding. Returns `rounded` itself when nothing was added.
+    than its energy and the start-ups it adds (exact change of max(0, on[t] - on[t-1]) on both sides) cost,
+    and the site cap, its hall cap and the ramp rows to both neighbouring steps keep holding. Pools with a
+    minimum run time are left alone. Returns `rounded` itself when nothing was added.
     """
     p = problem
     T = p.steps
     asic = [u.copy() for u in rounded.asic_units]
+    on = [u.sum(axis=0) for u in asic]
     site = site_kw(p, rounded).copy()
     hall = {h: np.zeros(T) for h in p.hall_cap_kw}
     for pool, kw in zip(p.asic, asic_it_kw(p, rounded)):
@@ -234,22 +278,33 @@ def fill_up(problem: Problem, relaxed: Schedule, rounded: Schedule) -> Schedule:
     for g, c, mk in zip(p.gpu, rounded.gpu_contract_on, rounded.gpu_market_on):
         hall[g.hall] += g.full_power_kw * c + g.market_power_kw * mk
     revenue = p.asic_revenue_usd()
+
+    def starts_around(a: int, t: int, extra: float) -> float:
+        """Start-ups at t and t+1 of pool a if `extra` units are added at t."""
+        prev = (p.asic[a].initial_on if t == 0 else on[a][t - 1])
+        now = on[a][t] + extra
+        total = max(now - prev, 0.0) if prev is not None else 0.0
+        if t + 1 < T:
+            total += max(on[a][t + 1] - now, 0.0)
+        return total
+
     added = False
     for t in range(T):
         energy_usd_per_kw = (p.price_usd_per_mwh[t] + max(p.adder_usd_per_mwh, 0.0)) * p.step_hours / 1000.0 * p.pue
         candidates = []
         for a, pool in enumerate(p.asic):
-            if pool.min_up_steps > 1 or pool.startup_cost_usd > 0 and t > 0:
-                continue  # adding a unit there changes start-ups/min-up rows: leave those to branch-and-bound
+            if pool.min_up_steps > 1:
+                continue  # adding a unit there changes min-up rows: leave those to the neighbourhood MIP
             for k in range(len(pool.mode_names)):
-                frac = relaxed.asic_units[a][k, t] - asic[a][k, t]
-                margin = revenue[a][k, t] - pool.mode_power_kw[k] * energy_usd_per_kw
-                if frac > 1e-6 and margin > 0:
-                    candidates.append((frac, a, k))
+                if relaxed.asic_units[a][k, t] - asic[a][k, t] > 1e-6:
+                    candidates.append((relaxed.asic_units[a][k, t] - asic[a][k, t], a, k))
         for _, a, k in sorted(candidates, reverse=True):
             pool = p.asic[a]
             kw = float(pool.mode_power_kw[k])
-            if asic[a][:, t].sum() + 1 > pool.units_available:
+            startup_usd = (starts_around(a, t, 1.0) - starts_around(a, t, 0.0)) * pool.startup_cost_usd
+            if revenue[a][k, t] - kw * energy_usd_per_kw - startup_usd <= 0:
+                continue
+            if on[a][t] + 1 > pool.units_available:
                 continue
             if hall[pool.hall][t] + kw > p.hall_cap_kw[pool.hall][t] + 1e-9 or site[t] + kw * p.pue > p.site_cap_kw + 1e-9:
                 continue
@@ -261,6 +316,7 @@ def fill_up(problem: Problem, relaxed: Schedule, rounded: Schedule) -> Schedule:
                 if t + 1 < T and abs(site[t + 1] - new) > p.ramp_limit_kw + 1e-9:
                     continue
             asic[a][k, t] += 1
+            on[a][t] += 1
             hall[pool.hall][t] += kw
             site[t] += kw * p.pue
             added = True

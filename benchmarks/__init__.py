@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m benchmarks.model_bench` (see README, Performance)."""
