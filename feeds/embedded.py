@@ -56,12 +56,25 @@ def _utc_index(values: pd.Series, path: Path) -> pd.DatetimeIndex:
         raise DataError(f"{path}: bad timestamps: {exc}") from None
 
 
-def _subsidy_from_issuance(issuance_btc: pd.Series, blocks: pd.Series) -> pd.Series:
+def subsidy_from_issuance(issuance_btc: pd.Series, blocks: pd.Series) -> pd.Series:
     """Per-block subsidy snapped to the halving schedule (the day's issuance / blocks, e.g. 6.25 or 3.125)."""
     raw = (issuance_btc / blocks.replace(0, np.nan)).to_numpy()
     schedule = np.array(HALVING_SUBSIDIES_BTC)
     snapped = schedule[np.abs(raw[:, None] - schedule[None, :]).argmin(axis=1)]
     return pd.Series(snapped, index=issuance_btc.index)
+
+
+def gpu_rate_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Monthly USD/GPU-hour per model: the published index where it exists, else the median of that month's
+    provider list prices. `df` has timestamp_utc (tz-aware), gpu_model, usd_per_gpu_hour, series."""
+    index_rows = df[df["series"] == "index_value"]
+    provider_median = df[df["series"] != "index_value"].pivot_table(
+        index="timestamp_utc", columns="gpu_model", values="usd_per_gpu_hour", aggfunc="median"
+    )
+    index_values = index_rows.pivot_table(index="timestamp_utc", columns="gpu_model", values="usd_per_gpu_hour", aggfunc="last")
+    rates = index_values.combine_first(provider_median).sort_index()
+    rates.index.name = "interval_start_utc"
+    return rates
 
 
 def load_market_data(directory: str | Path | None = None, settlement_point: str = "HB_WEST") -> MarketData:
@@ -89,7 +102,7 @@ def load_market_data(directory: str | Path | None = None, settlement_point: str 
         {
             "difficulty": df["difficulty"].astype(float).to_numpy(),
             "fees_btc_per_block": df["fees_btc_per_block"].astype(float).to_numpy(),
-            "subsidy_btc": _subsidy_from_issuance(df["issuance_btc"], df["blocks"]).to_numpy(),
+            "subsidy_btc": subsidy_from_issuance(df["issuance_btc"], df["blocks"]).to_numpy(),
         },
         index=_utc_index(df["date_utc"], path),
     ).sort_index()
@@ -97,14 +110,7 @@ def load_market_data(directory: str | Path | None = None, settlement_point: str 
     path = _find(directory, GPU_FILE)
     df = _read(path, {"timestamp_utc", "gpu_model", "usd_per_gpu_hour", "series"})
     df = df.assign(timestamp_utc=_utc_index(df["timestamp_utc"], path))
-    index_rows = df[df["series"] == "index_value"]
-    provider_median = df[df["series"] != "index_value"].pivot_table(
-        index="timestamp_utc", columns="gpu_model", values="usd_per_gpu_hour", aggfunc="median"
-    )
-    index_values = index_rows.pivot_table(index="timestamp_utc", columns="gpu_model", values="usd_per_gpu_hour", aggfunc="last")
-    # The published index where it exists, else the median of that month's provider list prices.
-    gpu_rates = index_values.combine_first(provider_median).sort_index()
-    gpu_rates.index.name = "interval_start_utc"
+    gpu_rates = gpu_rate_table(df)
 
     path = _find(directory, ANCILLARY_FILE, required=False)
     if path is not None:

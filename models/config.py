@@ -216,6 +216,52 @@ class SolverSettings(_Strict):
     threads: int = Field(1, ge=1, le=64)
 
 
+FEED_SOURCES = ("mempool", "coinbase", "kraken", "coingecko", "ercot_mis", "nyiso_mis", "open_meteo", "vast", "akash")
+
+
+class FeedSource(_Strict):
+    enabled: bool = True
+    base_url: str | None = Field(None, description="override the provider's URL (tests, proxies)")
+
+
+class FeedsConfig(_Strict):
+    """[feeds]: where the store lives, HTTP policy, which sources run and in which order."""
+
+    db_path: str | None = Field(None, description="SQLite store; default under the user's data directory")
+    connect_timeout_s: float = Field(5.0, gt=0, le=120)
+    read_timeout_s: float = Field(20.0, gt=0, le=600)
+    retries: int = Field(3, ge=0, le=10)
+    backoff_s: float = Field(1.0, ge=0, le=60)
+    max_retry_after_s: float = Field(60.0, ge=0, le=3600)
+    sources: dict[str, FeedSource] = {}
+    jump_limits: dict[str, float | None] = Field({}, description="series family -> max relative jump (null = off)")
+    nyiso_zones: list[str] = []
+    gpu_models: list[str] = ["H100", "A100", "A40", "RTX 4090"]
+
+    @field_validator("sources")
+    @classmethod
+    def _known_sources(cls, v: dict[str, FeedSource]) -> dict[str, FeedSource]:
+        unknown = sorted(set(v) - set(FEED_SOURCES))
+        if unknown:
+            raise ValueError(f"unknown source {unknown[0]!r}; must be one of: {', '.join(FEED_SOURCES)}")
+        return v
+
+    @field_validator("jump_limits")
+    @classmethod
+    def _known_families(cls, v: dict[str, float | None]) -> dict[str, float | None]:
+        from feeds.series import SPECS
+
+        for k, x in v.items():
+            if k not in SPECS:
+                raise ValueError(f"unknown series family {k!r}; must be one of: {', '.join(SPECS)}")
+            if x is not None and x <= 0:
+                raise ValueError(f"jump limit for {k} must be > 0 or null")
+        return v
+
+    def source(self, name: str) -> FeedSource:
+        return self.sources.get(name, FeedSource())
+
+
 class SiteConfig(_Strict):
     site: Site
     asic_pools: list[AsicPool] = []
@@ -224,6 +270,7 @@ class SiteConfig(_Strict):
     horizon: Horizon = Horizon()
     forecast: ForecastSettings = ForecastSettings()
     solver: SolverSettings = SolverSettings()
+    feeds: FeedsConfig = FeedsConfig()
 
     def hall(self, name: str) -> Hall:
         return next(h for h in self.site.halls if h.name == name)

@@ -81,7 +81,8 @@ def _emit(text: str, output: Optional[Path]) -> None:
         "    hashpivot solve\n\n"
         "    hashpivot solve --at 2024-08-05T14:00Z --format json --output decision.json\n\n"
         "    hashpivot solve --set site.interconnect_cap_kw=80000 --set asic_pools.s21.units_available=5000\n\n"
-        "    hashpivot solve --initial decision.json --at 2024-08-05T15:00Z   # continue from the last decision"
+        "    hashpivot solve --initial decision.json --at 2024-08-05T15:00Z   # continue from the last decision\n\n"
+        "    hashpivot solve --source store --db ~/hashpivot.sqlite          # latest values collected by `feeds fetch`"
     )
 )
 @_operator_errors
@@ -90,6 +91,8 @@ def solve(
     at: Annotated[Optional[str], typer.Option(help="decision time, UTC ISO 8601 (default: latest in the data)")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="override a config key: key.path=value (repeatable)")] = None,
     data: Annotated[Optional[Path], typer.Option(help="directory of market CSVs (default: the embedded data)")] = None,
+    source: Annotated[str, typer.Option(help="embedded (offline default) or store (latest values from `feeds fetch`)")] = "embedded",
+    db: Annotated[Optional[Path], typer.Option(help="store path for --source store (default: feeds.db_path, else the user data dir)")] = None,
     initial: Annotated[Optional[Path], typer.Option(help="what runs now: a previous decision JSON (default: free start)")] = None,
     strategy: Annotated[str, typer.Option(help="auto (LP rounding certified by the LP bound, else MIP) or mip")] = "auto",
     format: Annotated[OutputFormat, typer.Option("--format", "-f", help="table, json or csv")] = OutputFormat.table,
@@ -109,9 +112,22 @@ def solve(
 
     if strategy not in ("auto", "mip"):
         raise ConfigError(f"--strategy {strategy!r}: must be auto or mip")
+    if source not in ("embedded", "store"):
+        raise ConfigError(f"--source {source!r}: must be embedded or store")
     cfg = load_config(_config_path(config), set_ or [])
-    market = load_market_data(data, cfg.site.settlement_point)
-    forecast = build_forecast(cfg, market, at)
+    if source == "store":
+        import pandas as pd
+
+        from feeds.market_store import market_from_store
+
+        at_ts = pd.Timestamp(at) if at else pd.Timestamp.now(tz="UTC").floor("min")
+        at_ts = at_ts.tz_localize("UTC") if at_ts.tzinfo is None else at_ts
+        with _open_store(cfg, db) as store:
+            market = market_from_store(store, cfg.site.settlement_point, as_of=at_ts.to_pydatetime())
+        forecast = build_forecast(cfg, market, at_ts)
+    else:
+        market = load_market_data(data, cfg.site.settlement_point)
+        forecast = build_forecast(cfg, market, at)
     state = None
     if initial is not None:
         try:
@@ -171,6 +187,171 @@ def hashprice(
     else:
         typer.echo(f"hashprice {th:.6f} USD/TH/day = {th * 1000:.3f} USD/PH/day")
         typer.echo(f"(difficulty {difficulty:.6g}, subsidy {subsidy:g} BTC, fees {fees_btc_per_block:g} BTC/block, BTC {btc_usd:,.2f} USD)")
+
+
+# --------------------------------------------------------------------------- feeds
+
+feeds_app = typer.Typer(help="Collect, import and inspect market data in the local store.", no_args_is_help=True,
+                        rich_markup_mode="markdown")
+app.add_typer(feeds_app, name="feeds")
+
+
+def _open_store(cfg, db: Optional[Path]):
+    from feeds.store import Store
+
+    path = db or (Path(cfg.feeds.db_path).expanduser() if cfg.feeds.db_path else None)
+    try:
+        return Store(path)
+    except Exception as exc:  # sqlite3 errors: unreadable path, not a database, newer schema
+        raise ConfigError(f"store {path or 'default'}: cannot open ({exc})") from None
+
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="site config TOML")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="override a config key: key.path=value (repeatable)")]
+DbOpt = Annotated[Optional[Path], typer.Option(help="SQLite store (default: feeds.db_path, else the user data dir)")]
+FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="table, json or csv")]
+
+
+def _frame_out(df, format: OutputFormat, title: str) -> None:
+    import pandas as pd
+
+    if format is OutputFormat.json:
+        typer.echo(df.to_json(orient="records", date_format="iso", indent=2))
+    elif format is OutputFormat.csv:
+        typer.echo(df.to_csv(index=False), nl=False)
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=title)
+        for col in df.columns:
+            table.add_column(str(col), justify="right" if pd.api.types.is_numeric_dtype(df[col]) else "left")
+        for row in df.itertuples(index=False):
+            table.add_row(*["" if v is None or (isinstance(v, float) and v != v) else (f"{v:,.6g}" if isinstance(v, float) else str(v)) for v in row])
+        Console(width=160).print(table)
+
+
+@feeds_app.command("fetch", epilog=(
+    "**Examples**\n\n"
+    "    hashpivot feeds fetch\n\n"
+    "    hashpivot feeds fetch --series btc --series network --db /var/lib/hashpivot/store.sqlite\n\n"
+    "    hashpivot feeds fetch --set feeds.sources.coinbase.enabled=false --format json"))
+@_operator_errors
+def feeds_fetch(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    set_: SetOpt = None,
+    db: DbOpt = None,
+    series: Annotated[Optional[list[str]], typer.Option(help="feed groups: btc, network, power_rt, power_da, power_rt_nyiso, weather, gpu")] = None,
+    format: FormatOpt = OutputFormat.table,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """One collection pass: every source of each group in fallback order, validated, stored.
+
+    Exits 1 only if a required series (BTC, network, hashprice, the site's real-time price, GPU rates the
+    config uses) has no fresh value afterwards.
+    """
+    _setup_logging(verbose)
+    import pandas as pd
+
+    from feeds.collect import collect, status
+    from models.config import load_config
+
+    cfg = load_config(_config_path(config), set_ or [])
+    with _open_store(cfg, db) as store:
+        try:
+            results = collect(cfg, store, series)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        stale = [s for s in status(cfg, store) if s.required and not s.fresh]
+    df = pd.DataFrame([
+        {"group": r.group, "ok": r.ok, "source": r.source, "rows": r.rows, "fallback": r.fallback,
+         "failures": "; ".join(f"{src}: {why}" for src, why in r.failures), "duration_s": round(r.duration_s, 3)}
+        for r in results
+    ])
+    _frame_out(df, format, "feeds fetch")
+    if stale:
+        typer.echo("error: no fresh value for required series: " + ", ".join(s.series for s in stale), err=True)
+        raise typer.Exit(1)
+
+
+@feeds_app.command("show", epilog=(
+    "**Examples**\n\n"
+    "    hashpivot feeds show --series btc_usd --since 2024-08-01\n\n"
+    "    hashpivot feeds show --series power_rt_usd_per_mwh.HB_WEST --format csv > prices.csv"))
+@_operator_errors
+def feeds_show(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    set_: SetOpt = None,
+    db: DbOpt = None,
+    series: Annotated[Optional[list[str]], typer.Option(help="series name or family (repeatable; default: all)")] = None,
+    since: Annotated[Optional[str], typer.Option(help="first interval start, UTC ISO 8601")] = None,
+    limit: Annotated[int, typer.Option(help="at most this many rows per series (latest)")] = 50,
+    format: FormatOpt = OutputFormat.table,
+) -> None:
+    """Stored observations: interval, value, unit, which source supplied it and when it was fetched."""
+    import pandas as pd
+
+    from models.config import load_config
+
+    cfg = load_config(_config_path(config), set_ or [])
+    since_ts = pd.Timestamp(since, tz="UTC") if since and pd.Timestamp(since).tzinfo is None else (pd.Timestamp(since) if since else None)
+    with _open_store(cfg, db) as store:
+        frames = [store.history(s, since=since_ts) for s in (series or [None])]
+    df = pd.concat([f for f in frames if not f.empty], ignore_index=True) if any(not f.empty for f in frames) else pd.DataFrame(
+        columns=["series", "interval_start_utc", "value", "unit", "source", "fetched_at_utc"])
+    if not df.empty:
+        df = df.groupby("series", group_keys=False).tail(limit)
+        for col in ("interval_start_utc", "fetched_at_utc"):
+            df[col] = df[col].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    _frame_out(df, format, "stored observations")
+
+
+@feeds_app.command("status", epilog="**Examples**\n\n    hashpivot feeds status\n\n    hashpivot feeds status --format json")
+@_operator_errors
+def feeds_status(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbOpt = None,
+                 format: FormatOpt = OutputFormat.table) -> None:
+    """Per series: last good value, its interval, age, source and whether it is within its staleness limit."""
+    import pandas as pd
+
+    from feeds.collect import status
+    from models.config import load_config
+
+    cfg = load_config(_config_path(config), set_ or [])
+    with _open_store(cfg, db) as store:
+        rows = status(cfg, store)
+    df = pd.DataFrame([
+        {"series": s.series, "value": s.value, "unit": s.unit,
+         "interval_start_utc": s.interval_start_utc.strftime("%Y-%m-%dT%H:%M:%SZ") if s.interval_start_utc else None,
+         "source": s.source, "age_h": None if s.age_s is None else round(s.age_s / 3600, 2),
+         "limit_h": round(s.staleness_s / 3600, 2), "fresh": s.fresh, "required": s.required}
+        for s in rows
+    ])
+    _frame_out(df, format, "feeds status")
+
+
+@feeds_app.command("import", epilog=(
+    "**Examples**\n\n"
+    "    hashpivot feeds import data/ercot_hub_prices_hourly.csv data/btc_usd_hourly.csv --db store.sqlite\n\n"
+    "    hashpivot feeds import data/*.csv"))
+@_operator_errors
+def feeds_import(
+    paths: Annotated[list[Path], typer.Argument(help="CSV files (.csv or .csv.gz) in the format of the project's data files")],
+    config: ConfigOpt = DEFAULT_CONFIG,
+    set_: SetOpt = None,
+    db: DbOpt = None,
+    format: FormatOpt = OutputFormat.table,
+) -> None:
+    """Load history (recognised by header) through the same validation as live data."""
+    import pandas as pd
+
+    from feeds.importer import import_files
+    from models.config import load_config
+
+    cfg = load_config(_config_path(config), set_ or [])
+    with _open_store(cfg, db) as store:
+        results = import_files(paths, store)
+    df = pd.DataFrame([{"file": str(r.path), "kind": r.kind, "rows": r.rows, "series": len(r.series)} for r in results])
+    _frame_out(df, format, f"imported into {db or cfg.feeds.db_path or 'default store'}")
 
 
 def main() -> None:

@@ -171,14 +171,17 @@ def build_forecast(cfg: SiteConfig, market: MarketData, at: pd.Timestamp | str |
             reserve[:] = res_cfg.capacity_price_usd_per_mw_hour
         else:
             column = f"{res_cfg.product}_usd_per_mw_hour"
-            if column not in market.ancillary.columns:
+            if market.ancillary.empty:
+                notes["reserve"] = f"no ancillary prices in {market.source}: reserve not offered"
+            elif column not in market.ancillary.columns:
                 raise DataError(f"ancillary prices: no {column} series in the data (power.reserve.product = {res_cfg.product!r})")
-            anc = market.ancillary[column].dropna()
-            published = published_day_ahead(anc, at)
-            if published.empty:
-                raise DataError(f"ancillary prices: no published {column} before {at:%Y-%m-%dT%H:%MZ}")
-            last = float(published.iloc[-1])
-            reserve[:] = [float(published.get(t, last)) for t in grid.floor("h")]
+            else:
+                anc = market.ancillary[column].dropna()
+                published = published_day_ahead(anc, at)
+                if published.empty:
+                    raise DataError(f"ancillary prices: no published {column} before {at:%Y-%m-%dT%H:%MZ}")
+                last = float(published.iloc[-1])
+                reserve[:] = [float(published.get(t, last)) for t in grid.floor("h")]
 
     return Forecast(
         interval_start_utc=list(grid),

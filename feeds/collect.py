@@ -1,0 +1,198 @@
+"""One collection pass: for each series group, try its sources in order, validate, store; derive hashprice.
+
+A source that fails (timeout, HTTP error, HTML, bad JSON) or whose rows are rejected by validation is logged,
+its payload quarantined with the reason, and the next source of the group is tried. Nothing rejected is ever
+written to `observations`, so good data is never overwritten by bad.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from feeds.base import Collector, FeedError, Observation
+from feeds.btc import CoinbaseSpot, CoinGeckoSimple, KrakenTicker, MempoolPrice
+from feeds.ercot import ErcotDayAhead, ErcotRealTime
+from feeds.gpu import AkashGpuPrices, VastOffers
+from feeds.http import HttpClient, HttpSettings
+from feeds.network import MempoolNetwork
+from feeds.nyiso import NyisoRealTime
+from feeds.series import spec
+from feeds.store import Store
+from feeds.validate import Rejected, validate
+from models.config import SiteConfig
+from optimizer.hashprice import hashprice_usd_per_th_day
+
+log = logging.getLogger(__name__)
+
+GROUPS = ("btc", "network", "power_rt", "power_da", "power_rt_nyiso", "weather", "gpu")
+
+
+@dataclass
+class GroupResult:
+    group: str
+    source: str | None = None  # which source supplied the rows (None: every source failed)
+    rows: int = 0
+    fallback: bool = False  # True when a source other than the first one supplied the rows
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (source, reason)
+    duration_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.source is not None
+
+
+def collectors_for(cfg: SiteConfig, group: str) -> list[Collector]:
+    """The enabled sources of `group`, in fallback order, configured from the site config."""
+    f = cfg.feeds
+
+    def make(cls, name: str, **options) -> list[Collector]:
+        src = f.source(name)
+        return [cls(base_url=src.base_url or "", options=options)] if src.enabled else []
+
+    if group == "btc":
+        return (make(MempoolPrice, "mempool") + make(CoinbaseSpot, "coinbase") + make(KrakenTicker, "kraken")
+                + make(CoinGeckoSimple, "coingecko"))
+    if group == "network":
+        return make(MempoolNetwork, "mempool")
+    if group in ("power_rt", "power_da"):
+        if cfg.site.market != "ERCOT":
+            return []
+        cls = ErcotRealTime if group == "power_rt" else ErcotDayAhead
+        return make(cls, "ercot_mis", settlement_points=[cfg.site.settlement_point])
+    if group == "power_rt_nyiso":
+        return make(NyisoRealTime, "nyiso_mis", zones=f.nyiso_zones) if f.nyiso_zones else []
+    if group == "weather":
+        if cfg.site.latitude is None or cfg.site.longitude is None:
+            return []
+        from feeds.weather import OpenMeteo
+
+        return make(OpenMeteo, "open_meteo", latitude=cfg.site.latitude, longitude=cfg.site.longitude)
+    if group == "gpu":
+        return make(VastOffers, "vast", models=f.gpu_models) + make(AkashGpuPrices, "akash")
+    raise ValueError(f"unknown feed group {group!r}; groups: {', '.join(GROUPS)}")
+
+
+def http_client(cfg: SiteConfig) -> HttpClient:
+    f = cfg.feeds
+    return HttpClient(HttpSettings(f.connect_timeout_s, f.read_timeout_s, f.retries, f.backoff_s, f.max_retry_after_s))
+
+
+def collect_group(cfg: SiteConfig, store: Store, client: HttpClient, group: str) -> GroupResult:
+    result = GroupResult(group)
+    t0 = time.perf_counter()
+    sources = collectors_for(cfg, group)
+    for position, collector in enumerate(sources):
+        now = datetime.now(timezone.utc)
+        bodies: list[bytes] = []
+        try:
+            payloads = collector.fetch(client)
+            bodies = [p.body for p in payloads]
+            rows = collector.parse(payloads)
+            last_good = store.latest_values({r.series for r in rows})
+            validate(rows, last_good, cfg.feeds.jump_limits)
+        except FeedError as exc:
+            _reject(store, result, group, collector.name, now, exc.reason, exc.payload or b"\n".join(bodies) or None)
+            continue
+        except Rejected as exc:
+            _reject(store, result, group, collector.name, now, exc.reason, b"\n".join(bodies))
+            continue
+        store.upsert(rows)
+        store.log_fetch(group, collector.name, now, True, len(rows), None)
+        result.source, result.rows, result.fallback = collector.name, len(rows), position > 0
+        break
+    result.duration_s = time.perf_counter() - t0
+    level = logging.INFO if result.ok else logging.WARNING
+    log.log(level, "feed group=%s ok=%s source=%s rows=%d fallback=%s failures=%d duration_s=%.3f",
+            group, result.ok, result.source, result.rows, result.fallback, len(result.failures), result.duration_s)
+    return result
+
+
+def _reject(store: Store, result: GroupResult, group: str, source: str, now: datetime, reason: str, payload: bytes | None) -> None:
+    log.warning("feed rejected group=%s source=%s reason=%s", group, source, reason)
+    result.failures.append((source, reason))
+    store.quarantine(group, source, now, reason, payload)
+    store.log_fetch(group, source, now, False, 0, reason)
+
+
+def derive_hashprice(store: Store, now: datetime | None = None) -> Observation | None:
+    """Hashprice from the latest stored difficulty, subsidy, fees and BTC price; stored with source 'computed'."""
+    now = now or datetime.now(timezone.utc)
+    inputs = {s: store.latest(s) for s in ("difficulty", "subsidy_btc", "fees_btc_per_block", "btc_usd")}
+    missing = [s for s, o in inputs.items() if o is None]
+    if missing:
+        log.warning("hashprice not derived: no stored %s", ", ".join(missing))
+        return None
+    value = hashprice_usd_per_th_day(inputs["difficulty"].value, inputs["btc_usd"].value, inputs["subsidy_btc"].value,
+                                     inputs["fees_btc_per_block"].value)
+    start = max(o.interval_start_utc for o in inputs.values())
+    row = Observation("hashprice_usd_per_th_day", start, value, "USD/TH/day", "computed", now)
+    try:
+        validate([row], store.latest_values([row.series]))
+    except Rejected as exc:
+        store.quarantine("hashprice", "computed", now, exc.reason, None)
+        log.warning("hashprice rejected reason=%s", exc.reason)
+        return None
+    store.upsert([row])
+    return row
+
+
+def collect(cfg: SiteConfig, store: Store, groups: list[str] | None = None, client: HttpClient | None = None) -> list[GroupResult]:
+    """One pass over `groups` (default: every group with an enabled source)."""
+    own = client is None
+    client = client or http_client(cfg)
+    try:
+        results = []
+        for group in groups or GROUPS:
+            if group not in GROUPS:
+                raise ValueError(f"unknown feed group {group!r}; groups: {', '.join(GROUPS)}")
+            if collectors_for(cfg, group):
+                results.append(collect_group(cfg, store, client, group))
+        if any(r.ok and r.group in ("btc", "network") for r in results):
+            derive_hashprice(store)
+        return results
+    finally:
+        if own:
+            client.close()
+
+
+def required_series(cfg: SiteConfig) -> list[str]:
+    """Series a solve from the store cannot do without."""
+    out = ["btc_usd", "difficulty", "subsidy_btc", "fees_btc_per_block", "hashprice_usd_per_th_day"]
+    if cfg.site.market == "ERCOT":
+        out.append(f"power_rt_usd_per_mwh.{cfg.site.settlement_point}")
+    out += sorted({f"gpu_rate_usd_per_gpu_hour.{g.rate_series}" for g in cfg.gpu_pools if g.rate_series})
+    return out
+
+
+@dataclass
+class SeriesStatus:
+    series: str
+    value: float | None
+    unit: str
+    interval_start_utc: datetime | None
+    source: str | None
+    age_s: float | None
+    staleness_s: float
+    required: bool
+
+    @property
+    def fresh(self) -> bool:
+        return self.age_s is not None and self.age_s <= self.staleness_s
+
+
+def status(cfg: SiteConfig, store: Store, now: datetime | None = None) -> list[SeriesStatus]:
+    """Last good value, age, source and staleness per stored (and per required) series."""
+    now = now or datetime.now(timezone.utc)
+    required = set(required_series(cfg))
+    out = []
+    for series in sorted(set(store.series_names()) | required):
+        s = spec(series)
+        last = store.latest(series)
+        age = None if last is None else max((now - last.interval_start_utc).total_seconds(), 0.0)
+        out.append(SeriesStatus(series, None if last is None else last.value, s.unit,
+                                None if last is None else last.interval_start_utc, None if last is None else last.source,
+                                age, s.staleness.total_seconds(), series in required))
+    return out

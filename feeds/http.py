@@ -1,0 +1,115 @@
+"""HTTP for collectors: one `requests` session with urllib3 retries (backoff, Retry-After honoured on 429/503),
+connect/read timeouts and a descriptive User-Agent. Failures become FeedError with a reason an operator reads.
+API keys come from environment variables, are sent only in headers/params and never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from feeds.base import FeedError, Payload
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "hashpivot/0.1 (mining-site power allocation; +https://github.com/hashpivot/hashpivot)"
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+
+
+@dataclass
+class HttpSettings:
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 20.0
+    retries: int = 3
+    backoff_s: float = 1.0  # urllib3 backoff factor: sleeps backoff x 2^(n-1) between attempts
+    max_retry_after_s: float = 60.0
+
+
+class _CappedRetry(Retry):
+    """urllib3 Retry that honours Retry-After but never sleeps longer than `max_retry_after_s`."""
+
+    max_retry_after_s: float = 60.0
+
+    def new(self, **kw):
+        new = super().new(**kw)
+        new.max_retry_after_s = self.max_retry_after_s
+        return new
+
+    def get_retry_after(self, response):
+        seconds = super().get_retry_after(response)
+        return None if seconds is None else min(seconds, self.max_retry_after_s)
+
+
+class HttpClient:
+    """A session shared by every collector of one collection pass."""
+
+    def __init__(self, settings: HttpSettings | None = None):
+        self.settings = settings or HttpSettings()
+        retry = _CappedRetry(
+            total=self.settings.retries,
+            connect=self.settings.retries,
+            read=self.settings.retries,
+            status=self.settings.retries,
+            backoff_factor=self.settings.backoff_s,
+            status_forcelist=RETRY_STATUSES,
+            allowed_methods=frozenset({"GET", "POST"}),  # every request a collector makes is a read
+            respect_retry_after_header=True,
+            raise_on_status=False,  # the last response is returned and turned into a FeedError below
+        )
+        retry.max_retry_after_s = self.settings.max_retry_after_s
+        self.session = requests.Session()
+        adapter = HTTPAdapter(max_retries=retry)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers["User-Agent"] = USER_AGENT
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> "HttpClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def request(self, source: str, method: str, url: str, *, params=None, json=None, headers=None,
+                redact: tuple[str, ...] = ()) -> Payload:
+        """One request; FeedError on timeout, connection error or a non-2xx final status."""
+        shown = url
+        if params:
+            shown += "?" + "&".join(f"{k}={'***' if k in redact else v}" for k, v in params.items())
+        timeout = (self.settings.connect_timeout_s, self.settings.read_timeout_s)
+        try:
+            resp = self.session.request(method, url, params=params, json=json, headers=headers, timeout=timeout)
+        except requests.exceptions.RetryError as exc:
+            raise FeedError(source, f"gave up after {self.settings.retries} retries: {shown} ({_root(exc)})") from None
+        except requests.exceptions.Timeout:
+            raise FeedError(source, f"timed out after {self.settings.read_timeout_s:g} s: {shown}") from None
+        except requests.exceptions.ConnectionError as exc:
+            raise FeedError(source, f"cannot connect: {shown} ({_root(exc)})") from None
+        except requests.exceptions.RequestException as exc:
+            raise FeedError(source, f"request failed: {shown} ({type(exc).__name__})") from None
+        fetched = datetime.now(timezone.utc)
+        payload = Payload(source, shown, resp.status_code, resp.headers.get("Content-Type", ""), resp.content, fetched)
+        if not 200 <= resp.status_code < 300:
+            extra = f" after {self.settings.retries} retries" if resp.status_code in RETRY_STATUSES else ""
+            raise FeedError(source, f"HTTP {resp.status_code}{extra} from {shown}", resp.content)
+        log.debug("fetched source=%s url=%s status=%s bytes=%d", source, shown, resp.status_code, len(resp.content))
+        return payload
+
+    def get(self, source: str, url: str, **kwargs) -> Payload:
+        return self.request(source, "GET", url, **kwargs)
+
+    def post(self, source: str, url: str, **kwargs) -> Payload:
+        return self.request(source, "POST", url, **kwargs)
+
+
+def _root(exc: BaseException) -> str:
+    while exc.__context__ is not None and exc.__context__ is not exc:
+        exc = exc.__context__
+    return type(exc).__name__

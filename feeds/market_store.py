@@ -1,0 +1,53 @@
+"""Market data for a solve, read from the store as of a time (no look-ahead: only rows fetched by then).
+
+Real-time prices (15-minute or hourly) become hourly means, BTC quotes hourly last values, network inputs daily
+last values, GPU rates and ancillary prices per series: the shapes `optimizer.forecast` expects.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pandas as pd
+
+from feeds.store import Store
+from models.errors import DataError
+from models.market import MarketData
+
+
+def _series(store: Store, name: str, as_of: datetime | None) -> pd.Series:
+    df = store.history(name, as_of=as_of)
+    if df.empty:
+        return pd.Series(dtype=float)
+    df = df[df["series"] == name]
+    return pd.Series(df["value"].to_numpy(), index=pd.DatetimeIndex(df["interval_start_utc"]), name=name).sort_index()
+
+
+def market_from_store(store: Store, settlement_point: str, as_of: datetime | None = None) -> MarketData:
+    rt = _series(store, f"power_rt_usd_per_mwh.{settlement_point}", as_of)
+    if rt.empty:
+        raise DataError(
+            f"store {store.path}: no real-time prices for {settlement_point}; run `hashpivot feeds fetch` or "
+            "`hashpivot feeds import` first"
+        )
+    da = _series(store, f"power_da_usd_per_mwh.{settlement_point}", as_of)
+    power = pd.DataFrame({
+        "rt_price_usd_per_mwh": rt.resample("h").mean(),
+        "da_price_usd_per_mwh": da.resample("h").mean() if not da.empty else pd.Series(dtype=float),
+    })
+    power = power[power["rt_price_usd_per_mwh"].notna() | power["da_price_usd_per_mwh"].notna()]
+    btc = _series(store, "btc_usd", as_of).resample("h").last().dropna().to_frame("btc_usd")
+    network = pd.DataFrame({
+        col: _series(store, col, as_of).resample("D").last() for col in ("difficulty", "fees_btc_per_block", "subsidy_btc")
+    }).dropna()
+    gpu = {}
+    for name in store.series_names():
+        if name.startswith("gpu_rate_usd_per_gpu_hour."):
+            gpu[name.split(".", 1)[1]] = _series(store, name, as_of)
+    gpu_rates = pd.DataFrame(gpu) if gpu else pd.DataFrame()
+    anc = {}
+    for name in store.series_names():
+        if name.startswith("ancillary_usd_per_mw_hour."):
+            anc[f"{name.split('.', 1)[1]}_usd_per_mw_hour"] = _series(store, name, as_of)
+    ancillary = pd.DataFrame(anc) if anc else pd.DataFrame()
+    return MarketData(settlement_point, power, btc, network, gpu_rates, ancillary, source=f"store:{store.path}")

@@ -1,0 +1,55 @@
+"""The series hashpivot stores, their units and what values are plausible (pure data).
+
+A series name is a family, optionally followed by `.<key>` (settlement point, GPU model):
+`power_rt_usd_per_mwh.HB_WEST`, `gpu_rate_usd_per_gpu_hour.H100`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+
+@dataclass(frozen=True)
+class SeriesSpec:
+    family: str
+    unit: str
+    min_value: float
+    max_value: float
+    max_jump_fraction: float | None  # reject a value this far (relative) from the last good one; None = no filter
+    staleness: timedelta  # older than this, the latest value is not fit to decide with
+    required: bool = True  # `feeds fetch` exits non-zero if a required series has no fresh value
+
+
+# ERCOT's system-wide offer cap is 5,000 USD/MWh (since 2023); real-time prices can exceed it slightly with adders,
+# and go down to the -250 USD/MWh floor of offers. Other ISOs have similar ranges (CAISO 2,000 bid cap, soft 1,000).
+SPECS: dict[str, SeriesSpec] = {
+    s.family: s
+    for s in [
+        SeriesSpec("btc_usd", "USD/BTC", 1_000.0, 10_000_000.0, 0.25, timedelta(hours=2)),
+        SeriesSpec("difficulty", "1", 1e12, 1e17, 0.35, timedelta(days=4)),
+        SeriesSpec("hashrate_th_s", "TH/s", 1e6, 1e12, None, timedelta(days=4), required=False),
+        SeriesSpec("block_height", "blocks", 600_000, 5_000_000, 0.01, timedelta(hours=6)),
+        SeriesSpec("subsidy_btc", "BTC", 0.0, 50.0, None, timedelta(days=4)),
+        SeriesSpec("fees_btc_per_block", "BTC", 0.0, 20.0, None, timedelta(days=2)),
+        SeriesSpec("hashprice_usd_per_th_day", "USD/TH/day", 1e-4, 10.0, 0.5, timedelta(hours=6)),
+        SeriesSpec("power_rt_usd_per_mwh", "USD/MWh", -300.0, 5_500.0, None, timedelta(hours=1)),
+        SeriesSpec("power_da_usd_per_mwh", "USD/MWh", -300.0, 5_500.0, None, timedelta(days=2), required=False),
+        SeriesSpec("ambient_temp_c", "degC", -60.0, 60.0, None, timedelta(days=2), required=False),
+        SeriesSpec("gpu_rate_usd_per_gpu_hour", "USD/GPU-h", 0.01, 50.0, 2.0, timedelta(days=7)),
+        SeriesSpec("gpu_rate_p25_usd_per_gpu_hour", "USD/GPU-h", 0.01, 50.0, None, timedelta(days=7), required=False),
+        SeriesSpec("gpu_offers", "offers", 0.0, 1e6, None, timedelta(days=7), required=False),
+        SeriesSpec("ancillary_usd_per_mw_hour", "USD/MW-h", -50.0, 10_000.0, None, timedelta(days=2), required=False),
+    ]
+}
+
+
+def family(series: str) -> str:
+    return series.split(".", 1)[0]
+
+
+def spec(series: str) -> SeriesSpec:
+    try:
+        return SPECS[family(series)]
+    except KeyError:
+        raise KeyError(f"unknown series {series!r}; families: {', '.join(SPECS)}") from None

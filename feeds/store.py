@@ -1,0 +1,215 @@
+"""The local store: SQLite in WAL mode, one writer and any number of readers.
+
+Tables: `observations` keyed by (series, interval_start_utc, source) with idempotent upserts; `quarantine` for
+rejected payloads (reason and the raw body); `fetch_log` for every attempt. The schema is versioned with
+`PRAGMA user_version` and migrated forward on open. Timestamps are stored as ISO 8601 UTC text ('...Z'),
+which sorts chronologically.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+from platformdirs import user_data_dir
+
+from feeds.base import Observation
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS: list[str] = [
+    # 1: observations, quarantine, fetch log
+    """
+    CREATE TABLE observations (
+        series TEXT NOT NULL,
+        interval_start_utc TEXT NOT NULL,
+        source TEXT NOT NULL,
+        value REAL NOT NULL,
+        unit TEXT NOT NULL,
+        fetched_at_utc TEXT NOT NULL,
+        PRIMARY KEY (series, interval_start_utc, source)
+    ) WITHOUT ROWID;
+    CREATE INDEX observations_by_fetch ON observations (series, fetched_at_utc);
+    CREATE TABLE quarantine (
+        id INTEGER PRIMARY KEY,
+        group_name TEXT NOT NULL,
+        source TEXT NOT NULL,
+        fetched_at_utc TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        payload BLOB
+    );
+    CREATE TABLE fetch_log (
+        id INTEGER PRIMARY KEY,
+        group_name TEXT NOT NULL,
+        source TEXT NOT NULL,
+        fetched_at_utc TEXT NOT NULL,
+        ok INTEGER NOT NULL,
+        rows INTEGER NOT NULL,
+        reason TEXT
+    );
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def default_db_path() -> Path:
+    return Path(user_data_dir("hashpivot", appauthor=False)) / "hashpivot.sqlite"
+
+
+def iso(ts: datetime | pd.Timestamp) -> str:
+    ts = pd.Timestamp(ts)
+    if ts.tzinfo is None:
+        raise ValueError(f"timestamp must be tz-aware: {ts!r}")
+    return ts.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+
+
+class Store:
+    """Open (creating and migrating) the store at `path`."""
+
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path) if path is not None else default_db_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA busy_timeout=30000")
+        self._migrate()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _migrate(self) -> None:
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(f"{self.path}: store schema {version} is newer than this hashpivot ({SCHEMA_VERSION}); upgrade hashpivot")
+        for number in range(version, SCHEMA_VERSION):
+            try:  # one script, one transaction: a migration is applied whole or not at all
+                self.conn.executescript(f"BEGIN IMMEDIATE; {MIGRATIONS[number]}; PRAGMA user_version = {number + 1}; COMMIT;")
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+            log.info("store=%s migrated to schema %d", self.path, number + 1)
+
+    # ------------------------------------------------------------------ writes
+
+    def upsert(self, rows: Iterable[Observation]) -> int:
+        """Insert or update rows (idempotent: the same row twice leaves one). Returns the number written."""
+        data = [(r.series, iso(r.interval_start_utc), r.source, r.value, r.unit, iso(r.fetched_at_utc)) for r in rows]
+        with self._transaction():
+            self.conn.executemany(
+                """INSERT INTO observations (series, interval_start_utc, source, value, unit, fetched_at_utc)
+                   VALUES (?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (series, interval_start_utc, source)
+                   DO UPDATE SET value = excluded.value, unit = excluded.unit, fetched_at_utc = excluded.fetched_at_utc""",
+                data,
+            )
+        return len(data)
+
+    def quarantine(self, group: str, source: str, fetched_at: datetime, reason: str, payload: bytes | None) -> None:
+        with self._transaction():
+            self.conn.execute(
+                "INSERT INTO quarantine (group_name, source, fetched_at_utc, reason, payload) VALUES (?, ?, ?, ?, ?)",
+                (group, source, iso(fetched_at), reason, payload),
+            )
+
+    def log_fetch(self, group: str, source: str, fetched_at: datetime, ok: bool, rows: int, reason: str | None) -> None:
+        with self._transaction():
+            self.conn.execute(
+                "INSERT INTO fetch_log (group_name, source, fetched_at_utc, ok, rows, reason) VALUES (?, ?, ?, ?, ?, ?)",
+                (group, source, iso(fetched_at), int(ok), rows, reason),
+            )
+
+    def _transaction(self):
+        store = self
+
+        class _Tx:
+            def __enter__(self):
+                store.conn.execute("BEGIN IMMEDIATE")
+
+            def __exit__(self, exc_type, *rest):
+                store.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+        return _Tx()
+
+    # ------------------------------------------------------------------ reads
+
+    def series_names(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT DISTINCT series FROM observations ORDER BY series")]
+
+    def latest(self, series: str, as_of: datetime | None = None) -> Observation | None:
+        """The latest row (by interval start, then fetch time) fetched no later than `as_of`."""
+        sql = "SELECT series, interval_start_utc, value, unit, source, fetched_at_utc FROM observations WHERE series = ?"
+        args: list = [series]
+        if as_of is not None:
+            sql += " AND fetched_at_utc <= ?"
+            args.append(iso(as_of))
+        row = self.conn.execute(sql + " ORDER BY interval_start_utc DESC, fetched_at_utc DESC LIMIT 1", args).fetchone()
+        return None if row is None else _obs(row)
+
+    def latest_values(self, series: Iterable[str]) -> dict[str, float]:
+        out = {}
+        for s in series:
+            o = self.latest(s)
+            if o is not None:
+                out[s] = o.value
+        return out
+
+    def history(self, series: str | None = None, since: datetime | None = None, until: datetime | None = None,
+                as_of: datetime | None = None) -> pd.DataFrame:
+        """Rows as a DataFrame (series, interval_start_utc, value, unit, source, fetched_at_utc).
+
+        `since`/`until` bound interval starts; `as_of` keeps only rows fetched by then (no look-ahead). Where
+        several sources supplied one interval, the most recently fetched row is kept.
+        """
+        sql = "SELECT series, interval_start_utc, value, unit, source, fetched_at_utc FROM observations WHERE 1=1"
+        args: list = []
+        if series is not None:
+            sql += " AND (series = ? OR series LIKE ?)"
+            args += [series, series + ".%"]
+        if since is not None:
+            sql += " AND interval_start_utc >= ?"
+            args.append(iso(since))
+        if until is not None:
+            sql += " AND interval_start_utc <= ?"
+            args.append(iso(until))
+        if as_of is not None:
+            sql += " AND fetched_at_utc <= ?"
+            args.append(iso(as_of))
+        df = pd.read_sql_query(sql + " ORDER BY series, interval_start_utc, fetched_at_utc", self.conn, params=args)
+        if df.empty:
+            return df
+        df = df.drop_duplicates(["series", "interval_start_utc"], keep="last")
+        for col in ("interval_start_utc", "fetched_at_utc"):
+            df[col] = pd.to_datetime(df[col], utc=True)
+        return df.reset_index(drop=True)
+
+    def quarantined(self, limit: int = 50) -> pd.DataFrame:
+        return pd.read_sql_query(
+            "SELECT id, group_name, source, fetched_at_utc, reason, length(payload) AS payload_bytes FROM quarantine "
+            "ORDER BY id DESC LIMIT ?", self.conn, params=[limit])
+
+    def last_fetch(self, group: str) -> tuple | None:
+        return self.conn.execute(
+            "SELECT source, fetched_at_utc, ok, rows, reason FROM fetch_log WHERE group_name = ? ORDER BY id DESC LIMIT 1",
+            (group,)).fetchone()
+
+
+def _obs(row: tuple) -> Observation:
+    series, start, value, unit, source, fetched = row
+    return Observation(series, parse_iso(start), float(value), unit, source, parse_iso(fetched))
