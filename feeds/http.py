@@ -91,6 +91,8 @@ class HttpClient:
         except requests.exceptions.Timeout:
             raise FeedError(source, f"timed out after {self.settings.read_timeout_s:g} s: {shown}") from None
         except requests.exceptions.ConnectionError as exc:
+            if "timeout" in _root(exc).lower():  # urllib3 reports a read timeout without retries left this way
+                raise FeedError(source, f"timed out after {self.settings.read_timeout_s:g} s: {shown}") from None
             raise FeedError(source, f"cannot connect: {shown} ({_root(exc)})") from None
         except requests.exceptions.RequestException as exc:
             raise FeedError(source, f"request failed: {shown} ({type(exc).__name__})") from None

@@ -1,7 +1,8 @@
 """Market data for a solve, read from the store as of a time (no look-ahead: only rows fetched by then).
 
-Real-time prices (15-minute or hourly) become hourly means, BTC quotes hourly last values, network inputs daily
-last values, GPU rates and ancillary prices per series: the shapes `optimizer.forecast` expects.
+Series keep their native resolution (15-minute or hourly prices, point BTC quotes, network snapshots); since
+rows are filtered by when they were fetched (imports: when they were published), every row counts as known
+from its timestamp on.
 """
 
 from __future__ import annotations
@@ -31,15 +32,9 @@ def market_from_store(store: Store, settlement_point: str, as_of: datetime | Non
             "`hashpivot feeds import` first"
         )
     da = _series(store, f"power_da_usd_per_mwh.{settlement_point}", as_of)
-    power = pd.DataFrame({
-        "rt_price_usd_per_mwh": rt.resample("h").mean(),
-        "da_price_usd_per_mwh": da.resample("h").mean() if not da.empty else pd.Series(dtype=float),
-    })
-    power = power[power["rt_price_usd_per_mwh"].notna() | power["da_price_usd_per_mwh"].notna()]
-    btc = _series(store, "btc_usd", as_of).resample("h").last().dropna().to_frame("btc_usd")
-    network = pd.DataFrame({
-        col: _series(store, col, as_of).resample("D").last() for col in ("difficulty", "fees_btc_per_block", "subsidy_btc")
-    }).dropna()
+    power = pd.DataFrame({"rt_price_usd_per_mwh": rt, "da_price_usd_per_mwh": da if not da.empty else pd.Series(dtype=float)})
+    btc = _series(store, "btc_usd", as_of).to_frame("btc_usd")
+    network = pd.DataFrame({col: _series(store, col, as_of) for col in ("difficulty", "fees_btc_per_block", "subsidy_btc")}).dropna()
     gpu = {}
     for name in store.series_names():
         if name.startswith("gpu_rate_usd_per_gpu_hour."):
@@ -50,4 +45,6 @@ def market_from_store(store: Store, settlement_point: str, as_of: datetime | Non
         if name.startswith("ancillary_usd_per_mw_hour."):
             anc[f"{name.split('.', 1)[1]}_usd_per_mw_hour"] = _series(store, name, as_of)
     ancillary = pd.DataFrame(anc) if anc else pd.DataFrame()
-    return MarketData(settlement_point, power, btc, network, gpu_rates, ancillary, source=f"store:{store.path}")
+    zero = pd.Timedelta(0)  # rows are filtered by fetch time above: each is known from its timestamp on
+    return MarketData(settlement_point, power, btc, network, gpu_rates, ancillary, source=f"store:{store.path}",
+                      power_interval=zero, btc_interval=zero, network_interval=zero)

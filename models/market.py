@@ -25,3 +25,9 @@ class MarketData:
     gpu_rates: pd.DataFrame
     ancillary: pd.DataFrame
     source: str = "embedded"
+    # How long after its interval start a row becomes known. Historical files hold interval averages/closes
+    # (known when the interval ends); the store filters rows by their fetch time instead, so its values are
+    # known at their timestamps (0).
+    power_interval: pd.Timedelta = pd.Timedelta(hours=1)
+    btc_interval: pd.Timedelta = pd.Timedelta(hours=1)
+    network_interval: pd.Timedelta = pd.Timedelta(days=1)

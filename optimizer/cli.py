@@ -120,7 +120,7 @@ def solve(
 
         from feeds.market_store import market_from_store
 
-        at_ts = pd.Timestamp(at) if at else pd.Timestamp.now(tz="UTC").floor("min")
+        at_ts = pd.Timestamp(at) if at else pd.Timestamp.now(tz="UTC")
         at_ts = at_ts.tz_localize("UTC") if at_ts.tzinfo is None else at_ts
         with _open_store(cfg, db) as store:
             market = market_from_store(store, cfg.site.settlement_point, as_of=at_ts.to_pydatetime())

@@ -80,7 +80,7 @@ def default_at(market: MarketData) -> pd.Timestamp:
     """The latest time at which every real-time price in the data is known: the end of its last interval."""
     if market.power.empty:
         raise DataError("power prices: no rows at all")
-    return market.power.index[-1] + pd.Timedelta(hours=1)
+    return market.power.index[-1] + market.power_interval
 
 
 def _known(df: pd.DataFrame, at: pd.Timestamp, interval: pd.Timedelta, series: str) -> pd.DataFrame:
@@ -97,13 +97,12 @@ def _known(df: pd.DataFrame, at: pd.Timestamp, interval: pd.Timedelta, series: s
 
 
 def _power_forecast(market: MarketData, grid: pd.DatetimeIndex, at: pd.Timestamp, decay: float, trailing_hours: int):
-    hour = pd.Timedelta(hours=1)
-    rt_known = _known(market.power[["rt_price_usd_per_mwh"]], at, hour, "power_rt")["rt_price_usd_per_mwh"]
+    rt_known = _known(market.power[["rt_price_usd_per_mwh"]], at, market.power_interval, "power_rt")["rt_price_usd_per_mwh"]
     last_time, last_rt = rt_known.index[-1], float(rt_known.iloc[-1])
     trailing = float(rt_known[rt_known.index > last_time - pd.Timedelta(hours=trailing_hours)].mean())
     da = market.power["da_price_usd_per_mwh"]
     published = published_day_ahead(da, at)
-    last_da = published.get(last_time)
+    last_da = published.get(last_time.floor("h"))
     bias = last_rt - float(last_da) if last_da is not None and np.isfinite(last_da) else None
     hourly = grid.floor("h")
     prices = np.empty(len(grid))
@@ -137,9 +136,9 @@ def build_forecast(cfg: SiteConfig, market: MarketData, at: pd.Timestamp | str |
 
     prices, notes = _power_forecast(market, grid, at, cfg.forecast.price_decay_per_step, cfg.forecast.trailing_hours)
 
-    btc_known = _known(market.btc, at, pd.Timedelta(hours=1), "btc_usd")
+    btc_known = _known(market.btc, at, market.btc_interval, "btc_usd")
     btc_usd = float(btc_known["btc_usd"].iloc[-1])
-    net = _known(market.network, at, pd.Timedelta(days=1), "network").iloc[-1]
+    net = _known(market.network, at, market.network_interval, "network").iloc[-1]
     hashprice = hashprice_usd_per_th_day(
         float(net["difficulty"]), btc_usd, float(net["subsidy_btc"]), float(net["fees_btc_per_block"])
     )

@@ -1,0 +1,210 @@
+"""Collectors against a real HTTP server on loopback (pytest-httpserver) serving recorded payloads and faults."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import pytest
+from werkzeug import Response
+
+from feeds.collect import collect, status
+from feeds.store import Store
+from optimizer.hashprice import hashprice_usd_per_th_day
+from tests.feeds_support import fixture_bytes, loopback_config, zipped
+
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+
+def serve_all(server) -> None:
+    """The happy path for every source, from the fixtures."""
+    server.expect_request("/api/v1/prices").respond_with_data(fixture_bytes("v1_prices.SHAPE_ONLY.json"), content_type="application/json")
+    server.expect_request("/v2/prices/BTC-USD/spot").respond_with_data(fixture_bytes("v2_prices_BTC-USD_spot.20260925.json"), content_type="application/json")
+    server.expect_request("/0/public/Ticker").respond_with_data(fixture_bytes("0_public_Ticker_pair-XBTUSD.20260925.json"), content_type="application/json")
+    server.expect_request("/api/v3/simple/price").respond_with_data(fixture_bytes("api_v3_simple_price_multi.20260925.json"), content_type="application/json")
+    server.expect_request("/api/v1/mining/hashrate/3d").respond_with_data(fixture_bytes("v1_mining_hashrate_3d.DOCS_EXAMPLE.json"), content_type="application/json")
+    server.expect_request("/api/blocks/tip/height").respond_with_data(fixture_bytes("blocks_tip_height.DOCS_EXAMPLE.txt"), content_type="text/plain")
+    server.expect_request("/api/v1/mining/reward-stats/144").respond_with_data(fixture_bytes("v1_mining_reward-stats_100.DOCS_EXAMPLE.json"), content_type="application/json")
+    server.expect_request("/misapp/servlets/IceDocListJsonWS", query_string="reportTypeId=12301").respond_with_data(
+        fixture_bytes("ercot_mis_doclist_12301.documented-format.json"), content_type="application/json")
+    server.expect_request("/misapp/servlets/IceDocListJsonWS", query_string="reportTypeId=12331").respond_with_data(
+        fixture_bytes("ercot_mis_doclist_12331.documented-format.json"), content_type="application/json")
+    server.expect_request("/misdownload/servlets/mirDownload", query_string="doclookupId=1024887614").respond_with_data(
+        zipped("ercot_spp_rt_np6-905-cd_20240805_0915.documented-format.csv"), content_type="application/zip")
+    server.expect_request("/misdownload/servlets/mirDownload", query_string="doclookupId=1024901377").respond_with_data(
+        zipped("ercot_dam_spp_np4-190-cd_20240806.documented-format.csv"), content_type="application/zip")
+    server.expect_request("/v1/forecast").respond_with_data(fixture_bytes("open_meteo_forecast.documented-format.json"), content_type="application/json")
+    server.expect_request("/api/v0/bundles/", method="POST").respond_with_data(fixture_bytes("vast_bundles_offers.documented-format.json"), content_type="application/json")
+    server.expect_request("/v1/gpu-prices").respond_with_data(fixture_bytes("akash_gpu_prices.documented-format.json"), content_type="application/json")
+
+
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store(tmp_path / "store.sqlite") as s:
+        yield s
+
+
+def by_group(results):
+    return {r.group: r for r in results}
+
+
+def test_full_pass_uses_primaries_stores_rows_and_derives_hashprice(httpserver, store):
+    serve_all(httpserver)
+    cfg, _ = loopback_config(httpserver.url_for("/"))
+    results = by_group(collect(cfg, store, ["btc", "network", "power_rt", "power_da", "weather", "gpu"]))
+    assert all(r.ok for r in results.values()), results
+    assert results["btc"].source == "mempool" and not results["btc"].fallback
+    assert results["gpu"].source == "vast"
+    assert store.latest("power_rt_usd_per_mwh.HB_WEST").value == 14.96
+    assert len(store.history("power_da_usd_per_mwh.HB_WEST")) == 24
+    assert store.latest("btc_usd").value == 43753
+    hp = store.latest("hashprice_usd_per_th_day")
+    assert hp.source == "computed"
+    assert hp.value == pytest.approx(hashprice_usd_per_th_day(31251101365711.12, 43753, 6.25, 0.1311748254))
+    agents = {req.headers.get("User-Agent") for req, _ in httpserver.log}
+    assert len(agents) == 1 and agents.pop().startswith("hashpivot/")
+
+
+def test_server_error_falls_back_to_the_next_source_and_quarantines(httpserver, store):
+    httpserver.expect_request("/api/v1/prices").respond_with_data("upstream broke", status=500)
+    serve_all(httpserver)
+    cfg, _ = loopback_config(httpserver.url_for("/"), retries=1)
+    result = by_group(collect(cfg, store, ["btc"]))["btc"]
+    assert result.source == "coinbase" and result.fallback
+    assert result.failures == [("mempool", f"HTTP 500 after 1 retries from {httpserver.url_for('/api/v1/prices')}")]
+    q = store.quarantined()
+    assert list(q["source"]) == ["mempool"] and "HTTP 500" in q["reason"][0]
+    assert sum(1 for req, _ in httpserver.log if req.path == "/api/v1/prices") == 2  # first try + one retry
+
+
+def test_429_with_retry_after_is_honoured_then_succeeds(httpserver, store):
+    httpserver.expect_oneshot_request("/v2/prices/BTC-USD/spot").respond_with_response(
+        Response(fixture_bytes("coingecko_429_rate_limit.json"), status=429, headers={"Retry-After": "1"}))
+    serve_all(httpserver)
+    cfg, _ = loopback_config(httpserver.url_for("/"), "feeds.sources.mempool.enabled=false", retries=2)
+    t0 = time.monotonic()
+    result = by_group(collect(cfg, store, ["btc"]))["btc"]
+    assert result.source == "coinbase" and not result.failures
+    assert time.monotonic() - t0 >= 1.0
+
+
+@pytest.fixture
+def threaded_server():
+    from pytest_httpserver import HTTPServer
+
+    server = HTTPServer(threaded=True)  # a slow handler must not block the fallback's request
+    server.start()
+    yield server
+    server.clear()
+    server.stop()
+
+
+def test_timeout_is_a_clear_failure(threaded_server, store):
+    httpserver = threaded_server
+    def slow(_request):
+        time.sleep(1.5)
+        return Response("{}", content_type="application/json")
+
+    httpserver.expect_request("/api/v1/prices").respond_with_handler(slow)
+    serve_all(httpserver)
+    cfg, _ = loopback_config(httpserver.url_for("/"), retries=0, read_timeout_s=0.3)
+    result = by_group(collect(cfg, store, ["btc"]))["btc"]
+    assert result.failures[0][0] == "mempool" and "timed out after 0.3 s" in result.failures[0][1]
+    assert result.source == "coinbase"
+
+
+def test_connection_refused(store):
+    cfg, _ = loopback_config("http://127.0.0.1:9", "feeds.sources.coinbase.enabled=false", "feeds.sources.kraken.enabled=false",
+                             "feeds.sources.coingecko.enabled=false", retries=0)
+    result = by_group(collect(cfg, store, ["btc"]))["btc"]
+    assert not result.ok and "cannot connect" in result.failures[0][1]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "reason"),
+    [
+        (b"<html><body><h1>502 Bad Gateway</h1></body></html>", "text/html", "HTML instead of JSON"),
+        (b'{"time": 1703252411, "USD": NaN}', "application/json", "not a finite number"),
+        (b'{"time": 1703252411, "USD": 7}', "application/json", "outside the plausible range"),
+        (b"", "application/json", "not valid JSON"),
+    ],
+)
+def test_garbage_from_the_primary_is_rejected_and_the_fallback_used(httpserver, store, body, content_type, reason):
+    httpserver.expect_request("/api/v1/prices").respond_with_data(body, content_type=content_type)
+    serve_all(httpserver)
+    cfg, _ = loopback_config(httpserver.url_for("/"))
+    result = by_group(collect(cfg, store, ["btc"]))["btc"]
+    assert result.source == "coinbase"
+    assert reason in result.failures[0][1]
+    assert reason in store.quarantined()["reason"][0]
+
+
+def test_empty_offer_list_falls_back_to_akash(httpserver, store):
+    httpserver.expect_request("/api/v0/bundles/", method="POST").respond_with_json({"offers": []})
+    serve_all(httpserver)
+    cfg, _ = loopback_config(httpserver.url_for("/"))
+    result = by_group(collect(cfg, store, ["gpu"]))["gpu"]
+    assert result.source == "akash" and result.failures == [("vast", "no rows in the payload")]
+    body = json.loads(next(req for req, _ in httpserver.log if req.path == "/api/v0/bundles/").get_data())
+    assert "H100 SXM" in body["gpu_name"]["in"] and body["rentable"] == {"eq": True}
+
+
+def test_bad_data_never_overwrites_good_data(httpserver, store):
+    serve_all(httpserver)
+    cfg, _ = loopback_config(httpserver.url_for("/"))
+    collect(cfg, store, ["btc"])
+    good = store.latest("btc_usd")
+    httpserver.clear()
+    for path in ("/api/v1/prices", "/v2/prices/BTC-USD/spot", "/0/public/Ticker", "/api/v3/simple/price"):
+        httpserver.expect_request(path).respond_with_data(b'{"time": 1703252411, "USD": 5, "data": {"amount": "5", "base": "BTC", "currency": "USD"}}',
+                                                          content_type="application/json")
+    result = by_group(collect(cfg, store, ["btc"]))["btc"]
+    assert not result.ok and len(result.failures) == 4
+    assert store.latest("btc_usd") == good
+    assert len(store.history("btc_usd")) == 1
+
+
+def test_jump_filter_against_the_last_good_value(httpserver, store):
+    serve_all(httpserver)
+    cfg, _ = loopback_config(httpserver.url_for("/"), "feeds.sources.mempool.enabled=false")
+    collect(cfg, store, ["btc"])  # coinbase 83,894
+    httpserver.clear()
+    httpserver.expect_request("/v2/prices/BTC-USD/spot").respond_with_json({"data": {"amount": "41000", "base": "BTC", "currency": "USD"}})
+    httpserver.expect_request("/0/public/Ticker").respond_with_data(fixture_bytes("0_public_Ticker_pair-XBTUSD.20260925.json"), content_type="application/json")
+    result = by_group(collect(cfg, store, ["btc"]))["btc"]
+    assert result.source == "kraken" and "jumps 51% from the last good 83894" in result.failures[0][1]
+
+
+def test_ercot_list_then_zip_download(httpserver, store):
+    serve_all(httpserver)
+    cfg, _ = loopback_config(httpserver.url_for("/"))
+    result = by_group(collect(cfg, store, ["power_rt"]))["power_rt"]
+    assert result.ok and result.rows == 8
+    downloads = [req for req, _ in httpserver.log if req.path == "/misdownload/servlets/mirDownload"]
+    assert downloads[0].args["doclookupId"] == "1024887614"  # the newest CSV, not the XML twin nor the older CSV
+
+
+def test_status_reports_age_source_and_staleness(httpserver, store):
+    serve_all(httpserver)
+    cfg, _ = loopback_config(httpserver.url_for("/"))
+    collect(cfg, store, ["btc", "power_rt"])
+    rows = {s.series: s for s in status(cfg, store)}
+    assert rows["btc_usd"].source == "mempool" and rows["btc_usd"].required
+    assert not rows["power_rt_usd_per_mwh.HB_WEST"].fresh  # 2024 fixture: far past its 1 h limit
+    assert rows["gpu_rate_usd_per_gpu_hour.H100"].value is None and not rows["gpu_rate_usd_per_gpu_hour.H100"].fresh
+
+
+def test_api_key_is_sent_but_never_logged(httpserver, store, monkeypatch, caplog):
+    monkeypatch.setenv("COINGECKO_DEMO_API_KEY", "secret-demo-key-123")
+    serve_all(httpserver)
+    cfg, _ = loopback_config(httpserver.url_for("/"), "feeds.sources.mempool.enabled=false", "feeds.sources.coinbase.enabled=false",
+                             "feeds.sources.kraken.enabled=false")
+    with caplog.at_level(logging.DEBUG):
+        result = by_group(collect(cfg, store, ["btc"]))["btc"]
+    assert result.source == "coingecko"
+    request = next(req for req, _ in httpserver.log if req.path == "/api/v3/simple/price")
+    assert request.headers["x-cg-demo-api-key"] == "secret-demo-key-123"
+    assert "secret-demo-key-123" not in caplog.text

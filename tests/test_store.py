@@ -1,0 +1,108 @@
+"""The SQLite store and history import: idempotent upserts, WAL readers, migrations, as-of reads, validation."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timedelta, timezone
+
+import pandas as pd
+import pytest
+
+from feeds.base import Observation
+from feeds.embedded import embedded_data_dir, load_market_data
+from feeds.importer import import_files
+from feeds.market_store import market_from_store
+from feeds.store import SCHEMA_VERSION, Store
+from models.config import load_config
+from models.errors import DataError
+from optimizer.forecast import build_forecast
+from optimizer.problem import make_problem
+from optimizer.solve import solve
+from tests.feeds_support import EXAMPLE
+
+T0 = datetime(2024, 8, 5, 14, tzinfo=timezone.utc)
+
+
+def obs(value, start=T0, fetched=T0, source="coinbase"):
+    return Observation("btc_usd", start, value, "USD/BTC", source, fetched)
+
+
+def test_upsert_is_idempotent_and_keeps_sources_apart(tmp_path):
+    with Store(tmp_path / "s.sqlite") as store:
+        store.upsert([obs(60_000.0), obs(60_000.0)])
+        store.upsert([obs(60_001.0, fetched=T0 + timedelta(minutes=1))])  # a re-fetch of the same key updates it
+        store.upsert([obs(60_050.0, source="kraken")])
+        rows = store.conn.execute("SELECT source, value FROM observations ORDER BY source").fetchall()
+        assert rows == [("coinbase", 60_001.0), ("kraken", 60_050.0)]
+
+
+def test_wal_schema_version_and_reopen(tmp_path):
+    path = tmp_path / "s.sqlite"
+    Store(path).close()
+    with Store(path) as store:
+        assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(RuntimeError, match="newer than this hashpivot"):
+        Store(path)
+
+
+def test_readers_see_committed_data_while_a_writer_holds_a_transaction(tmp_path):
+    path = tmp_path / "s.sqlite"
+    with Store(path) as writer, Store(path) as reader:
+        writer.upsert([obs(60_000.0)])
+        writer.conn.execute("BEGIN IMMEDIATE")
+        writer.conn.execute("UPDATE observations SET value = 1")
+        assert reader.latest("btc_usd").value == 60_000.0  # WAL: the reader is not blocked and sees the last commit
+        writer.conn.execute("ROLLBACK")
+
+
+def test_as_of_reads_only_what_was_fetched_by_then(tmp_path):
+    with Store(tmp_path / "s.sqlite") as store:
+        store.upsert([obs(60_000.0, start=T0, fetched=T0), obs(61_000.0, start=T0 + timedelta(hours=1), fetched=T0 + timedelta(hours=2))])
+        assert store.latest("btc_usd", as_of=T0 + timedelta(hours=1)).value == 60_000.0
+        assert len(store.history("btc_usd", as_of=T0 + timedelta(hours=1))) == 1
+        assert store.latest("btc_usd").value == 61_000.0
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory):
+    path = tmp_path_factory.mktemp("store") / "s.sqlite"
+    with Store(path) as store:
+        results = import_files(sorted(embedded_data_dir().glob("*.csv*")), store)
+    return path, results
+
+
+def test_import_recognises_every_embedded_file(imported):
+    _, results = imported
+    assert sorted(r.kind for r in results) == ["ancillary", "btc", "gpu", "network", "power"]
+
+
+@pytest.mark.parametrize("at", ["2024-08-05T14:00Z", "2025-01-15T08:00Z"])
+def test_solve_from_the_imported_store_equals_solve_from_the_embedded_data(imported, at):
+    path, _ = imported
+    cfg = load_config(EXAMPLE)
+    at = pd.Timestamp(at)
+    with Store(path) as store:
+        from_store = market_from_store(store, "HB_WEST", as_of=at.to_pydatetime())
+    a = build_forecast(cfg, from_store, at)
+    b = build_forecast(cfg, load_market_data(), at)
+    for field in ("power_price_usd_per_mwh", "hashprice_usd_per_th_day", "btc_usd", "reserve_price_usd_per_mw_hour"):
+        assert list(getattr(a, field)) == pytest.approx(list(getattr(b, field))), field
+    assert solve(make_problem(cfg, a)).objective_usd == pytest.approx(solve(make_problem(cfg, b)).objective_usd)
+
+
+def test_import_rejects_unknown_headers_and_absurd_values_whole(tmp_path):
+    bad = tmp_path / "weird.csv"
+    bad.write_text("when,price\n2024-01-01,3\n")
+    absurd = tmp_path / "btc_usd_hourly.csv"
+    absurd.write_text("interval_start_utc,btc_usd\n2024-01-01T00:00:00Z,42458.92\n2024-01-01T01:00:00Z,0.5\n")
+    with Store(tmp_path / "s.sqlite") as store:
+        with pytest.raises(DataError, match="weird.csv: unrecognised header 'when,price'"):
+            import_files([bad], store)
+        with pytest.raises(DataError, match="rejected, nothing imported: btc_usd at 2024-01-01T01:00Z: value 0.5"):
+            import_files([absurd], store)
+        assert store.latest("btc_usd") is None
+        assert len(store.quarantined()) == 1
