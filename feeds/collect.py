@@ -58,6 +58,8 @@ def collectors_for(cfg: SiteConfig, group: str) -> list[Collector]:
     if group == "network":
         return make(MempoolNetwork, "mempool")
     if group in ("power_rt", "power_da"):
+        if cfg.site.market == "NYISO" and group == "power_rt":
+            return make(NyisoRealTime, "nyiso_mis", zones=[cfg.site.settlement_point])
         if cfg.site.market != "ERCOT":
             return []
         cls = ErcotRealTime if group == "power_rt" else ErcotDayAhead
@@ -92,7 +94,7 @@ def collect_group(cfg: SiteConfig, store: Store, client: HttpClient, group: str)
             bodies = [p.body for p in payloads]
             rows = collector.parse(payloads)
             last_good = store.latest_values({r.series for r in rows})
-            validate(rows, last_good, cfg.feeds.jump_limits)
+            validate(rows, last_good, cfg.feeds.jump_limits, now=datetime.now(timezone.utc))
         except FeedError as exc:
             _reject(store, result, group, collector.name, now, exc.reason, exc.payload or b"\n".join(bodies) or None)
             continue
@@ -161,7 +163,7 @@ def collect(cfg: SiteConfig, store: Store, groups: list[str] | None = None, clie
 def required_series(cfg: SiteConfig) -> list[str]:
     """Series a solve from the store cannot do without."""
     out = ["btc_usd", "difficulty", "subsidy_btc", "fees_btc_per_block", "hashprice_usd_per_th_day"]
-    if cfg.site.market == "ERCOT":
+    if cfg.site.market in ("ERCOT", "NYISO"):
         out.append(f"power_rt_usd_per_mwh.{cfg.site.settlement_point}")
     out += sorted({f"gpu_rate_usd_per_gpu_hour.{g.rate_series}" for g in cfg.gpu_pools if g.rate_series})
     return out

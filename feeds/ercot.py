@@ -50,8 +50,11 @@ class _ErcotMis(Collector):
         csvs = [d for d in docs if str(d.get("FriendlyName", "")).endswith("_csv")]
         if not csvs:
             raise FeedError(self.name, f"document list for report {self.report_type_id} has no CSV document", listing.body)
-        newest = max(csvs, key=lambda d: pd.Timestamp(d["PublishDate"]))
-        return str(newest["DocID"])
+        try:
+            newest = max(csvs, key=lambda d: pd.Timestamp(d["PublishDate"]))
+            return str(newest["DocID"])
+        except (KeyError, ValueError, TypeError) as exc:
+            raise FeedError(self.name, f"document list: bad PublishDate/DocID ({exc})", listing.body) from None
 
     def _csv(self, document: Payload, columns: list[str]) -> pd.DataFrame:
         try:

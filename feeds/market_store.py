@@ -45,6 +45,8 @@ def market_from_store(store: Store, settlement_point: str, as_of: datetime | Non
         if name.startswith("ancillary_usd_per_mw_hour."):
             anc[f"{name.split('.', 1)[1]}_usd_per_mw_hour"] = _series(store, name, as_of)
     ancillary = pd.DataFrame(anc) if anc else pd.DataFrame()
+    ambient = _series(store, "ambient_temp_c", as_of)
     zero = pd.Timedelta(0)  # rows are filtered by fetch time above: each is known from its timestamp on
     return MarketData(settlement_point, power, btc, network, gpu_rates, ancillary, source=f"store:{store.path}",
-                      power_interval=zero, btc_interval=zero, network_interval=zero)
+                      power_interval=zero, btc_interval=zero, network_interval=zero,
+                      ambient_temp_c=ambient if not ambient.empty else None)

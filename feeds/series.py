@@ -19,6 +19,8 @@ class SeriesSpec:
     max_jump_fraction: float | None  # reject a value this far (relative) from the last good one; None = no filter
     staleness: timedelta  # older than this, the latest value is not fit to decide with
     required: bool = True  # `feeds fetch` exits non-zero if a required series has no fresh value
+    max_future: timedelta = timedelta(minutes=10)  # a live row further ahead than this is a bad clock or bad data
+    max_age: timedelta = timedelta(days=3)  # a live row older than this is not news (history goes through import)
 
 
 # ERCOT's system-wide offer cap is 5,000 USD/MWh (since 2023); real-time prices can exceed it slightly with adders,
@@ -34,9 +36,12 @@ SPECS: dict[str, SeriesSpec] = {
         SeriesSpec("fees_btc_per_block", "BTC", 0.0, 20.0, None, timedelta(days=2)),
         SeriesSpec("hashprice_usd_per_th_day", "USD/TH/day", 1e-4, 10.0, 0.5, timedelta(hours=6)),
         SeriesSpec("power_rt_usd_per_mwh", "USD/MWh", -300.0, 5_500.0, None, timedelta(hours=1)),
-        SeriesSpec("power_da_usd_per_mwh", "USD/MWh", -300.0, 5_500.0, None, timedelta(days=2), required=False),
-        SeriesSpec("ambient_temp_c", "degC", -60.0, 60.0, None, timedelta(days=2), required=False),
-        SeriesSpec("gpu_rate_usd_per_gpu_hour", "USD/GPU-h", 0.01, 50.0, 2.0, timedelta(days=7)),
+        SeriesSpec("power_da_usd_per_mwh", "USD/MWh", -300.0, 5_500.0, None, timedelta(days=2), required=False,
+                   max_future=timedelta(days=2, hours=1)),
+        SeriesSpec("ambient_temp_c", "degC", -60.0, 60.0, None, timedelta(days=2), required=False,
+                   max_future=timedelta(days=16)),
+        SeriesSpec("gpu_rate_usd_per_gpu_hour", "USD/GPU-h", 0.01, 50.0, 2.0, timedelta(days=7),
+                   max_age=timedelta(days=40)),
         SeriesSpec("gpu_rate_p25_usd_per_gpu_hour", "USD/GPU-h", 0.01, 50.0, None, timedelta(days=7), required=False),
         SeriesSpec("gpu_offers", "offers", 0.0, 1e6, None, timedelta(days=7), required=False),
         SeriesSpec("ancillary_usd_per_mw_hour", "USD/MW-h", -50.0, 10_000.0, None, timedelta(days=2), required=False),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from datetime import datetime
 
 from feeds.base import Observation
 from feeds.series import spec
@@ -21,11 +22,12 @@ class Rejected(Exception):
 
 
 def validate(rows: list[Observation], last_good: Mapping[str, float] | None = None,
-             jump_overrides: Mapping[str, float | None] | None = None) -> list[Observation]:
+             jump_overrides: Mapping[str, float | None] | None = None, now: datetime | None = None) -> list[Observation]:
     """Return `rows` if every check passes; raise Rejected with the first reason otherwise.
 
     `last_good` maps series -> latest stored value; `jump_overrides` maps a series family to its jump limit
-    (relative) in place of the default (None disables the filter).
+    (relative) in place of the default (None disables the filter); `now` (live data only) enables the checks
+    that timestamps are neither in the future nor stale beyond the series' limits.
     """
     if not rows:
         raise Rejected("no rows in the payload")
@@ -45,6 +47,10 @@ def validate(rows: list[Observation], last_good: Mapping[str, float] | None = No
             raise Rejected(f"{where}: value is {row.value} (not a finite number)")
         if not s.min_value <= row.value <= s.max_value:
             raise Rejected(f"{where}: value {row.value:g} {s.unit} outside the plausible range {s.min_value:g}..{s.max_value:g}")
+        if now is not None and row.interval_start_utc > now + s.max_future:
+            raise Rejected(f"{where}: timestamp is in the future (now {now:%Y-%m-%dT%H:%MZ}, allowed up to {s.max_future} ahead)")
+        if now is not None and row.interval_start_utc < now - s.max_age:
+            raise Rejected(f"{where}: timestamp is {(now - row.interval_start_utc).days} days old (live data older than {s.max_age} is refused)")
         key = (row.series, row.interval_start_utc)
         if key in seen:
             raise Rejected(f"{where}: duplicate interval")

@@ -31,3 +31,4 @@ class MarketData:
     power_interval: pd.Timedelta = pd.Timedelta(hours=1)
     btc_interval: pd.Timedelta = pd.Timedelta(hours=1)
     network_interval: pd.Timedelta = pd.Timedelta(days=1)
+    ambient_temp_c: pd.Series | None = None  # hourly forecast for the site (weather feed), if stored

@@ -124,6 +124,23 @@ def _power_forecast(market: MarketData, grid: pd.DatetimeIndex, at: pd.Timestamp
     return prices, notes
 
 
+def _ambient(market: MarketData, grid: pd.DatetimeIndex, at: pd.Timestamp, default_c: float, notes: dict) -> np.ndarray:
+    """Hourly temperature forecast from the weather feed where it covers the step, else the configured value."""
+    out = np.full(len(grid), default_c)
+    series = market.ambient_temp_c
+    if series is None or series.empty:
+        return out
+    recent = series[series.index >= at - pd.Timedelta(hours=6)]
+    covered = 0
+    for k, t in enumerate(grid.floor("h")):
+        value = recent.get(t)
+        if value is not None and np.isfinite(value):
+            out[k] = float(value)
+            covered += 1
+    notes["steps_with_weather_forecast"] = covered
+    return out
+
+
 def build_forecast(cfg: SiteConfig, market: MarketData, at: pd.Timestamp | str | None = None) -> Forecast:
     """Assemble the horizon's inputs from `market` as known at `at` (default: the data's latest time)."""
     at = default_at(market) if at is None else pd.Timestamp(at)
@@ -189,7 +206,7 @@ def build_forecast(cfg: SiteConfig, market: MarketData, at: pd.Timestamp | str |
         hashprice_usd_per_th_day=np.full(len(grid), hashprice),
         btc_usd=np.full(len(grid), btc_usd),
         gpu_rate_usd_per_gpu_hour=gpu_rates,
-        ambient_temp_c=np.full(len(grid), cfg.forecast.ambient_temp_c),
+        ambient_temp_c=_ambient(market, grid, at, cfg.forecast.ambient_temp_c, notes),
         reserve_price_usd_per_mw_hour=reserve,
         notes={"at_utc": at.isoformat(), **notes},
     )

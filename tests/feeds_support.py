@@ -41,3 +41,84 @@ def loopback_config(base_url: str, *extra: str, retries: int = 1, read_timeout_s
     sets += [f"feeds.retries={retries}", "feeds.backoff_s=0", f"feeds.read_timeout_s={read_timeout_s}",
              "feeds.connect_timeout_s=2", "feeds.max_retry_after_s=2"]
     return load_config(EXAMPLE, sets + list(extra)), sets + list(extra)
+
+
+def _zip(name: str, text: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        z.writestr(name, text)
+    return buffer.getvalue()
+
+
+def fresh_ercot_rt_zip(now: datetime | None = None) -> bytes:
+    """The RT SPP fixture moved to the last eight 15-minute intervals before `now` (Central time), prices
+    unchanged and in order (HB_WEST ends at 14.96). Live validation refuses years-old intervals, so the
+    happy path serves recorded values under current timestamps."""
+    import pandas as pd
+
+    now = pd.Timestamp(now or datetime.now(timezone.utc)).tz_convert("America/Chicago")
+    last = now.floor("15min") - pd.Timedelta(minutes=15)
+    lines = fixture_bytes("ercot_spp_rt_np6-905-cd_20240805_0915.documented-format.csv").decode().splitlines()
+    header, body = lines[0], lines[1:]
+    out = [header]
+    for k in range(8):
+        start = last - pd.Timedelta(minutes=15 * (7 - k))
+        hour_ending, interval = start.hour + 1, start.minute // 15 + 1
+        flag = "Y" if start.dst() == pd.Timedelta(0) and start.fold else "N"
+        for row in body[2 * k: 2 * k + 2]:
+            cols = row.split(",")
+            cols[0], cols[1], cols[2], cols[6] = f"{start:%m/%d/%Y}", str(hour_ending), str(interval), flag
+            out.append(",".join(cols))
+    return _zip("SPPHLZNP6905.csv", "\n".join(out) + "\n")
+
+
+def fresh_ercot_da_zip(now: datetime | None = None) -> bytes:
+    """The DAM fixture moved to tomorrow's operating day (Central time)."""
+    import pandas as pd
+
+    day = (pd.Timestamp(now or datetime.now(timezone.utc)).tz_convert("America/Chicago") + pd.Timedelta(days=1)).strftime("%m/%d/%Y")
+    text = fixture_bytes("ercot_dam_spp_np4-190-cd_20240806.documented-format.csv").decode().replace("08/06/2024", day)
+    return _zip("DAMSPNP4190.csv", text)
+
+
+def fresh_mempool_prices(now: datetime | None = None) -> bytes:
+    import json
+
+    body = json.loads(fixture_bytes("v1_prices.SHAPE_ONLY.json"))
+    body["time"] = int((now or datetime.now(timezone.utc)).timestamp())
+    return json.dumps(body).encode()
+
+
+def fresh_open_meteo(now: datetime | None = None) -> bytes:
+    import json
+
+    body = json.loads(fixture_bytes("open_meteo_forecast.documented-format.json"))
+    hour = (now or datetime.now(timezone.utc)).replace(minute=0, second=0, microsecond=0)
+    body["hourly"]["time"] = [f"{hour:%Y-%m-%dT%H:%M}", f"{hour.replace(hour=(hour.hour + 1) % 24):%Y-%m-%dT%H:%M}"]
+    if hour.hour == 23:
+        body["hourly"]["time"] = body["hourly"]["time"][:1]
+        body["hourly"]["temperature_2m"] = body["hourly"]["temperature_2m"][:1]
+    return json.dumps(body, ensure_ascii=False).encode()
+
+
+def serve_all(server) -> None:
+    """The happy path for every source: recorded payloads, with timestamps moved to now where they carry any."""
+    j = "application/json"
+    server.expect_request("/api/v1/prices").respond_with_data(fresh_mempool_prices(), content_type=j)
+    server.expect_request("/v2/prices/BTC-USD/spot").respond_with_data(fixture_bytes("v2_prices_BTC-USD_spot.20260925.json"), content_type=j)
+    server.expect_request("/0/public/Ticker").respond_with_data(fixture_bytes("0_public_Ticker_pair-XBTUSD.20260925.json"), content_type=j)
+    server.expect_request("/api/v3/simple/price").respond_with_data(fixture_bytes("api_v3_simple_price_multi.20260925.json"), content_type=j)
+    server.expect_request("/api/v1/mining/hashrate/3d").respond_with_data(fixture_bytes("v1_mining_hashrate_3d.DOCS_EXAMPLE.json"), content_type=j)
+    server.expect_request("/api/blocks/tip/height").respond_with_data(fixture_bytes("blocks_tip_height.DOCS_EXAMPLE.txt"), content_type="text/plain")
+    server.expect_request("/api/v1/mining/reward-stats/144").respond_with_data(fixture_bytes("v1_mining_reward-stats_100.DOCS_EXAMPLE.json"), content_type=j)
+    server.expect_request("/misapp/servlets/IceDocListJsonWS", query_string="reportTypeId=12301").respond_with_data(
+        fixture_bytes("ercot_mis_doclist_12301.documented-format.json"), content_type=j)
+    server.expect_request("/misapp/servlets/IceDocListJsonWS", query_string="reportTypeId=12331").respond_with_data(
+        fixture_bytes("ercot_mis_doclist_12331.documented-format.json"), content_type=j)
+    server.expect_request("/misdownload/servlets/mirDownload", query_string="doclookupId=1024887614").respond_with_data(
+        fresh_ercot_rt_zip(), content_type="application/zip")
+    server.expect_request("/misdownload/servlets/mirDownload", query_string="doclookupId=1024901377").respond_with_data(
+        fresh_ercot_da_zip(), content_type="application/zip")
+    server.expect_request("/v1/forecast").respond_with_data(fresh_open_meteo(), content_type=j)
+    server.expect_request("/api/v0/bundles/", method="POST").respond_with_data(fixture_bytes("vast_bundles_offers.documented-format.json"), content_type=j)
+    server.expect_request("/v1/gpu-prices").respond_with_data(fixture_bytes("akash_gpu_prices.documented-format.json"), content_type=j)

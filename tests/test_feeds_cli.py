@@ -7,14 +7,11 @@ import io
 import json
 import subprocess
 import sys
-from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from feeds.embedded import embedded_data_dir
-from tests.feeds_support import fixture_bytes, loopback_config
-from tests.test_feeds_http import serve_all
+from tests.feeds_support import loopback_config, serve_all
 
 pytestmark = pytest.mark.e2e
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
@@ -24,26 +21,7 @@ def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "optimizer.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=180)
 
 
-def fresh_ercot_zip() -> bytes:
-    """The documented RT SPP format for the current Central-time interval, with the fixture's real HB_WEST prices."""
-    import zipfile
-
-    now = datetime.now(ZoneInfo("America/Chicago")) - timedelta(minutes=15)
-    hour_ending, interval = now.hour + 1, now.minute // 15 + 1
-    lines = fixture_bytes("ercot_spp_rt_np6-905-cd_20240805_0915.documented-format.csv").decode().splitlines()[:1]
-    lines += [f"{now:%m/%d/%Y},{hour_ending},{interval},HB_WEST,HU,14.96,N", f"{now:%m/%d/%Y},{hour_ending},{interval},HB_NORTH,HU,14.95,N"]
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as z:
-        z.writestr("SPPHLZNP6905.csv", "\n".join(lines) + "\n")
-    return buffer.getvalue()
-
-
 def test_fetch_with_fresh_values_exits_0_and_lists_each_group(httpserver, tmp_path):
-    import time
-
-    httpserver.expect_request("/api/v1/prices").respond_with_json({"time": int(time.time()), "USD": 83894})
-    httpserver.expect_request("/misdownload/servlets/mirDownload", query_string="doclookupId=1024887614").respond_with_data(
-        fresh_ercot_zip(), content_type="application/zip")
     serve_all(httpserver)
     _, sets = loopback_config(httpserver.url_for("/"))
     db = tmp_path / "s.sqlite"
@@ -62,7 +40,7 @@ def test_fetch_with_fresh_values_exits_0_and_lists_each_group(httpserver, tmp_pa
     proc = run("solve", "--source", "store", "--db", str(db), "--format", "json", *args)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
-    assert doc["inputs"]["btc_usd"] == 83894
+    assert doc["inputs"]["btc_usd"] == 43753  # mempool.space, the primary
 
 
 def test_fetch_with_every_source_down_exits_1_naming_the_series(tmp_path):

@@ -12,33 +12,9 @@ from werkzeug import Response
 from feeds.collect import collect, status
 from feeds.store import Store
 from optimizer.hashprice import hashprice_usd_per_th_day
-from tests.feeds_support import fixture_bytes, loopback_config, zipped
+from tests.feeds_support import fixture_bytes, loopback_config, serve_all
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-
-
-def serve_all(server) -> None:
-    """The happy path for every source, from the fixtures."""
-    server.expect_request("/api/v1/prices").respond_with_data(fixture_bytes("v1_prices.SHAPE_ONLY.json"), content_type="application/json")
-    server.expect_request("/v2/prices/BTC-USD/spot").respond_with_data(fixture_bytes("v2_prices_BTC-USD_spot.20260925.json"), content_type="application/json")
-    server.expect_request("/0/public/Ticker").respond_with_data(fixture_bytes("0_public_Ticker_pair-XBTUSD.20260925.json"), content_type="application/json")
-    server.expect_request("/api/v3/simple/price").respond_with_data(fixture_bytes("api_v3_simple_price_multi.20260925.json"), content_type="application/json")
-    server.expect_request("/api/v1/mining/hashrate/3d").respond_with_data(fixture_bytes("v1_mining_hashrate_3d.DOCS_EXAMPLE.json"), content_type="application/json")
-    server.expect_request("/api/blocks/tip/height").respond_with_data(fixture_bytes("blocks_tip_height.DOCS_EXAMPLE.txt"), content_type="text/plain")
-    server.expect_request("/api/v1/mining/reward-stats/144").respond_with_data(fixture_bytes("v1_mining_reward-stats_100.DOCS_EXAMPLE.json"), content_type="application/json")
-    server.expect_request("/misapp/servlets/IceDocListJsonWS", query_string="reportTypeId=12301").respond_with_data(
-        fixture_bytes("ercot_mis_doclist_12301.documented-format.json"), content_type="application/json")
-    server.expect_request("/misapp/servlets/IceDocListJsonWS", query_string="reportTypeId=12331").respond_with_data(
-        fixture_bytes("ercot_mis_doclist_12331.documented-format.json"), content_type="application/json")
-    server.expect_request("/misdownload/servlets/mirDownload", query_string="doclookupId=1024887614").respond_with_data(
-        zipped("ercot_spp_rt_np6-905-cd_20240805_0915.documented-format.csv"), content_type="application/zip")
-    server.expect_request("/misdownload/servlets/mirDownload", query_string="doclookupId=1024901377").respond_with_data(
-        zipped("ercot_dam_spp_np4-190-cd_20240806.documented-format.csv"), content_type="application/zip")
-    server.expect_request("/v1/forecast").respond_with_data(fixture_bytes("open_meteo_forecast.documented-format.json"), content_type="application/json")
-    server.expect_request("/api/v0/bundles/", method="POST").respond_with_data(fixture_bytes("vast_bundles_offers.documented-format.json"), content_type="application/json")
-    server.expect_request("/v1/gpu-prices").respond_with_data(fixture_bytes("akash_gpu_prices.documented-format.json"), content_type="application/json")
-
-
 
 
 @pytest.fixture
@@ -61,6 +37,7 @@ def test_full_pass_uses_primaries_stores_rows_and_derives_hashprice(httpserver, 
     assert store.latest("power_rt_usd_per_mwh.HB_WEST").value == 14.96
     assert len(store.history("power_da_usd_per_mwh.HB_WEST")) == 24
     assert store.latest("btc_usd").value == 43753
+    assert store.latest("ambient_temp_c").value in (5.5, 4.3)
     hp = store.latest("hashprice_usd_per_th_day")
     assert hp.source == "computed"
     assert hp.value == pytest.approx(hashprice_usd_per_th_day(31251101365711.12, 43753, 6.25, 0.1311748254))
@@ -193,7 +170,7 @@ def test_status_reports_age_source_and_staleness(httpserver, store):
     collect(cfg, store, ["btc", "power_rt"])
     rows = {s.series: s for s in status(cfg, store)}
     assert rows["btc_usd"].source == "mempool" and rows["btc_usd"].required
-    assert not rows["power_rt_usd_per_mwh.HB_WEST"].fresh  # 2024 fixture: far past its 1 h limit
+    assert rows["power_rt_usd_per_mwh.HB_WEST"].fresh and rows["power_rt_usd_per_mwh.HB_WEST"].source == "ercot_mis"
     assert rows["gpu_rate_usd_per_gpu_hour.H100"].value is None and not rows["gpu_rate_usd_per_gpu_hour.H100"].fresh
 
 
