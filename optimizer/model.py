@@ -12,6 +12,7 @@ gpu_startups, gpu_min_rental, contract_floors, reserve_limits.
 from __future__ import annotations
 
 import pyomo.environ as pyo
+from pyomo.core.expr.numeric_expr import LinearExpression
 
 from optimizer.problem import Problem
 
@@ -81,6 +82,7 @@ def add_variables(m: pyo.ConcreteModel, p: Problem, relax: bool) -> None:
     m.gc = pyo.Var(m.G, m.T, domain=integer, bounds=lambda _, g, t: (0, p.gpu[g].contract_ub))
     m.gm = pyo.Var(m.G, m.T, domain=integer, bounds=lambda _, g, t: (0, p.gpu[g].market_ub))
     m.gs = pyo.Var(m.G, m.T, domain=pyo.NonNegativeReals)  # marketplace GPUs started (rentals begun)
+    m.site = pyo.Var(m.T, domain=pyo.NonNegativeReals)  # site-meter kW, defined once so caps and ramps stay short rows
     m.buy = pyo.Var(m.T, domain=pyo.NonNegativeReals)
     m.sell = pyo.Var(m.T, domain=pyo.NonNegativeReals, bounds=lambda _, t: (0, float(p.block_kw[t])))
     m.q = pyo.Var(m.T, domain=pyo.NonNegativeReals, bounds=(0, p.reserve_max_kw))
@@ -88,19 +90,37 @@ def add_variables(m: pyo.ConcreteModel, p: Problem, relax: bool) -> None:
     m.ramp_rhs = pyo.Param(mutable=True, initialize=p.ramp_limit_kw or 0.0)
 
 
+def _asic_on_terms(m, p: Problem, a: int, t: int, scale: float = 1.0) -> list:
+    return [(scale, m.n[a, k, t]) for k in range(len(p.asic[a].mode_names))]
+
+
+def _asic_kw_terms(m, p: Problem, a: int, t: int, scale: float = 1.0) -> list:
+    return [(scale * float(p.asic[a].mode_power_kw[k]), m.n[a, k, t]) for k in range(len(p.asic[a].mode_names))]
+
+
+def _gpu_kw_terms(m, p: Problem, g: int, t: int, scale: float = 1.0) -> list:
+    return [(scale * p.gpu[g].full_power_kw, m.gc[g, t]), (scale * p.gpu[g].market_power_kw, m.gm[g, t])]
+
+
+def _linear(terms: list) -> LinearExpression:
+    """One flat linear expression from (coefficient, variable) pairs: Pyomo reads it without walking sums."""
+    return LinearExpression(constant=0.0, linear_coefs=[c for c, _ in terms], linear_vars=[v for _, v in terms])
+
+
 def add_power_expressions(m: pyo.ConcreteModel, p: Problem) -> None:
-    """IT kW per pool and step, ASIC IT kW per step, and site-meter kW per step (IT x PUE)."""
-    m.asic_on = pyo.Expression(m.A, m.T, rule=lambda _, a, t: sum(m.n[a, k, t] for k in range(len(p.asic[a].mode_names))))
-    m.asic_kw = pyo.Expression(
-        m.A, m.T, rule=lambda _, a, t: sum(float(p.asic[a].mode_power_kw[k]) * m.n[a, k, t] for k in range(len(p.asic[a].mode_names)))
-    )
-    m.gpu_kw = pyo.Expression(m.G, m.T, rule=lambda _, g, t: p.gpu[g].full_power_kw * m.gc[g, t] + p.gpu[g].market_power_kw * m.gm[g, t])
-    m.site_kw = pyo.Expression(m.T, rule=lambda _, t: p.pue * (sum(m.asic_kw[a, t] for a in m.A) + sum(m.gpu_kw[g, t] for g in m.G)))
+    """site[t] = PUE x IT kW: the only long row per step; site cap, energy balance and ramps refer to site[t]."""
+
+    def rule(_, t):
+        terms = [x for a in m.A for x in _asic_kw_terms(m, p, a, t, p.pue)]
+        terms += [x for g in m.G for x in _gpu_kw_terms(m, p, g, t, p.pue)]
+        return _linear(terms + [(-1.0, m.site[t])]) == 0
+
+    m.site_definition = pyo.Constraint(m.T, rule=rule)
 
 
 def add_unit_limits(m: pyo.ConcreteModel, p: Problem) -> None:
     multi = [a for a, pool in enumerate(p.asic) if len(pool.mode_names) > 1]  # single-mode pools: the bound suffices
-    m.unit_limits = pyo.Constraint(multi, m.T, rule=lambda _, a, t: m.asic_on[a, t] <= p.asic[a].units_available)
+    m.unit_limits = pyo.Constraint(multi, m.T, rule=lambda _, a, t: _linear(_asic_on_terms(m, p, a, t)) <= p.asic[a].units_available)
 
 
 def add_hall_caps(m: pyo.ConcreteModel, p: Problem) -> None:
@@ -111,38 +131,41 @@ def add_hall_caps(m: pyo.ConcreteModel, p: Problem) -> None:
     m.hall_caps = pyo.Constraint(
         used,
         m.T,
-        rule=lambda _, h, t: sum(m.asic_kw[a, t] for a in asic_by_hall[h]) + sum(m.gpu_kw[g, t] for g in gpu_by_hall[h])
+        rule=lambda _, h, t: _linear(
+            [x for a in asic_by_hall[h] for x in _asic_kw_terms(m, p, a, t)] + [x for g in gpu_by_hall[h] for x in _gpu_kw_terms(m, p, g, t)]
+        )
         <= float(p.hall_cap_kw[h][t]),
     )
 
 
 def add_site_cap(m: pyo.ConcreteModel, p: Problem) -> None:
-    m.site_cap = pyo.Constraint(m.T, rule=lambda _, t: m.site_kw[t] <= p.site_cap_kw)
+    m.site_cap = pyo.Constraint(m.T, rule=lambda _, t: m.site[t] <= p.site_cap_kw)
 
 
 def add_energy_balance(m: pyo.ConcreteModel, p: Problem) -> None:
-    m.energy_balance = pyo.Constraint(m.T, rule=lambda _, t: m.site_kw[t] == float(p.block_kw[t]) + m.buy[t] - m.sell[t])
+    m.energy_balance = pyo.Constraint(m.T, rule=lambda _, t: m.site[t] == float(p.block_kw[t]) + m.buy[t] - m.sell[t])
 
 
 def add_ramp_limits(m: pyo.ConcreteModel, p: Problem) -> None:
+    """-limit <= site[t] - site[t-1] <= limit, one ranged row per step (from the initial state when known)."""
     if p.ramp_limit_kw is None:
         return
     first = 0 if p.initial_site_kw is not None else 1
 
-    def previous(t):
-        return p.initial_site_kw if t == 0 else m.site_kw[t - 1]
+    def rule(_, t):
+        previous = p.initial_site_kw if t == 0 else m.site[t - 1]
+        return pyo.inequality(-m.ramp_rhs, m.site[t] - previous, m.ramp_rhs)
 
-    steps = [t for t in range(first, p.steps)]
-    m.ramp_up = pyo.Constraint(steps, rule=lambda _, t: m.site_kw[t] - previous(t) <= m.ramp_rhs)
-    m.ramp_down = pyo.Constraint(steps, rule=lambda _, t: previous(t) - m.site_kw[t] <= m.ramp_rhs)
+    m.ramp_limits = pyo.Constraint(list(range(first, p.steps)), rule=rule)
 
 
 def add_asic_startups(m: pyo.ConcreteModel, p: Problem) -> None:
     def rule(_, a, t):
-        prev = p.asic[a].initial_on if t == 0 else m.asic_on[a, t - 1]
-        if prev is None:
-            return pyo.Constraint.Skip
-        return m.s[a, t] >= m.asic_on[a, t] - prev
+        if t == 0:
+            if p.asic[a].initial_on is None:
+                return pyo.Constraint.Skip
+            return _linear([(1.0, m.s[a, t])] + _asic_on_terms(m, p, a, t, -1.0)) >= -p.asic[a].initial_on
+        return _linear([(1.0, m.s[a, t])] + _asic_on_terms(m, p, a, t, -1.0) + _asic_on_terms(m, p, a, t - 1)) >= 0
 
     m.asic_startups = pyo.Constraint(m.A, m.T, rule=rule)
 
@@ -159,7 +182,7 @@ def add_asic_min_up(m: pyo.ConcreteModel, p: Problem) -> None:
     m.asic_min_up = pyo.Constraint(
         pairs,
         rule=lambda _, a, t: _min_up_rule(
-            lambda tt: m.asic_on[a, tt], lambda tt: m.s[a, tt], p.asic[a].min_up_steps, p.asic[a].recent_starts, t
+            lambda tt: _linear(_asic_on_terms(m, p, a, tt)), lambda tt: m.s[a, tt], p.asic[a].min_up_steps, p.asic[a].recent_starts, t
         ),
     )
 
@@ -191,32 +214,35 @@ def add_contract_floors(m: pyo.ConcreteModel, p: Problem) -> None:
 
 
 def add_reserve_limits(m: pyo.ConcreteModel, p: Problem) -> None:
-    m.reserve_limits = pyo.Constraint(m.T, rule=lambda _, t: m.q[t] <= p.pue * sum(m.asic_kw[a, t] for a in m.A))
+    # No offer possible (q is bounded to 0): skip the rows, each of which holds every ASIC term of its step.
+    steps = [] if p.reserve_max_kw <= 0 else list(range(p.steps))
+    m.reserve_limits = pyo.Constraint(
+        steps, rule=lambda _, t: _linear([(1.0, m.q[t])] + [x for a in m.A for x in _asic_kw_terms(m, p, a, t, -p.pue)]) <= 0
+    )
 
 
 def set_objective(m: pyo.ConcreteModel, p: Problem) -> None:
     """Profit over the horizon, USD: revenue - energy - start-ups - SLA penalties - fixed-block cost."""
     dt = p.step_hours
     asic_rev = p.asic_revenue_usd()
-    terms = []
+    terms: list = []
     for (a, k) in m.AM:
-        for t in m.T:
-            terms.append(float(asic_rev[a][k, t]) * m.n[a, k, t])
+        terms.extend((float(asic_rev[a][k, t]), m.n[a, k, t]) for t in m.T)
     for a in m.A:
         if p.asic[a].startup_cost_usd:
-            terms.extend(-p.asic[a].startup_cost_usd * m.s[a, t] for t in m.T)
+            terms.extend((-p.asic[a].startup_cost_usd, m.s[a, t]) for t in m.T)
     for g in m.G:
         x = p.gpu[g]
         for t in m.T:
-            terms.append((x.contract_rate_usd_per_gpu_hour + x.sla_penalty_usd_per_gpu_hour) * dt * m.gc[g, t])
-            terms.append(float(x.market_net_usd_per_gpu_hour[t]) * dt * m.gm[g, t])
+            terms.append(((x.contract_rate_usd_per_gpu_hour + x.sla_penalty_usd_per_gpu_hour) * dt, m.gc[g, t]))
+            terms.append((float(x.market_net_usd_per_gpu_hour[t]) * dt, m.gm[g, t]))
             if x.startup_cost_usd:
-                terms.append(-x.startup_cost_usd * m.gs[g, t])
+                terms.append((-x.startup_cost_usd, m.gs[g, t]))
     for t in m.T:
         price = float(p.price_usd_per_mwh[t])
-        terms.append(-(price + p.adder_usd_per_mwh) * dt / 1000.0 * m.buy[t])
-        terms.append(price * dt / 1000.0 * m.sell[t])
-        terms.append(float(p.reserve_price_usd_per_mw_hour[t]) * dt / 1000.0 * m.q[t])
+        terms.append((-(price + p.adder_usd_per_mwh) * dt / 1000.0, m.buy[t]))
+        terms.append((price * dt / 1000.0, m.sell[t]))
+        terms.append((float(p.reserve_price_usd_per_mw_hour[t]) * dt / 1000.0, m.q[t]))
     constant = -p.block_cost_usd - sum(x.committed_gpus * x.sla_penalty_usd_per_gpu_hour * dt * p.steps for x in p.gpu)
     m.objective_constant = constant
-    m.profit = pyo.Objective(expr=pyo.quicksum(terms) + constant, sense=pyo.maximize)
+    m.profit = pyo.Objective(expr=_linear(terms) + constant, sense=pyo.maximize)

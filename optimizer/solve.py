@@ -127,6 +127,7 @@ def _set_values(m: pyo.ConcreteModel, problem: Problem, sched: Schedule) -> None
             m.gm[g, t].set_value(float(mk[t]), skip_validation=True)
             m.gs[g, t].set_value(float(max(mk[t] - prev[t], 0.0)), skip_validation=True)
     for t in range(T):
+        m.site[t].set_value(float(site[t]), skip_validation=True)
         m.buy[t].set_value(float(buy[t]), skip_validation=True)
         m.sell[t].set_value(float(sell[t]), skip_validation=True)
         m.q[t].set_value(float(sched.reserve_kw[t]), skip_validation=True)
