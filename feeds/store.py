@@ -52,6 +52,20 @@ MIGRATIONS: list[str] = [
         reason TEXT
     );
     """,
+    # 2: decisions taken by `hashpivot tick` / `hashpivot run` (the rolling horizon's applied step 0)
+    """
+    CREATE TABLE decisions (
+        seq INTEGER PRIMARY KEY,
+        interval_start_utc TEXT NOT NULL,
+        decided_at_utc TEXT NOT NULL,
+        status TEXT NOT NULL,
+        safe INTEGER NOT NULL,
+        objective_usd REAL,
+        duration_s REAL NOT NULL,
+        document TEXT NOT NULL
+    );
+    CREATE INDEX decisions_by_interval ON decisions (interval_start_utc);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -146,6 +160,34 @@ class Store:
                 store.conn.execute("ROLLBACK" if exc_type else "COMMIT")
 
         return _Tx()
+
+    def add_decision(self, doc: dict, decided_at: datetime, duration_s: float) -> int:
+        """Store one decision document; returns its sequence number (the order decisions were taken in)."""
+        import json
+
+        with self._transaction():
+            cur = self.conn.execute(
+                "INSERT INTO decisions (interval_start_utc, decided_at_utc, status, safe, objective_usd, duration_s, document)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (doc["interval_start_utc"], iso(decided_at), doc["status"], int(doc["status"] == "safe"),
+                 doc.get("objective_usd"), duration_s, json.dumps(doc)),
+            )
+        return int(cur.lastrowid)
+
+    def last_decision(self) -> tuple[int, dict] | None:
+        import json
+
+        row = self.conn.execute("SELECT seq, document FROM decisions ORDER BY seq DESC LIMIT 1").fetchone()
+        return None if row is None else (int(row[0]), json.loads(row[1]))
+
+    def decisions(self, since: datetime | None = None, limit: int = 1000) -> pd.DataFrame:
+        sql = ("SELECT seq, interval_start_utc, decided_at_utc, status, safe, objective_usd, duration_s, document "
+               "FROM decisions")
+        args: list = []
+        if since is not None:
+            sql += " WHERE decided_at_utc >= ?"
+            args.append(iso(since))
+        return pd.read_sql_query(sql + " ORDER BY seq DESC LIMIT ?", self.conn, params=args + [limit]).iloc[::-1].reset_index(drop=True)
 
     # ------------------------------------------------------------------ reads
 

@@ -262,6 +262,57 @@ class FeedsConfig(_Strict):
         return self.sources.get(name, FeedSource())
 
 
+CRON_FIELDS = ("year", "month", "day", "week", "day_of_week", "hour", "minute", "second")
+FEED_GROUPS = ("btc", "network", "power_rt", "power_da", "power_rt_nyiso", "weather", "gpu")
+
+
+def _check_cron(v: dict[str, str | int]) -> dict[str, str | int]:
+    unknown = sorted(set(v) - set(CRON_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown cron field {unknown[0]!r}; must be one of: {', '.join(CRON_FIELDS)}")
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger(**{k: str(x) for k, x in v.items()}, timezone="UTC")
+    except ValueError as exc:
+        raise ValueError(f"not a valid cron schedule: {exc}") from None
+    return v
+
+
+class DaemonConfig(_Strict):
+    """[daemon]: schedules (cron fields, UTC), where decisions are published, metrics, the safe allocation."""
+
+    decision_cron: dict[str, str | int] = {"minute": "*/5"}
+    feed_crons: dict[str, dict[str, str | int]] = {
+        "btc": {"minute": "*/5"}, "power_rt": {"minute": "*/5"}, "power_da": {"minute": "*/30"},
+        "network": {"minute": "*/30"}, "gpu": {"minute": "*/15"}, "weather": {"minute": "7"},
+    }
+    publish_dir: str = "decisions"
+    keep_published: int = Field(2000, ge=1, description="decision files kept in publish_dir (oldest removed)")
+    webhook_url: str | None = None
+    webhook_timeout_s: float = Field(5.0, gt=0, le=60)
+    webhook_retries: int = Field(2, ge=0, le=10)
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = Field(9108, ge=0, le=65535, description="null disables the metrics endpoint")
+    misfire_grace_s: int = Field(60, ge=1)
+    safe_asic: Literal["off", "hold"] = "off"
+    safe_gpu_marketplace: Literal["off", "hold"] = "off"
+
+    @field_validator("decision_cron")
+    @classmethod
+    def _decision_cron(cls, v):
+        return _check_cron(v)
+
+    @field_validator("feed_crons")
+    @classmethod
+    def _feed_crons(cls, v):
+        for group, cron in v.items():
+            if group not in FEED_GROUPS:
+                raise ValueError(f"unknown feed group {group!r}; must be one of: {', '.join(FEED_GROUPS)}")
+            _check_cron(cron)
+        return v
+
+
 class SiteConfig(_Strict):
     site: Site
     asic_pools: list[AsicPool] = []
@@ -271,6 +322,7 @@ class SiteConfig(_Strict):
     forecast: ForecastSettings = ForecastSettings()
     solver: SolverSettings = SolverSettings()
     feeds: FeedsConfig = FeedsConfig()
+    daemon: DaemonConfig = DaemonConfig()
 
     def hall(self, name: str) -> Hall:
         return next(h for h in self.site.halls if h.name == name)

@@ -354,6 +354,133 @@ def feeds_import(
     _frame_out(df, format, f"imported into {db or cfg.feeds.db_path or 'default store'}")
 
 
+# --------------------------------------------------------------------------- daemon
+
+decisions_app = typer.Typer(help="Decisions taken by `run` / `tick`.", no_args_is_help=True, rich_markup_mode="markdown")
+app.add_typer(decisions_app, name="decisions")
+
+
+@app.command(epilog=(
+    "**Examples**\n\n"
+    "    hashpivot run --config /etc/hashpivot/site.toml --db /var/lib/hashpivot/store.sqlite\n\n"
+    "    hashpivot run --set 'daemon.decision_cron.minute=\"*/15\"' --set daemon.metrics_port=9200"))
+@_operator_errors
+def run(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbOpt = None,
+        verbose: Annotated[bool, typer.Option("--verbose", "-v")] = True) -> None:
+    """Run unattended: collect feeds and re-solve the rolling horizon on the [daemon] cron schedules.
+
+    Publishes each decision to daemon.publish_dir (and the webhook), serves Prometheus metrics on
+    daemon.metrics_host:metrics_port. SIGTERM/SIGINT finish the running job and exit 0.
+    """
+    _setup_logging(verbose)
+    from models.config import load_config
+    from optimizer.daemon import run as run_daemon
+    from optimizer.daemon import store_path
+
+    cfg = load_config(_config_path(config), set_ or [])
+    run_daemon(cfg, store_path(cfg, db))
+
+
+@app.command(epilog=(
+    "**Examples**\n\n"
+    "    hashpivot tick --db /var/lib/hashpivot/store.sqlite\n\n"
+    "    */5 * * * * cd /srv/hashpivot && hashpivot tick --db store.sqlite >> tick.log 2>&1   # crontab"))
+@_operator_errors
+def tick(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbOpt = None, format: FormatOpt = OutputFormat.table,
+         verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    """Exactly one pass: collect every feed, decide, store and publish; then exit (for cron / systemd timers)."""
+    _setup_logging(verbose)
+    from models.config import load_config
+    from optimizer.daemon import store_path
+    from optimizer.daemon import tick as run_tick
+    from optimizer.report import to_csv, to_json, to_table
+
+    cfg = load_config(_config_path(config), set_ or [])
+    seq, doc = run_tick(cfg, store_path(cfg, db))
+    if format is OutputFormat.json:
+        typer.echo(to_json(doc), nl=False)
+    elif format is OutputFormat.csv:
+        typer.echo(to_csv(doc), nl=False)
+    elif doc["status"] in ("safe", "kept"):
+        typer.echo(f"decision {seq}: {doc['status'].upper()} allocation for {doc['interval_start_utc']}: {doc['reason']}")
+        for pool in doc["pools"]:
+            typer.echo(f"  {pool['name']}: {pool['units_on']} on, {pool['power_kw']:,.0f} kW")
+    else:
+        typer.echo(f"decision {seq}")
+        typer.echo(to_table(doc), nl=False)
+
+
+@decisions_app.command("show", epilog=(
+    "**Examples**\n\n    hashpivot decisions show --since 2026-11-25T00:00Z\n\n    hashpivot decisions show --format csv > decisions.csv"))
+@_operator_errors
+def decisions_show(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbOpt = None,
+                   since: Annotated[Optional[str], typer.Option(help="decided at or after, UTC ISO 8601")] = None,
+                   limit: Annotated[int, typer.Option(help="latest N decisions")] = 50,
+                   format: FormatOpt = OutputFormat.table) -> None:
+    """The decisions history: when, for which interval, status, objective, site power and power per pool."""
+    import pandas as pd
+
+    from models.config import load_config
+
+    cfg = load_config(_config_path(config), set_ or [])
+    since_ts = None
+    if since:
+        since_ts = pd.Timestamp(since)
+        since_ts = since_ts.tz_localize("UTC") if since_ts.tzinfo is None else since_ts
+    with _open_store(cfg, db) as store:
+        df = store.decisions(since_ts, limit)
+    rows = []
+    for r in df.itertuples(index=False):
+        doc = json.loads(r.document)
+        row = {"seq": r.seq, "decided_at_utc": r.decided_at_utc, "interval_start_utc": r.interval_start_utc, "status": r.status,
+               "objective_usd": r.objective_usd, "site_power_kw": doc["site"]["site_power_kw"], "duration_s": round(r.duration_s, 3)}
+        row.update({f"{p['name']}_kw": p["power_kw"] for p in doc["pools"]})
+        rows.append(row)
+    import pandas as pd  # noqa: F811
+
+    _frame_out(pd.DataFrame(rows), format, "decisions")
+
+
+@app.command(epilog="**Examples**\n\n    hashpivot status --db /var/lib/hashpivot/store.sqlite\n\n    hashpivot status --format json")
+@_operator_errors
+def status(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbOpt = None, format: FormatOpt = OutputFormat.table) -> None:
+    """For a human: the last decision (when, status, objective, power per pool) and every feed's age and freshness."""
+    import pandas as pd
+
+    from feeds.collect import status as feed_status
+    from models.config import load_config
+
+    cfg = load_config(_config_path(config), set_ or [])
+    with _open_store(cfg, db) as store:
+        last = store.last_decision()
+        feeds = feed_status(cfg, store)
+        fails = store.conn.execute(
+            "SELECT source, COUNT(*) FROM fetch_log WHERE ok = 0 GROUP BY source ORDER BY source").fetchall()
+    summary = {
+        "last_decision_seq": last[0] if last else None,
+        "last_decision": None if not last else {k: last[1].get(k) for k in ("decided_at_utc", "interval_start_utc", "status", "objective_usd", "reason")},
+        "site_power_kw": last[1]["site"]["site_power_kw"] if last else None,
+        "pools_power_kw": {p["name"]: p["power_kw"] for p in last[1]["pools"]} if last else {},
+        "safe_allocation": bool(last and last[1]["status"] == "safe"),
+        "feed_failures": dict(fails),
+        "feeds": [{"series": s.series, "age_h": None if s.age_s is None else round(s.age_s / 3600, 2), "fresh": s.fresh,
+                   "source": s.source} for s in feeds],
+    }
+    if format is OutputFormat.json:
+        typer.echo(json.dumps(summary, indent=2, default=str))
+        return
+    if last:
+        d = summary["last_decision"]
+        typer.echo(f"last decision #{last[0]} at {d['decided_at_utc']} for {d['interval_start_utc']}: {d['status']}"
+                   f" (objective {d['objective_usd']}, site {summary['site_power_kw']:,} kW){' SAFE ALLOCATION' if summary['safe_allocation'] else ''}")
+        typer.echo("  " + ", ".join(f"{k} {v:,.0f} kW" for k, v in summary["pools_power_kw"].items()))
+    else:
+        typer.echo("no decision yet")
+    if summary["feed_failures"]:
+        typer.echo("feed failures: " + ", ".join(f"{k} {v}" for k, v in summary["feed_failures"].items()))
+    _frame_out(pd.DataFrame(summary["feeds"]), OutputFormat.csv if format is OutputFormat.csv else OutputFormat.table, "feeds")
+
+
 def main() -> None:
     app()
 

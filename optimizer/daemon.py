@@ -1,0 +1,132 @@
+"""`hashpivot run` (APScheduler, cron triggers from [daemon]) and `hashpivot tick` (one collect-then-decide pass).
+
+One instance per store (an exclusive file lock next to it, naming the PID that holds it); SIGTERM/SIGINT let the
+running job finish and exit 0; misfired runs coalesce into one; each job opens its own store connection.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import time
+from datetime import timezone
+from pathlib import Path
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from feeds.collect import collect, status
+from feeds.store import Store
+from models.config import SiteConfig
+from models.errors import HashpivotError
+from optimizer.clock import now_utc
+from optimizer.metrics import Metrics
+from optimizer.publish import post_webhook, publish_files
+from optimizer.rolling import decide
+
+log = logging.getLogger(__name__)
+
+
+class InstanceLock:
+    """An exclusive lock on `<store>.lock`; a second holder is refused with the first one's PID."""
+
+    def __init__(self, store_path: Path):
+        self.path = Path(str(store_path) + ".lock")
+        self.fh = None
+
+    def __enter__(self) -> "InstanceLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            pid = fh.read().strip() or "unknown"
+            fh.close()
+            raise HashpivotError(f"another hashpivot run (PID {pid}) holds {self.path}; stop it first") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        self.fh = fh
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fh is not None:
+            fcntl.flock(self.fh.fileno(), fcntl.LOCK_UN)
+            self.fh.close()
+
+
+def store_path(cfg: SiteConfig, db: Path | None) -> Path:
+    from feeds.store import default_db_path
+
+    return Path(db) if db else (Path(cfg.feeds.db_path).expanduser() if cfg.feeds.db_path else default_db_path())
+
+
+def collect_job(cfg: SiteConfig, db: Path, groups: list[str] | None, metrics: Metrics | None) -> None:
+    t0 = time.perf_counter()
+    with Store(db) as store:
+        results = collect(cfg, store, groups)
+        if metrics is not None:
+            metrics.record_feeds(results, status(cfg, store))
+    log.info("job=collect groups=%s ok=%d failed=%d duration_s=%.3f", ",".join(groups or ["all"]),
+             sum(r.ok for r in results), sum(not r.ok for r in results), time.perf_counter() - t0)
+
+
+def decision_job(cfg: SiteConfig, db: Path, metrics: Metrics | None) -> tuple[int, dict]:
+    now = now_utc()
+    t0 = time.perf_counter()
+    with Store(db) as store:
+        doc = decide(cfg, store, now)
+        doc["decided_at_utc"] = now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        duration = time.perf_counter() - t0
+        seq = store.add_decision(doc, now, duration)
+    publish_files(doc, seq, Path(cfg.daemon.publish_dir), cfg.daemon.keep_published)
+    if cfg.daemon.webhook_url:
+        post_webhook(cfg.daemon.webhook_url, doc, cfg.daemon.webhook_timeout_s, cfg.daemon.webhook_retries)
+    if metrics is not None:
+        metrics.record_decision(doc, now.timestamp(), duration)
+    log.info("job=decide seq=%d interval=%s status=%s objective_usd=%s site_kw=%s duration_s=%.3f reason=%r", seq,
+             doc["interval_start_utc"], doc["status"], doc.get("objective_usd"), doc["site"]["site_power_kw"], duration,
+             doc.get("reason", ""))
+    return seq, doc
+
+
+def tick(cfg: SiteConfig, db: Path) -> tuple[int, dict]:
+    """One collection pass over every group, then one decision (for cron or a systemd timer)."""
+    with InstanceLock(db):
+        collect_job(cfg, db, None, None)
+        return decision_job(cfg, db, None)
+
+
+def run(cfg: SiteConfig, db: Path) -> None:
+    """The long-running scheduler; returns after SIGTERM/SIGINT once the running job has finished."""
+    with InstanceLock(db):
+        Store(db).close()  # create/migrate before jobs start
+        metrics = Metrics()
+        if cfg.daemon.metrics_port is not None:
+            metrics.serve(cfg.daemon.metrics_host, cfg.daemon.metrics_port)
+            log.info("metrics listening on http://%s:%d/metrics", cfg.daemon.metrics_host, cfg.daemon.metrics_port)
+        scheduler = BlockingScheduler(
+            timezone="UTC",
+            executors={"default": ThreadPoolExecutor(1)},  # one job at a time: collect and decide never interleave
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": cfg.daemon.misfire_grace_s},
+        )
+        for group, cron in cfg.daemon.feed_crons.items():
+            scheduler.add_job(collect_job, CronTrigger(**{k: str(v) for k, v in cron.items()}, timezone="UTC"),
+                              args=[cfg, db, [group], metrics], id=f"collect-{group}", name=f"collect {group}")
+        scheduler.add_job(decision_job, CronTrigger(**{k: str(v) for k, v in cfg.daemon.decision_cron.items()}, timezone="UTC"),
+                          args=[cfg, db, metrics], id="decide", name="decide")
+
+        def stop(signum, _frame):
+            log.info("signal=%s shutting down after the running job", signal.Signals(signum).name)
+            scheduler.shutdown(wait=True)  # waits for the running job, then start() returns
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        log.info("daemon started pid=%d store=%s jobs=%d", os.getpid(), db, len(scheduler.get_jobs()))
+        scheduler.start()
+        log.info("daemon stopped")

@@ -1,0 +1,61 @@
+"""Prometheus metrics of the daemon (served on 127.0.0.1 by default) and the same figures for `hashpivot status`."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+from feeds.collect import GroupResult, SeriesStatus
+
+
+def failure_kind(reason: str) -> str:
+    """A short, bounded label for a failure reason (full reasons go to the log and the quarantine table)."""
+    r = reason.lower()
+    for needle, kind in (("timed out", "timeout"), ("cannot connect", "connect"), ("html", "html"), ("json", "bad_json"),
+                         ("jumps", "jump"), ("plausible range", "range"), ("timestamp", "timestamp"), ("no rows", "empty"),
+                         ("finite", "not_a_number"), ("not a number", "not_a_number")):
+        if needle in r:
+            return kind
+    if "http " in r:
+        return "http_" + r.split("http ", 1)[1][:3]
+    return "invalid"
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.last_decision = Gauge("hashpivot_last_decision_timestamp_seconds", "when the last decision was taken", registry=r)
+        self.solve_duration = Gauge("hashpivot_last_solve_duration_seconds", "duration of the last decision", registry=r)
+        self.objective = Gauge("hashpivot_objective_usd", "horizon profit of the last decision", registry=r)
+        self.site_power = Gauge("hashpivot_site_power_kw", "site-meter power of the applied step", registry=r)
+        self.pool_power = Gauge("hashpivot_pool_power_kw", "IT power per pool of the applied step", ["pool"], registry=r)
+        self.safe = Gauge("hashpivot_safe_allocation", "1 while the safe allocation is published", registry=r)
+        self.decisions = Counter("hashpivot_decisions", "decisions taken", ["status"], registry=r)
+        self.feed_age = Gauge("hashpivot_feed_age_seconds", "age of the latest stored value", ["series"], registry=r)
+        self.feed_fresh = Gauge("hashpivot_feed_fresh", "1 if within its staleness limit", ["series"], registry=r)
+        self.feed_failures = Counter("hashpivot_feed_failures", "rejected fetches", ["source", "reason"], registry=r)
+        self.fallback = Gauge("hashpivot_feed_fallback_in_use", "1 if a fallback source supplied the group", ["group"], registry=r)
+
+    def serve(self, host: str, port: int) -> None:
+        start_http_server(port, addr=host, registry=self.registry)
+
+    def record_decision(self, doc: dict, decided_at_s: float, duration_s: float) -> None:
+        self.last_decision.set(decided_at_s)
+        self.solve_duration.set(duration_s)
+        if doc.get("objective_usd") is not None:
+            self.objective.set(doc["objective_usd"])
+        self.site_power.set(doc["site"]["site_power_kw"])
+        for pool in doc["pools"]:
+            self.pool_power.labels(pool["name"]).set(pool["power_kw"])
+        self.safe.set(1 if doc["status"] == "safe" else 0)
+        self.decisions.labels(doc["status"]).inc()
+
+    def record_feeds(self, results: list[GroupResult], statuses: list[SeriesStatus]) -> None:
+        for r in results:
+            self.fallback.labels(r.group).set(1 if r.fallback else 0)
+            for source, reason in r.failures:
+                self.feed_failures.labels(source, failure_kind(reason)).inc()
+        for s in statuses:
+            if s.age_s is not None:
+                self.feed_age.labels(s.series).set(s.age_s)
+            self.feed_fresh.labels(s.series).set(1 if s.fresh else 0)

@@ -1,0 +1,179 @@
+"""The daemon and `tick` end to end, as subprocesses, against a loopback server serving recorded payloads."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from pytest_httpserver import HTTPServer
+
+from feeds.store import Store
+from optimizer.daemon import InstanceLock
+from tests.feeds_support import loopback_config, serve_all
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def server():
+    s = HTTPServer(threaded=True)
+    s.start()
+    serve_all(s)
+    yield s
+    s.clear()
+    s.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cli(*args: str, env=None, **kwargs) -> list[str]:
+    return [sys.executable, "-m", "optimizer.cli", *args]
+
+
+def site_args(server_url: str, tmp_path: Path, *extra: str) -> list[str]:
+    _, sets = loopback_config(server_url, retries=0)
+    sets += [f"daemon.publish_dir='{tmp_path / 'out'}'", "daemon.metrics_port=" + str(free_port()), *extra]
+    return ["--db", str(tmp_path / "store.sqlite")] + [x for s in sets for x in ("--set", s)]
+
+
+def run(args, env=None, timeout=120) -> subprocess.CompletedProcess:
+    return subprocess.run(cli(*args), cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def published(tmp_path: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((tmp_path / "out").glob("decision-*.json"))]
+
+
+def test_tick_decides_publishes_and_the_next_tick_starts_from_it(server, tmp_path):
+    args = site_args(server.url_for("/"), tmp_path)
+    first = run(["tick", "--format", "json", *args])
+    assert first.returncode == 0, first.stderr
+    doc1 = json.loads(first.stdout)
+    assert doc1["status"] in ("optimal", "feasible") and doc1["reason"] == "solved"
+    second = run(["tick", "--format", "json", *args])
+    doc2 = json.loads(second.stdout)
+    ramp = 25_000
+    assert abs(doc2["site"]["site_power_kw"] - doc1["site"]["site_power_kw"]) <= ramp + 1e-6
+    files = published(tmp_path)
+    assert [d["decided_at_utc"] for d in files] == [doc1["decided_at_utc"], doc2["decided_at_utc"]]
+    assert json.loads((tmp_path / "out" / "latest.json").read_text()) == files[-1]
+    shown = json.loads(run(["decisions", "show", "--format", "json", *args]).stdout)
+    assert [r["seq"] for r in shown] == [1, 2]
+    status = json.loads(run(["status", "--format", "json", *args]).stdout)
+    assert status["last_decision_seq"] == 2 and not status["safe_allocation"]
+
+
+def test_stale_inputs_publish_the_safe_allocation(tmp_path):
+    args = site_args("http://127.0.0.1:9", tmp_path)  # nothing answers: no data at all
+    proc = run(["tick", "--format", "json", *args])
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["status"] == "safe" and "inputs too stale to decide" in doc["reason"]
+    pools = {p["name"]: p for p in doc["pools"]}
+    assert all(pools[n]["units_on"] == 0 for n in ("s19jpro", "s19xp", "s21", "m30s"))
+    assert pools["h100"]["contract_on"] == 3072 and pools["h100"]["market_on"] == 0
+
+
+def test_a_second_instance_is_refused_with_the_pid(server, tmp_path):
+    args = site_args(server.url_for("/"), tmp_path)
+    with InstanceLock(tmp_path / "store.sqlite"):
+        proc = run(["tick", *args])
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert f"another hashpivot run (PID {os.getpid()}) holds" in proc.stderr
+
+
+def _start_daemon(args, tmp_path, env=None):
+    log = open(tmp_path / "daemon.log", "a")
+    return subprocess.Popen(cli("run", *args), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+
+def _wait_for(predicate, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_daemon_runs_intervals_serves_metrics_and_stops_on_sigterm(server, tmp_path):
+    port = free_port()
+    args = site_args(server.url_for("/"), tmp_path, f"daemon.metrics_port={port}", "daemon.decision_cron.second='*/2'",
+                     "daemon.feed_crons.btc.second='*'", "daemon.feed_crons.power_rt.second='*'",
+                     "daemon.feed_crons.network.second='*/5'", "daemon.feed_crons.gpu.second='*/5'")
+    proc = _start_daemon(args, tmp_path)
+    try:
+        assert _wait_for(lambda: len(published(tmp_path)) >= 3), (tmp_path / "daemon.log").read_text()
+        metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        assert "hashpivot_decisions_total" in metrics and 'hashpivot_pool_power_kw{pool="s21"}' in metrics
+        assert 'hashpivot_feed_fresh{series="btc_usd"} 1.0' in metrics
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+        assert time.monotonic() - t0 < 15
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    docs = published(tmp_path)
+    with Store(tmp_path / "store.sqlite") as store:
+        stored = store.decisions()
+    assert list(stored["seq"]) == list(range(1, len(stored) + 1))
+    assert len(docs) == len(stored)
+    assert "daemon stopped" in (tmp_path / "daemon.log").read_text()
+
+
+def test_kill_9_and_restart_loses_nothing_and_keeps_the_ramp(server, tmp_path):
+    args = site_args(server.url_for("/"), tmp_path, "daemon.decision_cron.second='*'", "daemon.feed_crons.btc.second='*/3'",
+                     "daemon.feed_crons.power_rt.second='*/3'", "daemon.feed_crons.network.second='*/3'",
+                     "daemon.feed_crons.gpu.second='*/3'", "site.ramp_limit_kw_per_step=5000")
+    proc = _start_daemon(args, tmp_path)
+    assert _wait_for(lambda: len(published(tmp_path)) >= 3), (tmp_path / "daemon.log").read_text()
+    proc.kill()
+    proc.wait()
+    proc = _start_daemon(args, tmp_path)
+    try:
+        with Store(tmp_path / "store.sqlite") as store:
+            before = len(store.decisions())
+        assert _wait_for(lambda: len(published(tmp_path)) >= before + 3), (tmp_path / "daemon.log").read_text()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+    with Store(tmp_path / "store.sqlite") as store:
+        stored = store.decisions()
+    assert list(stored["seq"]) == list(range(1, len(stored) + 1))  # no duplicate, none lost
+    docs = [json.loads(d) for d in stored["document"]]
+    site = [d["site"]["site_power_kw"] for d in docs if d["status"] != "safe"]
+    assert all(abs(b - a) <= 5000 + 1e-6 for a, b in zip(site, site[1:])), site  # ramp held across the restart
+    for path in (tmp_path / "out").glob("*.json"):
+        json.loads(path.read_text())  # no half-written file
+
+
+def test_clock_moving_backwards_or_skipping_keeps_history_in_order(server, tmp_path):
+    clock = tmp_path / "now.txt"
+    env = dict(os.environ, HASHPIVOT_FAKE_NOW_FILE=str(clock))
+    args = site_args(server.url_for("/"), tmp_path)
+    import datetime as dt
+
+    now = dt.datetime.now(dt.timezone.utc)
+    for shift in (0, -3600, 3600 * 2):
+        clock.write_text((now + dt.timedelta(seconds=shift)).isoformat())
+        proc = run(["tick", "--format", "json", *args], env=env)
+        assert proc.returncode == 0, proc.stderr
+    with Store(tmp_path / "store.sqlite") as store:
+        stored = store.decisions()
+    assert list(stored["seq"]) == [1, 2, 3]
+    assert [json.loads(d)["decided_at_utc"][:13] for d in stored["document"]] == [
+        (now + dt.timedelta(seconds=s)).strftime("%Y-%m-%dT%H") for s in (0, -3600, 7200)]
