@@ -1,8 +1,9 @@
 """The daemon's notion of "now" (UTC).
 
 Tests and drills can inject a clock without touching the system time: when HASHPIVOT_FAKE_NOW_FILE names a file,
-its content (an ISO 8601 UTC time) is "now", read fresh on every call, so a test can move it backwards or skip
-an hour while the daemon runs.
+it is read on every call; its content is either an ISO 8601 time ("now" is that instant) or a number of seconds
+added to the real clock ("-3600" runs an hour behind, "7200" two hours ahead), so a test can move the clock
+backwards or skip hours while the daemon runs.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ def now_utc() -> datetime:
     if path:
         try:
             text = open(path, encoding="utf-8").read().strip()
+            try:
+                return datetime.fromtimestamp(datetime.now(timezone.utc).timestamp() + float(text), tz=timezone.utc)
+            except ValueError:
+                pass
             ts = pd.Timestamp(text)
             return (ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")).to_pydatetime()
         except (OSError, ValueError):

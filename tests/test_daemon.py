@@ -177,3 +177,47 @@ def test_clock_moving_backwards_or_skipping_keeps_history_in_order(server, tmp_p
     assert list(stored["seq"]) == [1, 2, 3]
     assert [json.loads(d)["decided_at_utc"][:13] for d in stored["document"]] == [
         (now + dt.timedelta(seconds=s)).strftime("%Y-%m-%dT%H") for s in (0, -3600, 7200)]
+
+
+def test_feed_outage_runs_on_last_good_values_then_safe_then_recovers(server, tmp_path):
+    clock = tmp_path / "now.txt"
+    env = dict(os.environ, HASHPIVOT_FAKE_NOW_FILE=str(clock))
+    args = site_args(server.url_for("/"), tmp_path, "daemon.decision_cron.second='*'", "daemon.feed_crons.btc.second='*'",
+                     "daemon.feed_crons.power_rt.second='*'", "daemon.feed_crons.network.second='*/2'",
+                     "daemon.feed_crons.gpu.second='*/2'")
+
+    def set_clock(shift_h: float = 0.0) -> None:
+        tmp = clock.with_suffix(".tmp")
+        tmp.write_text(str(shift_h * 3600))  # an offset from the real clock
+        tmp.replace(clock)
+
+    def statuses() -> list[str]:
+        return [d["status"] for d in published(tmp_path)]
+
+    set_clock()
+    proc = _start_daemon(args, tmp_path, env=env)
+    try:
+        assert _wait_for(lambda: len(statuses()) >= 2 and statuses()[-1] == "optimal"), (tmp_path / "daemon.log").read_text()
+        with Store(tmp_path / "store.sqlite") as store:
+            good = store.conn.execute("SELECT * FROM observations ORDER BY 1, 2, 3").fetchall()
+        server.clear()  # the feed server now answers garbage everywhere
+        server.expect_request("").respond_with_data("<html>maintenance</html>", content_type="text/html")
+        n = len(statuses())
+        assert _wait_for(lambda: len(statuses()) >= n + 2)
+        assert statuses()[-1] == "optimal"  # still deciding on the last good values
+        set_clock(7)  # past the 6 h staleness limit of real-time prices
+        assert _wait_for(lambda: statuses()[-1] == "safe"), statuses()
+        safe = published(tmp_path)[-1]
+        assert "inputs too stale to decide" in safe["reason"]
+        with Store(tmp_path / "store.sqlite") as store:
+            after = store.conn.execute("SELECT * FROM observations ORDER BY 1, 2, 3").fetchall()
+            assert set(good) <= set(after)  # nothing good overwritten
+            assert len(store.quarantined()) > 0
+        server.clear()
+        serve_all(server)  # the server returns
+        time.sleep(1.5)
+        set_clock()
+        assert _wait_for(lambda: statuses()[-1] == "optimal"), statuses()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
