@@ -481,6 +481,90 @@ def status(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbOpt = 
     _frame_out(pd.DataFrame(summary["feeds"]), OutputFormat.csv if format is OutputFormat.csv else OutputFormat.table, "feeds")
 
 
+# --------------------------------------------------------------------------- backtest
+
+
+@app.command(epilog=(
+    "**Examples**\n\n"
+    "    hashpivot backtest --from 2024-08-01 --to 2024-08-08 --strategy rolling\n\n"
+    "    hashpivot backtest --from 2024-06-01 --to 2024-09-01 --compare --out summer-2024\n\n"
+    "    hashpivot backtest --from 2025-01-01 --to 2025-01-15 --strategy breakeven --set site.interconnect_cap_kw=70000 -f json"))
+@_operator_errors
+def backtest(
+    from_: Annotated[str, typer.Option("--from", help="first hour, UTC (e.g. 2024-06-01)")],
+    to: Annotated[str, typer.Option("--to", help="end (exclusive), UTC")],
+    strategy: Annotated[Optional[list[str]], typer.Option(help="rolling, breakeven, always-on, perfect-foresight (repeatable)")] = None,
+    compare: Annotated[bool, typer.Option(help="run all four strategies and print each one's ratio to perfect foresight")] = False,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    set_: SetOpt = None,
+    data: Annotated[Optional[Path], typer.Option(help="directory of market CSVs (default: the embedded data)")] = None,
+    source: Annotated[str, typer.Option(help="embedded or store")] = "embedded",
+    db: DbOpt = None,
+    out: Annotated[Optional[Path], typer.Option(help="output folder (default: ./backtest-<from>-<to>)")] = None,
+    format: FormatOpt = OutputFormat.table,
+) -> None:
+    """Replay history hour by hour (no look-ahead) and compare strategies; writes per-hour CSVs and PNG charts."""
+    import pandas as pd
+    from rich.progress import Progress
+
+    from feeds.embedded import load_market_data
+    from models.config import load_config
+    from optimizer.backtest import STRATEGIES, hourly_profit, run_backtest
+    from optimizer.charts import cumulative_profit_chart, stacked_power_chart
+
+    cfg = load_config(_config_path(config), set_ or [])
+    chosen = list(STRATEGIES) if compare else (strategy or ["rolling"])
+    unknown = [s for s in chosen if s not in STRATEGIES]
+    if unknown:
+        raise ConfigError(f"--strategy {unknown[0]!r}: must be one of {', '.join(STRATEGIES)}")
+    try:
+        start, end = pd.Timestamp(from_, tz="UTC") if pd.Timestamp(from_).tzinfo is None else pd.Timestamp(from_), \
+            pd.Timestamp(to, tz="UTC") if pd.Timestamp(to).tzinfo is None else pd.Timestamp(to)
+    except ValueError as exc:
+        raise ConfigError(f"--from/--to: not a date ({exc})") from None
+    if end <= start:
+        raise ConfigError(f"--to {to} must be after --from {from_}")
+    if source == "store":
+        from feeds.market_store import market_from_store
+
+        with _open_store(cfg, db) as store:
+            market = market_from_store(store, cfg.site.settlement_point)
+    else:
+        market = load_market_data(data, cfg.site.settlement_point)
+    out = out or Path(f"backtest-{start:%Y%m%d}-{end:%Y%m%d}")
+    out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    with Progress(transient=True, console=__import__("rich.console", fromlist=["Console"]).Console(stderr=True)) as bar:
+        for name in chosen:
+            task = bar.add_task(f"{name}", total=None)
+            results[name] = run_backtest(cfg, market, start, end, name,
+                                         progress=lambda done, total, task=task: bar.update(task, completed=done, total=total))
+            bar.update(task, completed=1, total=1)
+    times = pd.date_range(start, periods=next(iter(results.values())).problem.steps, freq="h", tz="UTC")
+    rows = []
+    profits = {}
+    for name, r in results.items():
+        steps = r.steps.copy()
+        steps.insert(0, "interval_start_utc", times.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        steps["profit_usd"] = hourly_profit(r.problem, r.schedule)
+        steps.to_csv(out / f"steps-{name}.csv", index=False)
+        profits[name] = pd.Series(steps["profit_usd"].to_numpy(), index=times)
+        stacked_power_chart(r.steps, times, f"{cfg.site.name}: {name}, {start:%Y-%m-%d} to {end:%Y-%m-%d}", out / f"power-{name}.png")
+        row = {"strategy": name, **{k: round(v, 2) if isinstance(v, float) else v for k, v in r.totals.items()}}
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if "perfect-foresight" in results:
+        pf = results["perfect-foresight"].totals["profit_usd"]
+        table["ratio_to_perfect_foresight"] = [round(r["profit_usd"] / pf, 4) if pf else None for r in rows]
+    table.to_csv(out / "summary.csv", index=False)
+    cumulative_profit_chart(profits, f"{cfg.site.name}: cumulative profit, {start:%Y-%m-%d} to {end:%Y-%m-%d}", out / "cumulative-profit.png")
+    columns = ["strategy", "profit_usd", "asic_revenue_usd", "gpu_revenue_usd", "energy_cost_usd", "resale_revenue_usd",
+               "reserve_revenue_usd", "mining_revenue_usd", "gpu_hours", "curtailed_asic_unit_hours", "ramp_events",
+               "mean_solve_time_s"] + (["ratio_to_perfect_foresight"] if "ratio_to_perfect_foresight" in table else [])
+    _frame_out(table[columns], format, f"backtest {start:%Y-%m-%d} to {end:%Y-%m-%d}")
+    typer.echo(f"wrote {out}/ (summary.csv, steps-*.csv, power-*.png, cumulative-profit.png)", err=True)
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,318 @@
+"""Backtests: replay history hour by hour with a strategy, then score every strategy the same way (pure).
+
+Strategies:
+- `rolling`: the daemon's loop — at each hour a forecast from what was published by then (`build_forecast`
+  enforces it), a solve from the previous applied hour, only step 0 applied;
+- `breakeven`: strike-price curtailment — each ASIC pool runs all units in stock mode while the latest known
+  real-time price (the last hour that has ended) is below its breakeven, GPUs run while they earn their power;
+  caps, ramps and minimum rental times respected greedily;
+- `always-on`: every unit in stock mode, within the caps and ramps;
+- `perfect-foresight`: the whole period solved at once with the prices that actually happened (upper bound).
+
+Scoring: the applied hours of each strategy form one schedule over the whole period; it is checked against
+every constraint and evaluated on the realised prices (real-time price, that hour's BTC and day's network data,
+that month's GPU rate, day-ahead reserve price), so start-ups and ramps across hours count exactly as in the model.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from models.config import SiteConfig
+from models.errors import DataError
+from models.market import MarketData
+from optimizer.forecast import Forecast, build_forecast
+from optimizer.hashprice import blocks_per_day_per_th, hashprice_usd_per_th_day
+from optimizer.problem import InitialState, Problem, make_problem
+from optimizer.schedule import Schedule, asic_it_kw, evaluate, gpu_it_kw, site_kw, violations
+from optimizer.solve import SolveSettings, solve
+
+log = logging.getLogger(__name__)
+
+STRATEGIES = ("rolling", "breakeven", "always-on", "perfect-foresight")
+
+
+@dataclass
+class BacktestResult:
+    strategy: str
+    problem: Problem  # the realised whole-period problem every strategy is scored on
+    schedule: Schedule
+    totals: dict[str, float]
+    steps: pd.DataFrame  # one row per hour
+    solve_time_s: list[float] = field(default_factory=list)
+
+
+def realised_forecast(cfg: SiteConfig, market: MarketData, start: pd.Timestamp, hours: int) -> Forecast:
+    """What actually happened over [start, start + hours): the inputs perfect foresight and scoring use."""
+    grid = pd.date_range(start, periods=hours, freq="h", tz="UTC")
+    rt = market.power["rt_price_usd_per_mwh"].reindex(grid)
+    if rt.isna().any():
+        missing = grid[rt.isna().to_numpy()]
+        # ERCOT's file drops the repeated DST hour: carry the previous hour's price over such single gaps
+        if len(missing) > 2 * max(1, hours // 4000):
+            raise DataError(f"real-time prices missing for {len(missing)} hours between {grid[0]} and {grid[-1]}, e.g. {missing[0]}")
+        rt = rt.ffill().bfill()
+    btc = market.btc["btc_usd"].reindex(grid, method="ffill")
+    net = market.network.reindex(grid.floor("D")).ffill()
+    hashprice = np.array([
+        hashprice_usd_per_th_day(d, b, s, f)
+        for d, b, s, f in zip(net["difficulty"], btc, net["subsidy_btc"], net["fees_btc_per_block"])
+    ])
+    gpu = {}
+    for pool in cfg.gpu_pools:
+        if pool.rate_series is not None:
+            gpu[pool.name] = market.gpu_rates[pool.rate_series].dropna().reindex(grid, method="ffill").to_numpy()
+        else:
+            gpu[pool.name] = np.full(hours, float(pool.marketplace_rate_usd_per_gpu_hour))
+    reserve = np.zeros(hours)
+    res = cfg.power.reserve
+    if res is not None and res.enabled:
+        if res.capacity_price_usd_per_mw_hour is not None:
+            reserve[:] = res.capacity_price_usd_per_mw_hour
+        elif not market.ancillary.empty:
+            reserve = market.ancillary[f"{res.product}_usd_per_mw_hour"].reindex(grid).ffill().fillna(0.0).to_numpy()
+    return Forecast(
+        interval_start_utc=list(grid),
+        step_minutes=60,
+        power_price_usd_per_mwh=rt.to_numpy(dtype=float),
+        hashprice_usd_per_th_day=hashprice,
+        btc_usd=btc.to_numpy(dtype=float),
+        gpu_rate_usd_per_gpu_hour=gpu,
+        ambient_temp_c=np.full(hours, cfg.forecast.ambient_temp_c),
+        reserve_price_usd_per_mw_hour=reserve,
+        notes={"realised": True, "btc_blocks_per_th_day": [blocks_per_day_per_th(d) for d in net["difficulty"]]},
+    )
+
+
+def _hour_cfg(cfg: SiteConfig) -> SiteConfig:
+    if cfg.horizon.step_minutes != 60:
+        return cfg.model_copy(update={"horizon": cfg.horizon.model_copy(update={"step_minutes": 60})})
+    return cfg
+
+
+def _state_after(problem: Problem, applied: Schedule, t: int) -> InitialState:
+    """The state after applied hour t, with the start-ups of recent hours (for minimum run/rental times)."""
+    state = InitialState()
+    for a, pool in enumerate(problem.asic):
+        state.asic_on_by_mode[pool.name] = {m: int(applied.asic_units[a][k, t]) for k, m in enumerate(pool.mode_names)}
+        on = applied.asic_units[a].sum(axis=0)
+        state.recent_starts[pool.name] = [int(max(on[t - i] - on[t - i - 1], 0)) if t - i - 1 >= 0 else 0 for i in range(0, 12) if t - i >= 0]
+    for g, pool in enumerate(problem.gpu):
+        state.gpu_contract_on[pool.name] = int(applied.gpu_contract_on[g][t])
+        state.gpu_market_on[pool.name] = int(applied.gpu_market_on[g][t])
+        mk = applied.gpu_market_on[g]
+        state.recent_starts[pool.name] = [int(max(mk[t - i] - mk[t - i - 1], 0)) if t - i - 1 >= 0 else 0 for i in range(0, 12) if t - i >= 0]
+    return state
+
+
+def _empty(problem: Problem) -> Schedule:
+    T = problem.steps
+    return Schedule(
+        asic_units=[np.zeros((len(a.mode_names), T)) for a in problem.asic],
+        gpu_contract_on=[np.zeros(T) for _ in problem.gpu],
+        gpu_market_on=[np.zeros(T) for _ in problem.gpu],
+        reserve_kw=np.zeros(T),
+    )
+
+
+def _copy_step(dst: Schedule, t: int, src: Schedule, s: int = 0) -> None:
+    for a in range(len(dst.asic_units)):
+        dst.asic_units[a][:, t] = src.asic_units[a][:, s]
+    for g in range(len(dst.gpu_contract_on)):
+        dst.gpu_contract_on[g][t] = src.gpu_contract_on[g][s]
+        dst.gpu_market_on[g][t] = src.gpu_market_on[g][s]
+    dst.reserve_kw[t] = src.reserve_kw[s]
+
+
+def _rule_step(p1: Problem, strategy: str, prev_site_kw: float | None, ramp_kw: float | None) -> Schedule:
+    """One hour of a rule-based strategy on a 1-step problem (prices as known then)."""
+    s = _empty(p1)
+    price = float(p1.price_usd_per_mwh[0]) + p1.adder_usd_per_mwh
+    hall_left = {h: float(c[0]) for h, c in p1.hall_cap_kw.items()}
+    site_left = p1.site_cap_kw / p1.pue
+    if ramp_kw is not None and prev_site_kw is not None:
+        site_left = min(site_left, (prev_site_kw + ramp_kw) / p1.pue)
+    revenue = p1.asic_revenue_usd()
+    options = []  # (priority, margin per kW, kind, index, mode, kW per unit, units)
+    for g, x in enumerate(p1.gpu):
+        if x.contract_ub:
+            options.append((0, 1e9, "gc", g, 0, x.full_power_kw, x.contract_ub))
+        rented = int(sum(x.recent_starts[: max(x.min_rental_steps - 1, 0)]))
+        if rented:  # rentals still inside their minimum duration stay on
+            options.append((0, 1e9, "gm", g, 0, x.market_power_kw, min(rented, x.market_ub)))
+        if x.market_ub:
+            # USD/MWh at the site meter, like the ASICs' breakeven - price below
+            margin = float(x.market_net_usd_per_gpu_hour[0]) / x.market_power_kw * 1000.0 / p1.pue - price
+            if strategy == "always-on" or margin > 0:
+                options.append((1, margin, "gm", g, 0, x.market_power_kw, x.market_ub))
+    for a, x in enumerate(p1.asic):
+        k = x.mode_names.index("stock") if "stock" in x.mode_names else int(np.argmax(x.mode_hashrate_th / x.mode_power_kw))
+        kw = float(x.mode_power_kw[k])
+        breakeven = float(revenue[a][k, 0]) / (kw * p1.step_hours / 1000.0) / p1.pue  # USD/MWh at the site meter
+        if strategy == "always-on" or price < breakeven:
+            options.append((1, breakeven - price, "n", a, k, kw, x.units_available))
+    for _, _, kind, i, k, kw, units in sorted(options, key=lambda o: (o[0], -o[1])):
+        pool = p1.gpu[i] if kind != "n" else p1.asic[i]
+        fit = int(min(units, np.floor(min(hall_left[pool.hall], site_left) / kw + 1e-9)))
+        if fit <= 0:
+            continue
+        if kind == "n":
+            s.asic_units[i][k, 0] = fit
+        elif kind == "gc":
+            s.gpu_contract_on[i][0] = fit
+        else:
+            fit = int(min(fit, p1.gpu[i].market_ub - s.gpu_market_on[i][0]))
+            if fit <= 0:
+                continue
+            s.gpu_market_on[i][0] += fit
+        hall_left[pool.hall] -= fit * kw
+        site_left -= fit * kw
+    if ramp_kw is not None and prev_site_kw is not None:
+        _limit_ramp_down(p1, s, prev_site_kw - ramp_kw)
+    return s
+
+
+def _limit_ramp_down(p1: Problem, s: Schedule, floor_site_kw: float) -> None:
+    """If the step drops below what the ramp allows, keep extra ASIC units on (cheapest loss first)."""
+    site = float(site_kw(p1, s)[0])
+    for a, x in sorted(enumerate(p1.asic), key=lambda ax: -float(p1.asic_revenue_usd()[ax[0]][:, 0].max())):
+        k = int(np.argmax(x.mode_hashrate_th / x.mode_power_kw))
+        kw = float(x.mode_power_kw[k]) * p1.pue
+        room = x.units_available - s.asic_units[a][:, 0].sum()
+        need = int(np.ceil(max(floor_site_kw - site, 0.0) / kw - 1e-9))
+        add = int(min(room, need))
+        if add > 0:
+            s.asic_units[a][k, 0] += add
+            site += add * kw
+        if site >= floor_site_kw - 1e-6:
+            return
+
+
+def run_backtest(
+    cfg: SiteConfig,
+    market: MarketData,
+    start: pd.Timestamp | str,
+    end: pd.Timestamp | str,
+    strategy: str,
+    settings: SolveSettings | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> BacktestResult:
+    """Replay [start, end) hourly with `strategy`; score on the realised prices."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy {strategy!r}: must be one of {', '.join(STRATEGIES)}")
+    cfg = _hour_cfg(cfg)
+    start, end = pd.Timestamp(start), pd.Timestamp(end)
+    start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
+    end = end.tz_localize("UTC") if end.tzinfo is None else end.tz_convert("UTC")
+    hours = int((end - start) / pd.Timedelta(hours=1))
+    if hours <= 0:
+        raise ValueError(f"--to {end} must be after --from {start}")
+    settings = settings or SolveSettings(cfg.solver.mip_rel_gap, cfg.solver.time_limit_s, cfg.solver.threads)
+    realised = make_problem(cfg, realised_forecast(cfg, market, start, hours))
+    realised.initial_site_kw = None
+    times: list[float] = []
+    if strategy == "perfect-foresight":
+        t0 = time.perf_counter()
+        sol = solve(realised, settings)
+        times.append(time.perf_counter() - t0)
+        applied = sol.schedule
+    else:
+        applied = _empty(realised)
+        state: InitialState | None = None
+        for t in range(hours):
+            at = start + pd.Timedelta(hours=t)
+            forecast = build_forecast(cfg, market, at)  # only what was published by `at`
+            t0 = time.perf_counter()
+            if strategy == "rolling":
+                step = solve(make_problem(cfg, forecast, state), settings).schedule
+            else:
+                # strike-price curtailment reacts to the latest real-time price, not to a forecast
+                one = make_problem(cfg, _first_step(forecast, float(forecast.notes["last_rt_price_usd_per_mwh"])), state)
+                prev = None if t == 0 else float(site_kw(realised, applied)[t - 1])
+                step = _rule_step(one, strategy, prev, cfg.site.ramp_limit_kw_per_step)
+            times.append(time.perf_counter() - t0)
+            _copy_step(applied, t, step)
+            state = _state_after(realised, applied, t)
+            if progress is not None:
+                progress(t + 1, hours)
+    problems = violations(realised, applied)
+    if problems:
+        raise AssertionError(f"{strategy}: applied schedule breaks constraints: {problems[:3]}")
+    totals = evaluate(realised, applied)
+    return BacktestResult(strategy, realised, applied, _totals(realised, applied, totals, times), _steps(realised, applied, times), times)
+
+
+def _first_step(f: Forecast, price_usd_per_mwh: float) -> Forecast:
+    return Forecast(
+        interval_start_utc=f.interval_start_utc[:1],
+        step_minutes=f.step_minutes,
+        power_price_usd_per_mwh=np.array([price_usd_per_mwh]),
+        hashprice_usd_per_th_day=f.hashprice_usd_per_th_day[:1],
+        btc_usd=f.btc_usd[:1],
+        gpu_rate_usd_per_gpu_hour={k: v[:1] for k, v in f.gpu_rate_usd_per_gpu_hour.items()},
+        ambient_temp_c=f.ambient_temp_c[:1],
+        reserve_price_usd_per_mw_hour=f.reserve_price_usd_per_mw_hour[:1],
+        notes=f.notes,
+    )
+
+
+def _totals(p: Problem, s: Schedule, parts: dict[str, float], times: list[float]) -> dict[str, float]:
+    hp = p.hashprice_usd_per_th_day
+    th = [u.T @ a.mode_hashrate_th * (1 - a.pool_fee) for a, u in zip(p.asic, s.asic_units)]
+    usd_mined = sum(float((x * hp).sum()) for x in th) * p.step_hours / 24.0
+    site = site_kw(p, s)
+    ramps = np.abs(np.diff(site))
+    out = dict(parts)
+    out.update(
+        profit_usd=parts["objective_usd"],
+        mining_revenue_usd=usd_mined,
+        gpu_hours=float(sum((c + m).sum() for c, m in zip(s.gpu_contract_on, s.gpu_market_on)) * p.step_hours),
+        energy_mwh=float(site.sum()) * p.step_hours / 1000.0,
+        curtailed_asic_unit_hours=float(sum((a.units_available - u.sum(axis=0)).sum() for a, u in zip(p.asic, s.asic_units))) * p.step_hours,
+        ramp_events=int((ramps > 0.1 * (p.ramp_limit_kw or p.site_cap_kw)).sum()),
+        mean_solve_time_s=float(np.mean(times)) if times else 0.0,
+        total_solve_time_s=float(np.sum(times)),
+    )
+    return out
+
+
+def _steps(p: Problem, s: Schedule, times: list[float]) -> pd.DataFrame:
+    df = pd.DataFrame({"power_price_usd_per_mwh": p.price_usd_per_mwh, "hashprice_usd_per_th_day": p.hashprice_usd_per_th_day,
+                       "site_power_kw": site_kw(p, s), "reserve_kw": s.reserve_kw})
+    for pool, kw in zip(p.asic, asic_it_kw(p, s)):
+        df[f"{pool.name}_kw"] = kw
+    for pool, kw in zip(p.gpu, gpu_it_kw(p, s)):
+        df[f"{pool.name}_kw"] = kw
+    if len(times) == p.steps:
+        df["solve_time_s"] = times
+    return df
+
+
+def hourly_profit(p: Problem, s: Schedule) -> np.ndarray:
+    """Realised profit per step (USD); sums to `evaluate(p, s)["objective_usd"]`."""
+    from optimizer.schedule import grid_flows_kw
+
+    dt = p.step_hours
+    profit = sum((u * r).sum(axis=0) for u, r in zip(s.asic_units, p.asic_revenue_usd())) + np.zeros(p.steps)
+    for a, u in zip(p.asic, s.asic_units):
+        on = u.sum(axis=0)
+        prev = np.concatenate([[on[0] if a.initial_on is None else a.initial_on], on[:-1]])
+        profit -= np.maximum(on - prev, 0.0) * a.startup_cost_usd
+    for g, c, m in zip(p.gpu, s.gpu_contract_on, s.gpu_market_on):
+        profit += (c * g.contract_rate_usd_per_gpu_hour + m * g.market_net_usd_per_gpu_hour) * dt
+        profit -= (g.committed_gpus - c) * g.sla_penalty_usd_per_gpu_hour * dt
+        prev = np.concatenate([[m[0] if g.initial_market_on is None else g.initial_market_on], m[:-1]])
+        profit -= np.maximum(m - prev, 0.0) * g.startup_cost_usd
+    buy, sell = grid_flows_kw(p, site_kw(p, s))
+    profit -= buy * (p.price_usd_per_mwh + p.adder_usd_per_mwh) * dt / 1000.0
+    profit += sell * p.price_usd_per_mwh * dt / 1000.0
+    profit += s.reserve_kw * p.reserve_price_usd_per_mw_hour * dt / 1000.0
+    if p.block_kw.sum() > 0:
+        profit -= p.block_cost_usd * p.block_kw / p.block_kw.sum()
+    return profit

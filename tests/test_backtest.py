@@ -1,0 +1,138 @@
+"""Backtests: hand-computed tiny cases, strategy ordering on real data, no look-ahead, the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from feeds.embedded import load_market_data
+from models.config import load_config, validate_config
+from models.market import MarketData
+from optimizer.backtest import hourly_profit, run_backtest
+from optimizer.hashprice import blocks_per_day_per_th
+from optimizer.schedule import evaluate
+
+ROOT = Path(__file__).resolve().parents[1]
+START = pd.Timestamp("2024-08-06T15:00Z")
+
+
+def tiny_market(prices: list[float]) -> MarketData:
+    """A day of 20 USD/MWh history, then `prices` from START (real-time = day-ahead, published in time).
+    BTC price chosen so one 100 TH/s unit earns exactly 0.30 USD per hour."""
+    index = pd.date_range(START - pd.Timedelta(days=2), START + pd.Timedelta(hours=len(prices) + 30), freq="h", tz="UTC")
+    rt = pd.Series(20.0, index=index)
+    rt.iloc[48:48 + len(prices)] = prices
+    power = pd.DataFrame({"rt_price_usd_per_mwh": rt, "da_price_usd_per_mwh": rt})
+    difficulty = 1e14
+    btc_usd = 0.072 / (blocks_per_day_per_th(difficulty) * 3.125)
+    days = pd.date_range(START.floor("D") - pd.Timedelta(days=5), START.floor("D") + pd.Timedelta(days=3), freq="D", tz="UTC")
+    network = pd.DataFrame({"difficulty": difficulty, "fees_btc_per_block": 0.0, "subsidy_btc": 3.125}, index=days)
+    btc = pd.DataFrame({"btc_usd": btc_usd}, index=index)
+    return MarketData("HB_WEST", power, btc, network, pd.DataFrame(), pd.DataFrame())
+
+
+def tiny_site(**site):
+    raw = {
+        "site": {"name": "tiny", "interconnect_cap_kw": 1000, "pue": 1.0, "ramp_limit_kw_per_step": 15,
+                 "halls": [{"name": "h", "cap_kw": 1000}], **site},
+        "asic_pools": [{"name": "a", "units_installed": 10, "hall": "h", "pool_fee": 0.0,
+                        "modes": [{"name": "stock", "power_w": 3000, "hashrate_th": 100}]}],
+        "horizon": {"steps": 4, "step_minutes": 60},
+    }
+    return validate_config(raw)
+
+
+def profits(prices):
+    cfg, market = tiny_site(), tiny_market(prices)
+    end = START + pd.Timedelta(hours=len(prices))
+    return {s: run_backtest(cfg, market, START, end, s) for s in ("perfect-foresight", "rolling", "breakeven", "always-on")}
+
+
+def test_one_spike_with_a_ramp_limit_by_hand():
+    # 10 units x 3 kW, 0.30 USD/h each; margin 0.24 USD/h at 20 USD/MWh, -1.20 USD/h at 500 USD/MWh;
+    # the ramp (15 kW = 5 units per hour) means the fleet needs two hours to get off before the spike.
+    r = profits([20.0, 20.0, 500.0, 20.0])
+    on = {s: r[s].schedule.asic_units[0].sum(axis=0).tolist() for s in r}
+    assert on["perfect-foresight"] == [10, 5, 0, 5]  # 0.24 x 20 unit-hours = 4.80
+    assert r["perfect-foresight"].totals["profit_usd"] == pytest.approx(4.80)
+    assert on["rolling"] == [10, 5, 0, 5]  # the day-ahead price showed the spike: same as perfect foresight
+    assert r["rolling"].totals["profit_usd"] == pytest.approx(4.80)
+    # strike price on the last real-time price: runs into the spike, then the ramp only allows 5 units off
+    assert on["breakeven"] == [10, 10, 10, 5]  # 0.24 x 25 - 1.20 x 10 = -6.00
+    assert r["breakeven"].totals["profit_usd"] == pytest.approx(-6.00)
+    assert on["always-on"] == [10, 10, 10, 10]  # 0.24 x 30 - 1.20 x 10 = -4.80
+    assert r["always-on"].totals["profit_usd"] == pytest.approx(-4.80)
+
+
+def test_hourly_profit_adds_up():
+    r = profits([20.0, 20.0, 500.0, 20.0])["rolling"]
+    assert hourly_profit(r.problem, r.schedule).sum() == pytest.approx(evaluate(r.problem, r.schedule)["objective_usd"])
+
+
+@pytest.fixture(scope="module")
+def embedded():
+    return load_config(ROOT / "configs" / "site.toml"), load_market_data()
+
+
+@pytest.mark.slow
+def test_perfect_foresight_beats_rolling_beats_always_on_on_real_data(embedded):
+    cfg, market = embedded
+    r = {s: run_backtest(cfg, market, "2024-08-01", "2024-08-03", s).totals["profit_usd"]
+         for s in ("perfect-foresight", "rolling", "always-on", "breakeven")}
+    assert r["perfect-foresight"] >= r["rolling"] * (1 - 1e-4) >= r["always-on"] * (1 - 1e-4)
+    assert r["rolling"] > r["breakeven"]  # ramps and start-up costs make curtailment decisions interact
+
+
+def test_a_future_spike_never_changes_an_earlier_decision(embedded):
+    cfg, market = embedded
+    start, hours, spike_at = pd.Timestamp("2024-08-05T00:00Z"), 12, 6
+    when = start + pd.Timedelta(hours=spike_at)
+    power = market.power.copy()
+    power.loc[power.index >= when, "rt_price_usd_per_mwh"] = 4_000.0
+    btc = market.btc.copy()
+    btc.loc[btc.index >= when, "btc_usd"] = 10.0
+    spiked = dataclasses.replace(market, power=power, btc=btc)
+    end = start + pd.Timedelta(hours=hours)
+    a = run_backtest(cfg, market, start, end, "rolling").schedule
+    b = run_backtest(cfg, spiked, start, end, "rolling").schedule
+    # hour 6's real-time price is known when hour 6 ends: decisions for hours 0..6 must be identical
+    for ua, ub in zip(a.asic_units, b.asic_units):
+        np.testing.assert_array_equal(ua[:, : spike_at + 1], ub[:, : spike_at + 1])
+    assert any(not np.array_equal(ua[:, spike_at + 1:], ub[:, spike_at + 1:]) for ua, ub in zip(a.asic_units, b.asic_units))
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "optimizer.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.e2e
+def test_backtest_cli_writes_tables_and_charts(tmp_path):
+    proc = run_cli("backtest", "--from", "2024-08-01", "--to", "2024-08-02", "--compare", "--out", str(tmp_path), "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["strategy"]: r for r in json.loads(proc.stdout)}
+    assert rows["perfect-foresight"]["ratio_to_perfect_foresight"] == 1.0
+    assert set(rows) == {"rolling", "breakeven", "always-on", "perfect-foresight"}
+    for name in ("summary.csv", "cumulative-profit.png", "power-rolling.png", "steps-rolling.csv"):
+        assert (tmp_path / name).stat().st_size > 300, name
+    steps = pd.read_csv(tmp_path / "steps-rolling.csv")
+    assert len(steps) == 24 and steps["profit_usd"].sum() == pytest.approx(rows["rolling"]["profit_usd"], abs=0.05)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(("args", "message"), [
+    (["--strategy", "yolo"], "--strategy 'yolo': must be one of rolling"),
+    (["--to", "2024-07-01"], "must be after --from"),
+])
+def test_backtest_cli_bad_input(args, message, tmp_path):
+    base = ["backtest", "--from", "2024-08-01", "--out", str(tmp_path)]
+    if "--to" not in args:
+        base += ["--to", "2024-08-02"]
+    proc = run_cli(*base, *args)
+    assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr
