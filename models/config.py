@@ -335,8 +335,8 @@ class SiteConfig(_Strict):
 # --------------------------------------------------------------------------- loading
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> SiteConfig:
-    """Read, override and validate a site config; raise ConfigError naming file, key, value, allowed."""
+def load_raw_config(path: str | Path, overrides: list[str] | None = None) -> tuple[dict[str, Any], str]:
+    """The config file as a mapping with `--set` overrides applied, and the label errors should carry."""
     path = Path(path)
     label = str(path)
     try:
@@ -349,6 +349,12 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> SiteCon
         for item in overrides:
             apply_override(raw, item)
         label += " (with --set overrides)"
+    return raw, label
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> SiteConfig:
+    """Read, override and validate a site config; raise ConfigError naming file, key, value, allowed."""
+    raw, label = load_raw_config(path, overrides)
     cfg = validate_config(raw, label)
     for message in config_warnings(cfg):
         log.warning("%s: %s", label, message)

@@ -565,6 +565,129 @@ def backtest(
     typer.echo(f"wrote {out}/ (summary.csv, steps-*.csv, power-*.png, cumulative-profit.png)", err=True)
 
 
+# --------------------------------------------------------------------------- what-ifs and sweeps
+
+
+def _base_forecast(cfg, at: Optional[str], data: Optional[Path]):
+    from feeds.embedded import load_market_data
+    from optimizer.forecast import build_forecast
+
+    return build_forecast(cfg, load_market_data(data, cfg.site.settlement_point), at)
+
+
+@app.command(epilog=(
+    "**Examples**\n\n"
+    "    hashpivot whatif scenarios/btc-crash.toml scenarios/second-h100-hall.toml\n\n"
+    "    hashpivot whatif scenarios/*.toml --at 2024-08-05T14:00Z --out whatif-aug --format csv"))
+@_operator_errors
+def whatif(
+    scenarios: Annotated[list[Path], typer.Argument(help="scenario TOML files (see README: What-ifs)")],
+    config: ConfigOpt = DEFAULT_CONFIG,
+    set_: SetOpt = None,
+    at: Annotated[Optional[str], typer.Option(help="decision time, UTC (default: latest in the data)")] = None,
+    data: Annotated[Optional[Path], typer.Option(help="directory of market CSVs (default: the embedded data)")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="output folder (default: ./whatif-<time>)")] = None,
+    format: FormatOpt = OutputFormat.table,
+) -> None:
+    """Compare scenarios side by side against the base case: profit, MW per pool, BTC, GPU-hours, energy, binding constraints."""
+    import pandas as pd
+
+    from models.config import load_raw_config, validate_config
+    from models.scenario import load_scenario
+    from optimizer.charts import whatif_chart
+    from optimizer.whatif import csv_values, solve_case, transform_forecast
+
+    base_path = _config_path(config)
+    base_cfg = load_config_checked(base_path, set_)
+    rows = [solve_case("base", base_cfg, _base_forecast(base_cfg, at, data)).row()]
+    for path in scenarios:
+        scenario, spath = load_scenario(path)
+        cfg_path = (spath.parent / scenario.base) if scenario.base else base_path
+        raw, label = load_raw_config(cfg_path, set_ or [])
+        for key, value in scenario.set.items():
+            from models.config import apply_override
+
+            apply_override(raw, f"{key}={_toml_value(value)}")
+        cfg = validate_config(raw, f"{spath} (set over {label})")
+        forecast = _base_forecast(cfg, scenario.at or at, data)
+        for i, t in enumerate(scenario.transform):
+            values = csv_values(spath.parent / t.file, forecast) if t.op == "csv" else None
+            try:
+                forecast = transform_forecast(forecast, t.series, t.op, t.value, values)
+            except ConfigError as exc:
+                raise ConfigError(f"{spath}: transform[{i}].series = {t.series!r}: {exc}") from None
+        rows.append(solve_case(scenario.name, cfg, forecast).row())
+    out = out or Path(f"whatif-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}")
+    out.mkdir(parents=True, exist_ok=True)
+    table = pd.DataFrame(rows)
+    table.to_csv(out / "whatif.csv", index=False)
+    pools = [c.removesuffix("_mw") for c in table.columns if c.endswith("_mw") and not c.startswith("energy")]
+    whatif_chart(rows, pools, f"{base_cfg.site.name}: what-if scenarios", out / "whatif.png")
+    _frame_out(table, format, "what-if")
+    typer.echo(f"wrote {out}/ (whatif.csv, whatif.png)", err=True)
+
+
+def _toml_value(value) -> str:
+    return json.dumps(value) if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def load_config_checked(path: Path, set_):
+    from models.config import load_config
+
+    return load_config(path, set_ or [])
+
+
+@app.command(epilog=(
+    "**Examples**\n\n"
+    "    hashpivot sweep --param btc_usd=10000:150000:5000\n\n"
+    "    hashpivot sweep --param btc_usd=20000:120000:10000 --param gpu_rate.h100=1.0:4.0:0.25 --out grid\n\n"
+    "    hashpivot sweep --param set:site.interconnect_cap_kw=50000:100000:5000 --executor dask"))
+@_operator_errors
+def sweep(
+    param: Annotated[list[str], typer.Option(help="name=start:stop:step or name=v1,v2 (one or two)")],
+    config: ConfigOpt = DEFAULT_CONFIG,
+    set_: SetOpt = None,
+    at: Annotated[Optional[str], typer.Option(help="decision time, UTC (default: latest in the data)")] = None,
+    data: Annotated[Optional[Path], typer.Option(help="directory of market CSVs (default: the embedded data)")] = None,
+    executor: Annotated[str, typer.Option(help="local or dask")] = "local",
+    scheduler: Annotated[Optional[str], typer.Option(help="Dask scheduler address (default: a 2-worker LocalCluster)")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="output folder (default: ./sweep-<params>)")] = None,
+    format: FormatOpt = OutputFormat.table,
+) -> None:
+    """Solve the same horizon over a 1-D or 2-D grid of one or two parameters; CSV plus PNG charts, flips marked."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from models.config import load_raw_config
+    from optimizer.charts import sweep_chart, sweep_heatmap
+    from optimizer.sweep import flips, parse_param, run_sweep
+
+    params = [parse_param(p) for p in param]
+    raw, _ = load_raw_config(_config_path(config), set_ or [])
+    cfg = load_config_checked(_config_path(config), set_)
+    forecast = _base_forecast(cfg, at, data)
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("sweep", total=None)
+        df = run_sweep(raw, forecast, params, executor, scheduler, progress=lambda d, t: bar.update(task, completed=d, total=t))
+    out = out or Path("sweep-" + "-".join(p.name.replace(":", "_").replace(".", "_") for p in params))
+    out.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out / "sweep.csv", index=False)
+    pools = [p.name for p in cfg.asic_pools] + [g.name for g in cfg.gpu_pools]
+    title = f"{cfg.site.name}: sweep of {' x '.join(p.name for p in params)} at {forecast.interval_start_utc[0]:%Y-%m-%d %H:%M}Z"
+    if len(params) == 1:
+        marks = flips(df, params[0].name, [p.name for p in cfg.asic_pools], [g.name for g in cfg.gpu_pools])
+        sweep_chart(df, params[0].name, pools, marks, title, out / "sweep.png")
+        if marks:
+            typer.echo("allocation flips at " + params[0].name + " = " + ", ".join(f"{x:g}" for x in marks), err=True)
+    else:
+        x, y = params[0].name, params[1].name
+        df["asic_mw"] = df[[f"{p.name}_mw" for p in cfg.asic_pools]].sum(axis=1)
+        sweep_heatmap(df, x, y, "profit_usd", "horizon profit (USD)", title, out / "sweep-profit.png")
+        sweep_heatmap(df, x, y, "asic_mw", "ASIC IT power at step 0 (MW)", title, out / "sweep-asic-mw.png")
+    _frame_out(df.drop(columns=[c for c in df.columns if c.endswith("_mean_mw")]), format, "sweep")
+    typer.echo(f"wrote {out}/", err=True)
+
+
 def main() -> None:
     app()
 

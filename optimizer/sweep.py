@@ -1,0 +1,125 @@
+"""Parameter sweeps (1-D or 2-D grids) over input series or config keys, run locally or on a Dask cluster.
+
+`--param btc_usd=10000:150000:5000` sets BTC at each value (hashprice follows); `gpu_rate.h100=1:4:0.25`,
+`power_price_usd_per_mwh=…`, `hashprice_usd_per_th_day=…`, or any numeric config key as `set:site.interconnect_cap_kw=…`.
+Every point is an independent solve of the same horizon, so points can run anywhere; results are identical
+whichever executor runs them (each point is deterministic: same inputs, one HiGHS thread, fixed seed).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from models.config import SiteConfig, apply_override, validate_config
+from models.errors import ConfigError
+from models.scenario import SERIES
+from optimizer.forecast import Forecast
+from optimizer.whatif import solve_case, transform_forecast
+
+MAX_POINTS = 20_000
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    values: tuple[float, ...]
+
+
+def parse_param(text: str) -> Param:
+    """`name=start:stop:step` (inclusive of stop when it falls on the grid) or `name=v1,v2,v3`."""
+    if "=" not in text:
+        raise ConfigError(f"--param {text}: expected name=start:stop:step or name=v1,v2,…")
+    name, spec = (s.strip() for s in text.split("=", 1))
+    if not (name in SERIES or name.startswith("gpu_rate.") or name.startswith("set:")):
+        raise ConfigError(f"--param {text}: {name!r} must be one of {', '.join(SERIES)}, gpu_rate.<pool> or set:<config key>")
+    try:
+        if ":" in spec:
+            start, stop, step = (float(x) for x in spec.split(":"))
+            if step <= 0:
+                raise ConfigError(f"--param {text}: step must be > 0")
+            if stop < start:
+                raise ConfigError(f"--param {text}: stop {stop:g} is below start {start:g}")
+            n = int(np.floor((stop - start) / step + 1e-9)) + 1
+            if n > MAX_POINTS:
+                raise ConfigError(f"--param {text}: {n:,} points, more than {MAX_POINTS:,}; use a larger step")
+            values = tuple(round(start + i * step, 10) for i in range(n))
+        else:
+            values = tuple(float(x) for x in spec.split(","))
+    except ValueError:
+        raise ConfigError(f"--param {text}: values must be numbers (start:stop:step or v1,v2,…)") from None
+    return Param(name, values)
+
+
+def grid(params: list[Param]) -> list[dict[str, float]]:
+    if not 1 <= len(params) <= 2:
+        raise ConfigError("give one or two --param")
+    points = [dict(zip([p.name for p in params], combo)) for combo in itertools.product(*[p.values for p in params])]
+    if len(points) > MAX_POINTS:
+        raise ConfigError(f"{len(points):,} grid points, more than {MAX_POINTS:,}")
+    return points
+
+
+def run_point(raw_config: dict, forecast: Forecast, point: dict[str, float]) -> dict:
+    """One grid point (module-level so Dask can ship it to a worker)."""
+    raw = copy.deepcopy(raw_config)
+    f = forecast
+    for name, value in point.items():
+        if name.startswith("set:"):
+            apply_override(raw, f"{name[4:]}={value}")
+    cfg = validate_config(raw, "sweep point")
+    for name, value in point.items():
+        if not name.startswith("set:"):
+            f = transform_forecast(f, name, "set", value)
+    result = solve_case(", ".join(f"{k}={v:g}" for k, v in point.items()), cfg, f)
+    row = dict(point)
+    row.update(result.row())
+    row.update({f"{k}_mean_mw": round(v / 1000, 3) for k, v in result.mean_power_kw.items()})
+    return row
+
+
+def run_sweep(cfg_raw: dict, forecast: Forecast, params: list[Param], executor: str = "local", scheduler: str | None = None,
+              progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+    points = grid(params)
+    rows: list[dict] = []
+    if executor == "local":
+        for i, point in enumerate(points):
+            rows.append(run_point(cfg_raw, forecast, point))
+            if progress:
+                progress(i + 1, len(points))
+    elif executor == "dask":
+        from dask.distributed import Client, LocalCluster, as_completed
+
+        cluster = None
+        if scheduler is None:
+            cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+        client = Client(scheduler or cluster)
+        try:
+            cfg_f, forecast_f = client.scatter([cfg_raw, forecast], broadcast=True)
+            futures = [client.submit(run_point, cfg_f, forecast_f, p, pure=False) for p in points]
+            done = 0
+            for _ in as_completed(futures):
+                done += 1
+                if progress:
+                    progress(done, len(points))
+            rows = client.gather(futures)
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    else:
+        raise ConfigError(f"--executor {executor!r}: must be local or dask")
+    return pd.DataFrame(rows)
+
+
+def flips(df: pd.DataFrame, param: str, asic_pools: list[str], gpu_pools: list[str]) -> list[float]:
+    """Parameter values where the step-0 allocation changes which pools run (a pool switches on or off)."""
+    running = df[[f"{p}_mw" for p in asic_pools + gpu_pools]].gt(1e-6)
+    changed = (running != running.shift()).any(axis=1)
+    changed.iloc[0] = False
+    return [float(x) for x in df.loc[changed, param]]

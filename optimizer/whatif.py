@@ -1,0 +1,115 @@
+"""What-ifs and sweeps: transform a forecast (pure), solve, and summarise each case the same way."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from models.config import SiteConfig
+from models.errors import ConfigError
+from optimizer.explain import binding_constraints
+from optimizer.forecast import Forecast
+from optimizer.hashprice import blocks_per_day_per_th
+from optimizer.problem import make_problem
+from optimizer.schedule import asic_it_kw, gpu_it_kw, grid_flows_kw, site_kw
+from optimizer.solve import SolveSettings, solve
+
+
+def transform_forecast(f: Forecast, series: str, op: str, value: float | None = None, values: np.ndarray | None = None) -> Forecast:
+    """A copy of `f` with one series set / scaled / shifted / replaced. BTC changes carry into hashprice."""
+    def apply(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=float)
+        if op == "set":
+            return np.full_like(x, float(value))
+        if op == "scale":
+            return x * float(value)
+        if op == "add":
+            return x + float(value)
+        if op == "csv":
+            return np.asarray(values, dtype=float)
+        raise ValueError(f"unknown op {op!r}")
+
+    if series == "btc_usd":
+        btc = apply(f.btc_usd)
+        return dataclasses.replace(f, btc_usd=btc, hashprice_usd_per_th_day=f.hashprice_usd_per_th_day * btc / np.maximum(f.btc_usd, 1e-9))
+    if series == "power_price_usd_per_mwh":
+        return dataclasses.replace(f, power_price_usd_per_mwh=apply(f.power_price_usd_per_mwh))
+    if series == "hashprice_usd_per_th_day":
+        return dataclasses.replace(f, hashprice_usd_per_th_day=apply(f.hashprice_usd_per_th_day))
+    if series == "reserve_price_usd_per_mw_hour":
+        return dataclasses.replace(f, reserve_price_usd_per_mw_hour=apply(f.reserve_price_usd_per_mw_hour))
+    if series.startswith("gpu_rate."):
+        pool = series.split(".", 1)[1]
+        if pool not in f.gpu_rate_usd_per_gpu_hour:
+            raise ConfigError(f"gpu_rate.{pool}: no GPU pool named {pool!r}; pools: {', '.join(f.gpu_rate_usd_per_gpu_hour)}")
+        rates = dict(f.gpu_rate_usd_per_gpu_hour, **{pool: apply(f.gpu_rate_usd_per_gpu_hour[pool])})
+        return dataclasses.replace(f, gpu_rate_usd_per_gpu_hour=rates)
+    raise ConfigError(f"unknown series {series!r}")
+
+
+def csv_values(path: Path, f: Forecast) -> np.ndarray:
+    """Values for every horizon step from a CSV with columns interval_start_utc,value (hourly or finer)."""
+    try:
+        df = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError) as exc:
+        raise ConfigError(f"{path}: cannot read ({exc})") from None
+    if list(df.columns[:2]) != ["interval_start_utc", "value"]:
+        raise ConfigError(f"{path}: header must be interval_start_utc,value; got {','.join(df.columns)}")
+    series = pd.Series(df["value"].astype(float).to_numpy(), index=pd.DatetimeIndex(pd.to_datetime(df["interval_start_utc"], utc=True)))
+    out = series.reindex(pd.DatetimeIndex(f.interval_start_utc), method="ffill")
+    if out.isna().any():
+        raise ConfigError(f"{path}: no value for {out.index[out.isna()][0]:%Y-%m-%dT%H:%MZ} (the horizon starts {f.interval_start_utc[0]:%Y-%m-%dT%H:%MZ})")
+    return out.to_numpy()
+
+
+@dataclass
+class CaseResult:
+    name: str
+    profit_usd: float
+    power_kw: dict[str, float]  # step 0, per pool
+    mean_power_kw: dict[str, float]  # horizon mean, per pool
+    btc_mined: float
+    gpu_hours: float
+    energy_bought_mwh: float
+    energy_sold_mwh: float
+    binding: list[str]
+    status: str
+
+    def row(self) -> dict:
+        out = {"case": self.name, "status": self.status, "profit_usd": round(self.profit_usd, 2)}
+        out.update({f"{k}_mw": round(v / 1000, 3) for k, v in self.power_kw.items()})
+        out.update(btc_mined=round(self.btc_mined, 4), gpu_hours=round(self.gpu_hours, 1),
+                   energy_bought_mwh=round(self.energy_bought_mwh, 2), energy_sold_mwh=round(self.energy_sold_mwh, 2),
+                   binding=", ".join(self.binding))
+        return out
+
+
+def solve_case(name: str, cfg: SiteConfig, forecast: Forecast, settings: SolveSettings | None = None) -> CaseResult:
+    settings = settings or SolveSettings(cfg.solver.mip_rel_gap, cfg.solver.time_limit_s, cfg.solver.threads)
+    sol = solve(make_problem(cfg, forecast), settings)
+    p, s = sol.problem, sol.schedule
+    kw = {pool.name: x for pool, x in zip(p.asic, asic_it_kw(p, s))}
+    kw.update({g.name: x for g, x in zip(p.gpu, gpu_it_kw(p, s))})
+    dt = p.step_hours
+    blocks = np.array([blocks_per_day_per_th(float(forecast.notes.get("difficulty", math.nan)))] * p.steps) \
+        if "difficulty" in forecast.notes else np.zeros(p.steps)
+    th = sum((u.T @ a.mode_hashrate_th) * (1 - a.pool_fee) for a, u in zip(p.asic, s.asic_units)) + np.zeros(p.steps)
+    subsidy_fees = float(forecast.notes.get("subsidy_btc", 0.0)) + float(forecast.notes.get("fees_btc_per_block", 0.0))
+    buy, sell = grid_flows_kw(p, site_kw(p, s))
+    return CaseResult(
+        name=name,
+        profit_usd=sol.objective_usd,
+        power_kw={k: float(v[0]) for k, v in kw.items()},
+        mean_power_kw={k: float(v.mean()) for k, v in kw.items()},
+        btc_mined=float((th * blocks).sum() * subsidy_fees * dt / 24.0),
+        gpu_hours=float(sum((c + m).sum() for c, m in zip(s.gpu_contract_on, s.gpu_market_on)) * dt),
+        energy_bought_mwh=float(buy.sum()) * dt / 1000.0,
+        energy_sold_mwh=float(sell.sum()) * dt / 1000.0,
+        binding=binding_constraints(sol),
+        status=sol.status,
+    )
