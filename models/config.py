@@ -21,13 +21,13 @@ from models.errors import ConfigError
 log = logging.getLogger(__name__)
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
     """Unknown keys are errors: a typo in a config must never be silently ignored."""
 
     model_config = ConfigDict(extra="forbid")
 
 
-class CoolingDerate(_Strict):
+class CoolingDerate(StrictModel):
     """Hall capacity falls linearly above `start_temp_c` (cooling runs out of headroom)."""
 
     start_temp_c: float = 30.0
@@ -35,13 +35,13 @@ class CoolingDerate(_Strict):
     min_fraction: float = Field(0.5, ge=0, le=1)
 
 
-class Hall(_Strict):
+class Hall(StrictModel):
     name: str = Field(min_length=1)
     cap_kw: float = Field(gt=0, description="IT power limit of the hall's feeders/cooling, kW")
     cooling_derate: CoolingDerate | None = None
 
 
-class Site(_Strict):
+class Site(StrictModel):
     name: str = "site"
     interconnect_cap_kw: float = Field(gt=0, description="site-meter limit, kW (IT load x PUE)")
     pue: float = Field(1.0, ge=1.0, le=3.0)
@@ -53,13 +53,13 @@ class Site(_Strict):
     halls: list[Hall] = Field(min_length=1)
 
 
-class AsicMode(_Strict):
+class AsicMode(StrictModel):
     name: str = Field(min_length=1)
     power_w: float = Field(gt=0)
     hashrate_th: float = Field(gt=0)
 
 
-class AsicPool(_Strict):
+class AsicPool(StrictModel):
     name: str = Field(min_length=1)
     model: str | None = None
     hashrate_th: float | None = Field(None, gt=0, description="stock hashrate when no catalogue model is given")
@@ -97,7 +97,7 @@ class AsicPool(_Strict):
         return self
 
 
-class GpuContract(_Strict):
+class GpuContract(StrictModel):
     """A hosting deal: `committed_gpus` at a fixed rate. No SLA penalty given = firm (never curtailed)."""
 
     committed_gpus: int = Field(ge=0)
@@ -105,7 +105,7 @@ class GpuContract(_Strict):
     sla_penalty_usd_per_gpu_hour: float | None = Field(None, ge=0)
 
 
-class GpuPool(_Strict):
+class GpuPool(StrictModel):
     name: str = Field(min_length=1)
     model: str | None = None
     gpus_installed: int = Field(ge=0)
@@ -159,7 +159,7 @@ class GpuPool(_Strict):
         return self.contract.committed_gpus if self.contract else 0
 
 
-class FixedBlock(_Strict):
+class FixedBlock(StrictModel):
     """Take-or-pay energy bought ahead at a fixed price; unused energy is resold at the real-time price."""
 
     name: str = "block"
@@ -177,7 +177,7 @@ class FixedBlock(_Strict):
 ANCILLARY_PRODUCTS = ("regup", "regdn", "rrs", "nspin", "ecrs")
 
 
-class Reserve(_Strict):
+class Reserve(StrictModel):
     """Demand-response / ancillary programme paid for curtailable (ASIC) load held ready to drop."""
 
     enabled: bool = True
@@ -192,25 +192,25 @@ class Reserve(_Strict):
         return self
 
 
-class Power(_Strict):
+class Power(StrictModel):
     index: Literal["real_time"] = "real_time"
     adder_usd_per_mwh: float = Field(0.0, ge=-100, le=500)
     fixed_blocks: list[FixedBlock] = []
     reserve: Reserve | None = None
 
 
-class Horizon(_Strict):
+class Horizon(StrictModel):
     steps: int = Field(24, ge=1, le=5000)
     step_minutes: Literal[5, 15, 30, 60] = 60
 
 
-class ForecastSettings(_Strict):
+class ForecastSettings(StrictModel):
     ambient_temp_c: float = Field(25.0, ge=-60, le=60, description="used until a weather feed is stored")
     price_decay_per_step: float = Field(0.8, ge=0, le=1)
     trailing_hours: int = Field(24, ge=1, le=24 * 30)
 
 
-class SolverSettings(_Strict):
+class SolverSettings(StrictModel):
     mip_rel_gap: float = Field(1e-4, gt=0, lt=1)
     time_limit_s: float = Field(30.0, gt=0)
     threads: int = Field(1, ge=1, le=64)
@@ -219,12 +219,12 @@ class SolverSettings(_Strict):
 FEED_SOURCES = ("mempool", "coinbase", "kraken", "coingecko", "ercot_mis", "nyiso_mis", "open_meteo", "vast", "akash")
 
 
-class FeedSource(_Strict):
+class FeedSource(StrictModel):
     enabled: bool = True
     base_url: str | None = Field(None, description="override the provider's URL (tests, proxies)")
 
 
-class FeedsConfig(_Strict):
+class FeedsConfig(StrictModel):
     """[feeds]: where the store lives, HTTP policy, which sources run and in which order."""
 
     db_path: str | None = Field(None, description="SQLite store; default under the user's data directory")
@@ -279,7 +279,7 @@ def _check_cron(v: dict[str, str | int]) -> dict[str, str | int]:
     return v
 
 
-class DaemonConfig(_Strict):
+class DaemonConfig(StrictModel):
     """[daemon]: schedules (cron fields, UTC), where decisions are published, metrics, the safe allocation."""
 
     decision_cron: dict[str, str | int] = {"minute": "*/5"}
@@ -313,7 +313,7 @@ class DaemonConfig(_Strict):
         return v
 
 
-class SiteConfig(_Strict):
+class SiteConfig(StrictModel):
     site: Site
     asic_pools: list[AsicPool] = []
     gpu_pools: list[GpuPool] = []
@@ -366,7 +366,7 @@ def validate_config(raw: dict[str, Any], label: str = "<config>") -> SiteConfig:
     try:
         cfg = SiteConfig.model_validate(raw)
     except ValidationError as exc:
-        lines = [_format_error(label, raw, err) for err in exc.errors()]
+        lines = [format_validation_error(label, raw, err) for err in exc.errors()]
         raise ConfigError("\n".join(lines)) from None
     problems = _reference_problems(cfg)
     if problems:
@@ -438,9 +438,9 @@ def _loc_to_path(loc: tuple) -> str:
     return out
 
 
-def _model_at(loc: tuple) -> type[BaseModel] | None:
+def _model_at(loc: tuple, root: type[BaseModel] | None = None) -> type[BaseModel] | None:
     """The pydantic model class that holds the key at `loc` (to list the allowed keys)."""
-    model: Any = SiteConfig
+    model: Any = root or SiteConfig
     for part in loc:
         if isinstance(part, int):
             continue
@@ -460,12 +460,12 @@ def _unwrap(annotation: Any) -> Any:
     return annotation
 
 
-def _format_error(label: str, raw: dict, err: dict) -> str:
+def format_validation_error(label: str, raw: dict, err: dict, root: type[BaseModel] | None = None) -> str:
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "literal["))))
     path = _loc_to_path(loc) or "(top level)"
     kind = err["type"]
     if kind == "extra_forbidden":
-        parent = _model_at(loc[:-1])
+        parent = _model_at(loc[:-1], root)
         allowed = ", ".join(parent.model_fields) if parent else "see README"
         return f"{label}: {path}: unknown key; allowed keys here: {allowed}"
     if kind == "missing":

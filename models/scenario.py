@@ -18,13 +18,13 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from models.config import _format_error, _Strict
+from models.config import format_validation_error, StrictModel
 from models.errors import ConfigError
 
 SERIES = ("btc_usd", "power_price_usd_per_mwh", "hashprice_usd_per_th_day", "reserve_price_usd_per_mw_hour")
 
 
-class Transform(_Strict):
+class Transform(StrictModel):
     series: str
     op: Literal["set", "scale", "add", "csv"]
     value: float | None = None
@@ -46,7 +46,7 @@ class Transform(_Strict):
         return self
 
 
-class Scenario(_Strict):
+class Scenario(StrictModel):
     name: str = Field(min_length=1)
     description: str = ""
     base: str | None = None
@@ -68,9 +68,5 @@ def load_scenario(path: str | Path) -> tuple[Scenario, Path]:
     try:
         scenario = Scenario.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError("\n".join(_format_error(str(path), raw, _scenario_err(e)) for e in exc.errors())) from None
+        raise ConfigError("\n".join(format_validation_error(str(path), raw, e, Scenario) for e in exc.errors())) from None
     return scenario, path
-
-
-def _scenario_err(err: dict) -> dict:
-    return err  # same structure as the site config's errors; kept as a seam for scenario-specific wording
