@@ -501,6 +501,9 @@ def backtest(
     source: Annotated[str, typer.Option(help="embedded or store")] = "embedded",
     db: DbOpt = None,
     out: Annotated[Optional[Path], typer.Option(help="output folder (default: ./backtest-<from>-<to>)")] = None,
+    windows: Annotated[int, typer.Option(help="cut the period into N independent windows (each from a free start)")] = 1,
+    executor: Annotated[str, typer.Option(help="local or dask (windows run in parallel)")] = "local",
+    scheduler: Annotated[Optional[str], typer.Option(help="Dask scheduler address (default: a 2-worker LocalCluster)")] = None,
     format: FormatOpt = OutputFormat.table,
 ) -> None:
     """Replay history hour by hour (no look-ahead) and compare strategies; writes per-hour CSVs and PNG charts."""
@@ -509,7 +512,7 @@ def backtest(
 
     from feeds.embedded import load_market_data
     from models.config import load_config
-    from optimizer.backtest import STRATEGIES, hourly_profit, run_backtest
+    from optimizer.backtest import STRATEGIES, run_backtest_windows
     from optimizer.charts import cumulative_profit_chart, stacked_power_chart
 
     cfg = load_config(_config_path(config), set_ or [])
@@ -533,25 +536,30 @@ def backtest(
         market = load_market_data(data, cfg.site.settlement_point)
     out = out or Path(f"backtest-{start:%Y%m%d}-{end:%Y%m%d}")
     out.mkdir(parents=True, exist_ok=True)
+    if executor not in ("local", "dask"):
+        raise ConfigError(f"--executor {executor!r}: must be local or dask")
     results = {}
     with Progress(transient=True, console=__import__("rich.console", fromlist=["Console"]).Console(stderr=True)) as bar:
         for name in chosen:
             task = bar.add_task(f"{name}", total=None)
-            results[name] = run_backtest(cfg, market, start, end, name,
-                                         progress=lambda done, total, task=task: bar.update(task, completed=done, total=total))
+            try:
+                results[name] = run_backtest_windows(
+                    cfg, market, start, end, name, windows, executor, scheduler,
+                    progress=lambda done, total, task=task: bar.update(task, completed=done, total=total))
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
             bar.update(task, completed=1, total=1)
-    times = pd.date_range(start, periods=next(iter(results.values())).problem.steps, freq="h", tz="UTC")
+    times = pd.date_range(start, end, freq="h", tz="UTC", inclusive="left")
     rows = []
     profits = {}
     for name, r in results.items():
         steps = r.steps.copy()
         steps.insert(0, "interval_start_utc", times.strftime("%Y-%m-%dT%H:%M:%SZ"))
-        steps["profit_usd"] = hourly_profit(r.problem, r.schedule)
+        steps["profit_usd"] = r.hourly_profit_usd
         steps.to_csv(out / f"steps-{name}.csv", index=False)
-        profits[name] = pd.Series(steps["profit_usd"].to_numpy(), index=times)
+        profits[name] = pd.Series(r.hourly_profit_usd, index=times)
         stacked_power_chart(r.steps, times, f"{cfg.site.name}: {name}, {start:%Y-%m-%d} to {end:%Y-%m-%d}", out / f"power-{name}.png")
-        row = {"strategy": name, **{k: round(v, 2) if isinstance(v, float) else v for k, v in r.totals.items()}}
-        rows.append(row)
+        rows.append({"strategy": name, **{k: round(v, 2) if isinstance(v, float) else v for k, v in r.totals.items()}})
     table = pd.DataFrame(rows)
     if "perfect-foresight" in results:
         pf = results["perfect-foresight"].totals["profit_usd"]

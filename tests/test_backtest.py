@@ -136,3 +136,16 @@ def test_backtest_cli_bad_input(args, message, tmp_path):
         base += ["--to", "2024-08-02"]
     proc = run_cli(*base, *args)
     assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_dask_windows_match_local_windows(embedded):
+    from optimizer.backtest import run_backtest_windows
+
+    cfg, market = embedded
+    local = run_backtest_windows(cfg, market, "2024-08-01", "2024-08-02T12:00Z", "rolling", windows=3)
+    dask = run_backtest_windows(cfg, market, "2024-08-01", "2024-08-02T12:00Z", "rolling", windows=3, executor="dask")
+    assert {k: v for k, v in local.totals.items() if "time" not in k} == {k: v for k, v in dask.totals.items() if "time" not in k}
+    np.testing.assert_array_equal(local.hourly_profit_usd, dask.hourly_profit_usd)
+    single = run_backtest_windows(cfg, market, "2024-08-01", "2024-08-02T12:00Z", "rolling", windows=1)
+    assert single.totals["profit_usd"] == pytest.approx(run_backtest(cfg, market, "2024-08-01", "2024-08-02T12:00Z", "rolling").totals["profit_usd"])
