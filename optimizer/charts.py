@@ -32,15 +32,21 @@ def stacked_power_chart(steps: pd.DataFrame, times: pd.DatetimeIndex, title: str
 
 
 def cumulative_profit_chart(profits: dict[str, pd.Series], title: str, path: Path) -> Path:
-    """Cumulative realised profit (USD) per strategy."""
-    fig, ax = plt.subplots(figsize=(12, 5))
+    """Cumulative realised profit per strategy (top) and each strategy's lead over the baseline (bottom):
+    the totals differ by a few percent, so the difference is what makes them readable."""
+    baseline = "always-on" if "always-on" in profits else next(iter(profits))
+    base = profits[baseline].cumsum()
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(12, 8), sharex=True, gridspec_kw={"height_ratios": [1, 1.3]})
     for name, series in profits.items():
         ax.plot(series.index, series.cumsum() / 1e6, label=name, linewidth=1.4)
+        ax2.plot(series.index, (series.cumsum() - base) / 1e3, label=name, linewidth=1.4)
     ax.set_ylabel("cumulative profit (million USD)")
-    ax.set_xlabel("time (UTC)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
+    ax2.set_ylabel(f"lead over {baseline} (thousand USD)")
+    ax2.set_xlabel("time (UTC)")
+    ax2.grid(alpha=0.3)
     fig.autofmt_xdate()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
