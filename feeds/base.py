@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
-import requests
-
 from models.errors import HashpivotError
 
 
@@ -86,7 +84,8 @@ class Collector:
     def __post_init__(self) -> None:
         self.base_url = (self.base_url or self.default_base_url).rstrip("/")
 
-    def fetch(self, client: "HttpClient") -> list[Payload]:  # noqa: F821 - forward ref, see feeds.http
+    def fetch(self, client) -> list[Payload]:
+        """One or more requests through `client` (a feeds.http.HttpClient); returns the raw payloads."""
         raise NotImplementedError
 
     def parse(self, payloads: list[Payload]) -> list[Observation]:
@@ -118,4 +117,3 @@ def floor_minute(ts: datetime) -> datetime:
     return ts.replace(second=0, microsecond=0)
 
 
-__all__ = ["Collector", "FeedError", "Observation", "Payload", "requests", "utc_now", "floor_minute"]

@@ -436,8 +436,6 @@ def decisions_show(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: 
                "objective_usd": r.objective_usd, "site_power_kw": doc["site"]["site_power_kw"], "duration_s": round(r.duration_s, 3)}
         row.update({f"{p['name']}_kw": p["power_kw"] for p in doc["pools"]})
         rows.append(row)
-    import pandas as pd  # noqa: F811
-
     _frame_out(pd.DataFrame(rows), format, "decisions")
 
 
@@ -508,6 +506,7 @@ def backtest(
 ) -> None:
     """Replay history hour by hour (no look-ahead) and compare strategies; writes per-hour CSVs and PNG charts."""
     import pandas as pd
+    from rich.console import Console
     from rich.progress import Progress
 
     from feeds.embedded import load_market_data
@@ -539,7 +538,7 @@ def backtest(
     if executor not in ("local", "dask"):
         raise ConfigError(f"--executor {executor!r}: must be local or dask")
     results = {}
-    with Progress(transient=True, console=__import__("rich.console", fromlist=["Console"]).Console(stderr=True)) as bar:
+    with Progress(transient=True, console=Console(stderr=True)) as bar:
         for name in chosen:
             task = bar.add_task(f"{name}", total=None)
             try:

@@ -88,7 +88,9 @@ def extract_schedule(m: pyo.ConcreteModel, problem: Problem) -> Schedule:
 
 def round_schedule(problem: Problem, relaxed: Schedule) -> Schedule:
     """Floor every unit count (never exceeds a cap) and cap the reserve at the remaining curtailable load."""
-    fl = lambda x: np.floor(np.asarray(x) + 1e-6)  # noqa: E731
+    def fl(x):
+        return np.floor(np.asarray(x) + 1e-6)
+
     rounded = Schedule(
         asic_units=[fl(u) for u in relaxed.asic_units],
         gpu_contract_on=[fl(c) for c in relaxed.gpu_contract_on],

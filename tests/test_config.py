@@ -26,7 +26,6 @@ def _edited(tmp_path: Path, *overrides: str) -> Path:
     raw = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
     for item in overrides:
         apply_override(raw, item)
-    import json
 
     lines = _to_toml(raw)
     return _write(tmp_path, lines)
