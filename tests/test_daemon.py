@@ -221,3 +221,29 @@ def test_feed_outage_runs_on_last_good_values_then_safe_then_recovers(server, tm
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=15)
+
+
+def test_misfires_coalesce_after_a_pause(server, tmp_path):
+    args = site_args(server.url_for("/"), tmp_path, "daemon.decision_cron.second='*'", "daemon.feed_crons.btc.second='*/5'",
+                     "daemon.feed_crons.power_rt.second='*/5'", "daemon.feed_crons.network.second='*/5'",
+                     "daemon.feed_crons.gpu.second='*/5'", "daemon.misfire_grace_s=30")
+    proc = _start_daemon(args, tmp_path)
+    try:
+        assert _wait_for(lambda: len(published(tmp_path)) >= 2), (tmp_path / "daemon.log").read_text()
+        proc.send_signal(signal.SIGSTOP)  # a 6 s pause: six decision runs are missed
+        time.sleep(6)
+        before = len(published(tmp_path))
+        proc.send_signal(signal.SIGCONT)
+        time.sleep(1.5)
+        after = len(published(tmp_path))
+        assert after - before <= 2, f"{after - before} decisions right after the pause: misfires were not coalesced"
+    finally:
+        proc.send_signal(signal.SIGCONT)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+
+
+@pytest.mark.parametrize("command", [["run"], ["tick"], ["decisions", "show"], ["status"], ["whatif"], ["sweep"], ["backtest"]])
+def test_every_command_has_help_with_examples(command):
+    proc = run([*command, "--help"])
+    assert proc.returncode == 0 and "Examples" in proc.stdout and "hashpivot " + " ".join(command) in proc.stdout
