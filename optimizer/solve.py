@@ -27,7 +27,7 @@ from pyomo.contrib.appsi.base import TerminationCondition
 from pyomo.contrib.appsi.solvers import Highs
 
 from models.errors import InfeasibleError, SolverError
-from optimizer.model import CONSTRAINT_GROUPS, GROUP_MEANING, build_model
+from optimizer.model import CONSTRAINT_GROUPS, GROUP_MEANING, build_model, set_objective
 from optimizer.problem import Problem
 from optimizer.schedule import Schedule, asic_it_kw, evaluate, grid_flows_kw, site_kw, violations
 
@@ -151,16 +151,53 @@ def _duals(opt: Highs, m: pyo.ConcreteModel, problem: Problem) -> tuple[np.ndarr
     return site, halls
 
 
-def solve(problem: Problem, settings: SolveSettings | None = None) -> Solution:
-    """Find the most profitable integral allocation; raise InfeasibleError or SolverError otherwise."""
+class PersistentLP:
+    """The LP relaxation and its HiGHS instance, kept between solves of problems that differ only in objective
+    coefficients (prices, hashprice, GPU rates, reserve prices: what sweeps vary). Updating the objective and
+    re-solving skips the Pyomo build and the Pyomo-to-HiGHS translation; the LP is re-solved from scratch (no
+    basis carried over), so results do not depend on the order the problems come in."""
+
+    def __init__(self, problem: Problem, settings: SolveSettings):
+        self.settings = settings
+        self.model = build_model(problem, relax=True)
+        self.opt = _new_solver(settings)
+        self.bounds = [(v, v.lb, v.ub) for name in ("n", "gc", "gm") for v in getattr(self.model, name).values()]
+        self.untouched_for: Problem | None = problem  # the model is exactly as built for this problem
+
+    def prepare(self, problem: Problem) -> tuple[pyo.ConcreteModel, Highs]:
+        """The model with `problem`'s objective, relaxed bounds restored (the neighbourhood step narrows them)."""
+        if problem is not self.untouched_for:
+            self.model.del_component(self.model.profit)
+            set_objective(self.model, problem)
+            for v, lb, ub in self.bounds:
+                v.domain = pyo.NonNegativeReals
+                v.setlb(lb)
+                v.setub(ub)
+            self.model.ramp_rhs.set_value(problem.ramp_limit_kw or 0.0)
+            solver = self.opt._solver_model  # appsi keeps the highspy instance: forget the previous basis
+            if solver is not None:
+                solver.clearSolver()
+        self.model.problem = problem
+        self.untouched_for = None
+        return self.model, self.opt
+
+
+def solve(problem: Problem, settings: SolveSettings | None = None, persistent: PersistentLP | None = None) -> Solution:
+    """Find the most profitable integral allocation; raise InfeasibleError or SolverError otherwise.
+
+    `persistent` reuses a model built for a problem with the same structure (see PersistentLP).
+    """
     settings = settings or SolveSettings()
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
 
     t0 = time.perf_counter()
-    lp = build_model(problem, relax=True)
+    if persistent is not None:
+        lp, opt = persistent.prepare(problem)
+    else:
+        lp = build_model(problem, relax=True)
+        opt = _new_solver(settings)
     timings["build_lp_s"] = time.perf_counter() - t0
-    opt = _new_solver(settings)
     t0 = time.perf_counter()
     res = opt.solve(lp)
     timings["solve_lp_s"] = time.perf_counter() - t0

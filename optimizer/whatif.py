@@ -89,9 +89,10 @@ class CaseResult:
         return out
 
 
-def solve_case(name: str, cfg: SiteConfig, forecast: Forecast, settings: SolveSettings | None = None) -> CaseResult:
+def solve_case(name: str, cfg: SiteConfig, forecast: Forecast, settings: SolveSettings | None = None,
+               persistent=None) -> CaseResult:
     settings = settings or SolveSettings(cfg.solver.mip_rel_gap, cfg.solver.time_limit_s, cfg.solver.threads)
-    sol = solve(make_problem(cfg, forecast), settings)
+    sol = solve(make_problem(cfg, forecast), settings, persistent)
     p, s = sol.problem, sol.schedule
     kw = {pool.name: x for pool, x in zip(p.asic, asic_it_kw(p, s))}
     kw.update({g.name: x for g, x in zip(p.gpu, gpu_it_kw(p, s))})

@@ -126,3 +126,16 @@ def test_sweep_cli_one_and_two_dimensions(tmp_path):
     assert (tmp_path / "b" / "sweep-profit.png").exists() and (tmp_path / "b" / "sweep-asic-mw.png").exists()
     bad = run_cli("sweep", "--param", "btc_usd=5:1:1")
     assert bad.returncode == 1 and "stop 1 is below start 5" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_persistent_lp_gives_the_same_solutions_in_any_order(forecast):
+    from optimizer.problem import make_problem
+    from optimizer.solve import PersistentLP, SolveSettings, solve
+
+    cfg = load_config(EXAMPLE)
+    problems = [make_problem(cfg, transform_forecast(forecast, "btc_usd", "set", v)) for v in (15_000, 60_000, 30_000, 120_000)]
+    fresh = [solve(p).objective_usd for p in problems]
+    forward = PersistentLP(problems[0], SolveSettings())
+    assert [solve(p, persistent=forward).objective_usd for p in problems] == fresh
+    backward = PersistentLP(problems[-1], forward.settings)
+    assert [solve(p, persistent=backward).objective_usd for p in reversed(problems)][::-1] == fresh
