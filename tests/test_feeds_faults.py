@@ -194,3 +194,49 @@ def test_fallback_is_used_after_a_fault(server, tmp_path):
     with Store(tmp_path / "s.sqlite") as store:
         (result,) = collect(cfg, store, ["btc"])
     assert result.source == "coinbase" and result.fallback and "HTML" in result.failures[0][1]
+
+
+def fresh_nyiso_csv(shift_minutes: int = 0) -> bytes:
+    """The NYISO fixture's real rows moved to the three 5-minute intervals ending now (Eastern time)."""
+    import pandas as pd
+
+    end = pd.Timestamp.now(tz="America/New_York").floor("5min") + pd.Timedelta(minutes=shift_minutes)
+    lines = fixture_bytes("nyiso_realtime_zone_20240805.documented-format.csv").decode().splitlines()
+    out = [lines[0]]
+    for k, row in enumerate(lines[1:]):
+        stamp = end - pd.Timedelta(minutes=5 * (2 - k // 2))
+        out.append(f'"{stamp:%m/%d/%Y %H:%M:%S}"' + row[row.index(","):])
+    return ("\n".join(out) + "\n").encode()
+
+
+def nyiso_path() -> str:
+    import pandas as pd
+
+    return f"/public/csv/realtime/{pd.Timestamp.now(tz='America/New_York'):%Y%m%d}realtime_zone.csv"
+
+
+@pytest.mark.parametrize(
+    ("respond", "reason"),
+    [
+        (lambda r: r.respond_with_data("boom", status=500), "HTTP 500"),
+        (lambda r: r.respond_with_data("<html><body>down for maintenance</body></html>", content_type="text/html"), "HTML instead of CSV"),
+        (lambda r: r.respond_with_data(b'"Time Stamp","Name","PTID","LBMP ($/MWHr)"\n', content_type="text/csv"), "zone N.Y.C. not in the file"),
+        (lambda r: r.respond_with_data(fresh_nyiso_csv().replace(b",27.56,", b",NaN,"), content_type="text/csv"), "not a finite number"),
+        (lambda r: r.respond_with_data(fresh_nyiso_csv(-60 * 24 * 800), content_type="text/csv"), "days old"),
+        (lambda r: r.respond_with_data(fresh_nyiso_csv(60 * 24 * 2), content_type="text/csv"), "in the future"),
+        (lambda r: r.respond_with_data(fresh_nyiso_csv() + fresh_nyiso_csv().split(b"\n", 1)[1], content_type="text/csv"),
+         "duplicate interval"),
+    ],
+)
+def test_nyiso_faults(server, tmp_path, respond, reason):
+    cfg, _ = loopback_config(server.url_for("/"), *only("nyiso_mis"), "feeds.nyiso_zones=['N.Y.C.']", retries=0)
+    with Store(tmp_path / "s.sqlite") as store:
+        server.expect_request(nyiso_path()).respond_with_data(fresh_nyiso_csv(), content_type="text/csv")
+        (good,) = collect(cfg, store, ["power_rt_nyiso"])
+        assert good.ok and good.rows == 3
+        before = snapshot(store)
+        server.clear()
+        respond(server.expect_request(nyiso_path()))
+        (result,) = collect(cfg, store, ["power_rt_nyiso"])
+        assert not result.ok and reason in result.failures[0][1], result.failures
+        assert snapshot(store) == before
