@@ -228,7 +228,7 @@ def solve(problem: Problem, settings: SolveSettings | None = None, persistent: P
         timings["rounding_s"] = time.perf_counter() - t0
         if not _within_gap(best_obj, lp_bound, settings):
             t0 = time.perf_counter()
-            found, found_obj = _neighbourhood(lp, opt, problem, relaxed, settings)
+            found, found_obj = _neighbourhood(lp, opt, problem, relaxed, settings, lp_bound)
             timings["neighbourhood_s"] = time.perf_counter() - t0
             if found is not None and found_obj > best_obj:
                 best, best_obj, method = found, found_obj, "lp-neighbourhood"
@@ -260,10 +260,13 @@ def _within_gap(objective: float, bound: float, settings: SolveSettings) -> bool
     return objective > -math.inf and (bound - objective) <= settings.mip_rel_gap * max(abs(bound), 1.0)
 
 
-def _neighbourhood(lp: pyo.ConcreteModel, opt: Highs, problem: Problem, relaxed: Schedule, settings: SolveSettings):
-    """Solve the MIP restricted to the LP optimum's neighbourhood (RENS): unit counts the LP left integral stay
-    fixed, fractional ones may take their floor or ceiling. Typically a few dozen integer columns, so HiGHS
-    closes it in milliseconds; the result is feasible for the full model and checked against the LP bound.
+def _neighbourhood(lp: pyo.ConcreteModel, opt: Highs, problem: Problem, relaxed: Schedule, settings: SolveSettings,
+                   lp_bound: float):
+    """Solve the MIP restricted to the LP optimum's neighbourhood (RENS), in growing boxes until one holds a
+    schedule within `mip_rel_gap` of the LP bound: (1) unit counts the LP left integral fixed, fractional ones
+    floor or ceiling; (2) fractional ones two units either side; (3) every count one unit either side. The
+    first boxes have a few dozen integer columns and close in milliseconds; the last one matters when ramps
+    bind at almost every step. Returns the best schedule found (or None) and its objective.
     """
     values = {"n": relaxed.asic_units, "gc": relaxed.gpu_contract_on, "gm": relaxed.gpu_market_on}
     boxes = []
@@ -271,22 +274,26 @@ def _neighbourhood(lp: pyo.ConcreteModel, opt: Highs, problem: Problem, relaxed:
         for index, v in getattr(lp, name).items():
             value = arrays[index[0]][index[1:]] if name == "n" else arrays[index[0]][index[1]]
             boxes.append((v, math.floor(value + 1e-6), math.ceil(value - 1e-6), v.ub))
-    for widen in (0, 2):  # floor/ceiling; if ramps and caps make that box infeasible, two units either side
+    best, best_obj = None, -math.inf
+    for widen_fractional, widen_all in ((0, 0), (2, 0), (1, 1)):
         for v, lo, hi, ub in boxes:
-            w = widen if lo != hi else 0
+            w = widen_fractional if lo != hi else widen_all
             v.domain = pyo.Integers
             v.setlb(max(lo - w, 0))
             v.setub(min(hi + w, ub) if ub is not None else hi + w)
         res = opt.solve(lp)
-        if res.best_feasible_objective is not None:
+        if res.best_feasible_objective is None:
+            continue
+        res.solution_loader.load_vars()
+        sched = _rounded(extract_schedule(lp, problem))
+        if violations(problem, sched):
+            continue
+        obj = evaluate(problem, sched)["objective_usd"]
+        if obj > best_obj:
+            best, best_obj = sched, obj
+        if _within_gap(best_obj, lp_bound, settings):
             break
-    else:
-        return None, -math.inf
-    res.solution_loader.load_vars()
-    sched = _rounded(extract_schedule(lp, problem))
-    if violations(problem, sched):
-        return None, -math.inf
-    return sched, evaluate(problem, sched)["objective_usd"]
+    return best, best_obj
 
 
 def _try_rounding(problem: Problem, relaxed: Schedule) -> tuple[Schedule | None, float]:
