@@ -12,7 +12,6 @@ gpu_startups, gpu_min_rental, contract_floors, reserve_limits.
 from __future__ import annotations
 
 import pyomo.environ as pyo
-from pyomo.core.expr.numeric_expr import LinearExpression
 
 from optimizer.problem import Problem
 
@@ -102,9 +101,9 @@ def _gpu_kw_terms(m, p: Problem, g: int, t: int, scale: float = 1.0) -> list:
     return [(scale * p.gpu[g].full_power_kw, m.gc[g, t]), (scale * p.gpu[g].market_power_kw, m.gm[g, t])]
 
 
-def _linear(terms: list) -> LinearExpression:
-    """One flat linear expression from (coefficient, variable) pairs: Pyomo reads it without walking sums."""
-    return LinearExpression(constant=0.0, linear_coefs=[c for c, _ in terms], linear_vars=[v for _, v in terms])
+def _linear(terms: list):
+    """One flat linear expression from (coefficient, variable) pairs (quicksum builds a single LinearExpression)."""
+    return pyo.quicksum(c * v for c, v in terms)
 
 
 def add_power_expressions(m: pyo.ConcreteModel, p: Problem) -> None:
