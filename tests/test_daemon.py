@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -120,6 +121,16 @@ def test_daemon_runs_intervals_serves_metrics_and_stops_on_sigterm(server, tmp_p
         metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
         assert "hashpivot_decisions_total" in metrics and 'hashpivot_pool_power_kw{pool="s21"}' in metrics
         assert 'hashpivot_feed_fresh{series="btc_usd"} 1.0' in metrics
+        values = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+                  if line.startswith("hashpivot_") and " " in line}
+        decided = dt.datetime.fromtimestamp(values["hashpivot_last_decision_timestamp_seconds"], dt.timezone.utc)
+        with Store(tmp_path / "store.sqlite") as store:
+            docs = {json.loads(d)["decided_at_utc"]: json.loads(d) for d in store.decisions()["document"]}
+        doc = docs[decided.strftime("%Y-%m-%dT%H:%M:%SZ")]  # the metrics describe a stored decision exactly
+        assert values['hashpivot_pool_power_kw{pool="s21"}'] == pytest.approx(next(p["power_kw"] for p in doc["pools"] if p["name"] == "s21"))
+        assert values["hashpivot_site_power_kw"] == pytest.approx(doc["site"]["site_power_kw"])
+        assert values["hashpivot_objective_usd"] == pytest.approx(doc["objective_usd"])
+        assert values["hashpivot_safe_allocation"] == 0.0
         t0 = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
