@@ -335,16 +335,21 @@ class SiteConfig(StrictModel):
 # --------------------------------------------------------------------------- loading
 
 
+def read_toml(path: Path, what: str = "config file") -> dict[str, Any]:
+    """A TOML file as a mapping; ConfigError naming the file when it is missing or not TOML."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such {what}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
 def load_raw_config(path: str | Path, overrides: list[str] | None = None) -> tuple[dict[str, Any], str]:
     """The config file as a mapping with `--set` overrides applied, and the label errors should carry."""
     path = Path(path)
     label = str(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{label}: no such config file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{label}: not valid TOML: {exc}") from None
+    raw = read_toml(path)
     if overrides:
         for item in overrides:
             apply_override(raw, item)

@@ -12,13 +12,12 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from models.config import format_validation_error, StrictModel
+from models.config import StrictModel, format_validation_error, read_toml
 from models.errors import ConfigError
 
 SERIES = ("btc_usd", "power_price_usd_per_mwh", "hashprice_usd_per_th_day", "reserve_price_usd_per_mw_hour")
@@ -58,12 +57,7 @@ class Scenario(StrictModel):
 def load_scenario(path: str | Path) -> tuple[Scenario, Path]:
     """Read and validate a scenario file; errors name the file, key path, value and what is allowed."""
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such scenario file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    raw = read_toml(path, "scenario file")
     raw.setdefault("name", path.stem)
     try:
         scenario = Scenario.model_validate(raw)
