@@ -36,6 +36,23 @@ from optimizer.solve import SolveSettings, solve
 log = logging.getLogger(__name__)
 
 STRATEGIES = ("rolling", "breakeven", "always-on", "perfect-foresight")
+SHORT_GAP_HOURS = 2  # missing real-time hours bridged by the previous price (DST hours the source drops)
+
+
+def data_gaps(market: MarketData, start: pd.Timestamp, end: pd.Timestamp, min_hours: int = SHORT_GAP_HOURS + 1):
+    """Runs of at least `min_hours` hours in [start, end) with no real-time price, as (first, end) pairs."""
+    grid = pd.date_range(start, end, freq="h", tz="UTC", inclusive="left")
+    missing = market.power["rt_price_usd_per_mwh"].reindex(grid).isna().to_numpy()
+    gaps, run_start = [], None
+    for t, miss in zip(grid, missing):
+        if miss and run_start is None:
+            run_start = t
+        elif not miss and run_start is not None:
+            gaps.append((run_start, t))
+            run_start = None
+    if run_start is not None:
+        gaps.append((run_start, end))
+    return [(a, b) for a, b in gaps if b - a >= pd.Timedelta(hours=min_hours)]
 
 
 @dataclass
@@ -53,11 +70,13 @@ def realised_forecast(cfg: SiteConfig, market: MarketData, start: pd.Timestamp, 
     grid = pd.date_range(start, periods=hours, freq="h", tz="UTC")
     rt = market.power["rt_price_usd_per_mwh"].reindex(grid)
     if rt.isna().any():
-        missing = grid[rt.isna().to_numpy()]
-        # ERCOT's file drops the repeated DST hour: carry the previous hour's price over such single gaps
-        if len(missing) > 2 * max(1, hours // 4000):
-            raise DataError(f"real-time prices missing for {len(missing)} hours between {grid[0]} and {grid[-1]}, e.g. {missing[0]}")
-        rt = rt.ffill().bfill()
+        gaps = data_gaps(market, grid[0], grid[-1] + pd.Timedelta(hours=1), min_hours=1)
+        longest = max(b - a for a, b in gaps)
+        if longest > pd.Timedelta(hours=SHORT_GAP_HOURS):
+            a, b = next((a, b) for a, b in gaps if b - a == longest)
+            raise DataError(f"real-time prices missing from {a:%Y-%m-%dT%H:%MZ} to {b:%Y-%m-%dT%H:%MZ}; "
+                            "backtest around it (run_backtest_windows skips such gaps)")
+        rt = rt.ffill().bfill()  # the DST hours the source file drops: carry the previous hour over
     btc = market.btc["btc_usd"].reindex(grid, method="ffill")
     net = market.network.reindex(grid.floor("D")).ffill()
     hashprice = np.array([
@@ -245,7 +264,7 @@ def run_backtest(
     if problems:
         raise AssertionError(f"{strategy}: applied schedule breaks constraints: {problems[:3]}")
     totals = evaluate(realised, applied)
-    return BacktestResult(strategy, realised, applied, _totals(realised, applied, totals, times), _steps(realised, applied, times), times)
+    return BacktestResult(strategy, realised, applied, _totals(realised, applied, totals, times), _steps(realised, applied, times, start), times)
 
 
 def _first_step(f: Forecast, price_usd_per_mwh: float) -> Forecast:
@@ -282,8 +301,9 @@ def _totals(p: Problem, s: Schedule, parts: dict[str, float], times: list[float]
     return out
 
 
-def _steps(p: Problem, s: Schedule, times: list[float]) -> pd.DataFrame:
-    df = pd.DataFrame({"power_price_usd_per_mwh": p.price_usd_per_mwh, "hashprice_usd_per_th_day": p.hashprice_usd_per_th_day,
+def _steps(p: Problem, s: Schedule, times: list[float], start: pd.Timestamp) -> pd.DataFrame:
+    df = pd.DataFrame({"interval_start_utc": pd.date_range(start, periods=p.steps, freq="h", tz="UTC"),
+                       "power_price_usd_per_mwh": p.price_usd_per_mwh, "hashprice_usd_per_th_day": p.hashprice_usd_per_th_day,
                        "site_power_kw": site_kw(p, s), "reserve_kw": s.reserve_kw})
     for pool, kw in zip(p.asic, asic_it_kw(p, s)):
         df[f"{pool.name}_kw"] = kw
@@ -350,13 +370,23 @@ def run_backtest_windows(cfg: SiteConfig, market: MarketData, start, end, strate
         raise ValueError(f"--windows {windows}: must be between 1 and the number of hours ({hours})")
     edges = [start + pd.Timedelta(hours=round(hours * i / windows)) for i in range(windows + 1)]
     spans = list(zip(edges[:-1], edges[1:]))
+    # hours without real-time prices (the source has week-long holes) cannot be decided or scored: cut them out,
+    # with the hour after each hole, whose forecast has no recent real-time price yet
+    for gap_start, gap_end in data_gaps(market, start, end):
+        cut = []
+        for a, b in spans:
+            cut += [(a, min(b, gap_start)), (max(a, gap_end + pd.Timedelta(hours=1)), b)]
+        spans = [(a, b) for a, b in cut if b > a]
+    skipped = hours - sum(int((b - a) / pd.Timedelta(hours=1)) for a, b in spans)
+    if not spans:
+        raise DataError(f"no real-time prices between {start} and {end}")
     if executor == "local":
         results = []
         for i, (a, b) in enumerate(spans):
             results.append(run_backtest(cfg, market, a, b, strategy,
-                                        progress=None if progress is None or windows > 1 else progress))
-            if progress is not None and windows > 1:
-                progress(i + 1, windows)
+                                        progress=None if progress is None or len(spans) > 1 else progress))
+            if progress is not None and len(spans) > 1:
+                progress(i + 1, len(spans))
     elif executor == "dask":
         from dask.distributed import Client, LocalCluster, as_completed
 
@@ -367,7 +397,7 @@ def run_backtest_windows(cfg: SiteConfig, market: MarketData, start, end, strate
             futures = [client.submit(_window_job, cfg_f, market_f, a, b, strategy, pure=False) for a, b in spans]
             for done, _ in enumerate(as_completed(futures), start=1):
                 if progress is not None:
-                    progress(done, windows)
+                    progress(done, len(spans))
             results = client.gather(futures)
         finally:
             client.close()
@@ -378,6 +408,7 @@ def run_backtest_windows(cfg: SiteConfig, market: MarketData, start, end, strate
     totals = {k: float(sum(r.totals[k] for r in results)) for k in ADDITIVE}
     times = [t for r in results for t in r.solve_time_s]
     totals["mean_solve_time_s"] = float(np.mean(times)) if times else 0.0
+    totals["hours_without_data"] = float(skipped)
     steps = pd.concat([r.steps for r in results], ignore_index=True)
     profit = np.concatenate([hourly_profit(r.problem, r.schedule) for r in results])
     return WindowedResult(strategy, results, totals, steps, profit)

@@ -14,6 +14,7 @@ import pandas as pd  # noqa: E402
 def stacked_power_chart(steps: pd.DataFrame, times: pd.DatetimeIndex, title: str, path: Path) -> Path:
     """Stacked MW by pool over time, with the real-time power price on a second axis."""
     pools = [c for c in steps.columns if c.endswith("_kw") and c not in ("site_power_kw", "reserve_kw")]
+    times = pd.DatetimeIndex(times)
     fig, ax = plt.subplots(figsize=(12, 5))
     ax.stackplot(times, [steps[c] / 1000.0 for c in pools], labels=[c.removesuffix("_kw") for c in pools], step="post", alpha=0.85)
     ax.set_ylabel("IT power by pool (MW)")

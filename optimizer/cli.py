@@ -548,12 +548,12 @@ def backtest(
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
             bar.update(task, completed=1, total=1)
-    times = pd.date_range(start, end, freq="h", tz="UTC", inclusive="left")
     rows = []
     profits = {}
     for name, r in results.items():
+        times = pd.DatetimeIndex(r.steps["interval_start_utc"])
         steps = r.steps.copy()
-        steps.insert(0, "interval_start_utc", times.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        steps["interval_start_utc"] = times.strftime("%Y-%m-%dT%H:%M:%SZ")
         steps["profit_usd"] = r.hourly_profit_usd
         steps.to_csv(out / f"steps-{name}.csv", index=False)
         profits[name] = pd.Series(r.hourly_profit_usd, index=times)
@@ -567,7 +567,7 @@ def backtest(
     cumulative_profit_chart(profits, f"{cfg.site.name}: cumulative profit, {start:%Y-%m-%d} to {end:%Y-%m-%d}", out / "cumulative-profit.png")
     columns = ["strategy", "profit_usd", "asic_revenue_usd", "gpu_revenue_usd", "energy_cost_usd", "resale_revenue_usd",
                "reserve_revenue_usd", "mining_revenue_usd", "gpu_hours", "curtailed_asic_unit_hours", "ramp_events",
-               "mean_solve_time_s"] + (["ratio_to_perfect_foresight"] if "ratio_to_perfect_foresight" in table else [])
+               "mean_solve_time_s", "hours_without_data"] + (["ratio_to_perfect_foresight"] if "ratio_to_perfect_foresight" in table else [])
     _frame_out(table[columns], format, f"backtest {start:%Y-%m-%d} to {end:%Y-%m-%d}")
     typer.echo(f"wrote {out}/ (summary.csv, steps-*.csv, power-*.png, cumulative-profit.png)", err=True)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from models.config import apply_override, validate_config
+from models.config import SiteConfig, apply_override, validate_config
 from models.errors import ConfigError
 from models.scenario import SERIES
 from optimizer.forecast import Forecast

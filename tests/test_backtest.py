@@ -149,3 +149,15 @@ def test_dask_windows_match_local_windows(embedded):
     np.testing.assert_array_equal(local.hourly_profit_usd, dask.hourly_profit_usd)
     single = run_backtest_windows(cfg, market, "2024-08-01", "2024-08-02T12:00Z", "rolling", windows=1)
     assert single.totals["profit_usd"] == pytest.approx(run_backtest(cfg, market, "2024-08-01", "2024-08-02T12:00Z", "rolling").totals["profit_usd"])
+
+
+def test_week_long_data_holes_are_cut_out_not_invented(embedded):
+    from optimizer.backtest import data_gaps, run_backtest_windows
+
+    cfg, market = embedded
+    gaps = data_gaps(market, pd.Timestamp("2025-03-01", tz="UTC"), pd.Timestamp("2025-04-01", tz="UTC"))
+    assert [(a.isoformat(), b.isoformat()) for a, b in gaps] == [("2025-03-09T07:00:00+00:00", "2025-03-16T08:00:00+00:00")]
+    r = run_backtest_windows(cfg, market, "2025-03-09", "2025-03-17", "rolling")
+    assert r.totals["hours_without_data"] == 170  # the 169-hour hole and the hour after it (no recent price yet)
+    assert len(r.steps) == 8 * 24 - 170
+    assert not r.steps["interval_start_utc"].between(pd.Timestamp("2025-03-09T07:00Z"), pd.Timestamp("2025-03-16T08:00Z")).any()
