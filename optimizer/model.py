@@ -77,6 +77,9 @@ def add_variables(m: pyo.ConcreteModel, p: Problem, relax: bool) -> None:
     m.G = pyo.RangeSet(0, len(p.gpu) - 1) if p.gpu else pyo.Set(initialize=[])
     m.AM = pyo.Set(dimen=2, initialize=[(a, k) for a, pool in enumerate(p.asic) for k in range(len(pool.mode_names))])
     m.n = pyo.Var(m.AM, m.T, domain=integer, bounds=lambda _, a, k, t: (0, p.asic[a].units_available))
+    # units on per multi-mode pool (sum over modes), so start-up and minimum-run rows stay three terms long
+    m.AMULTI = pyo.Set(initialize=[a for a, pool in enumerate(p.asic) if len(pool.mode_names) > 1])
+    m.on = pyo.Var(m.AMULTI, m.T, domain=pyo.NonNegativeReals)
     m.s = pyo.Var(m.A, m.T, domain=pyo.NonNegativeReals)  # ASIC units started
     m.gc = pyo.Var(m.G, m.T, domain=integer, bounds=lambda _, g, t: (0, p.gpu[g].contract_ub))
     m.gm = pyo.Var(m.G, m.T, domain=integer, bounds=lambda _, g, t: (0, p.gpu[g].market_ub))
@@ -90,7 +93,8 @@ def add_variables(m: pyo.ConcreteModel, p: Problem, relax: bool) -> None:
 
 
 def _asic_on_terms(m, p: Problem, a: int, t: int, scale: float = 1.0) -> list:
-    return [(scale, m.n[a, k, t]) for k in range(len(p.asic[a].mode_names))]
+    """Units on of pool a at step t: the `on` variable of a multi-mode pool, else its single mode's count."""
+    return [(scale, m.on[a, t])] if len(p.asic[a].mode_names) > 1 else [(scale, m.n[a, 0, t])]
 
 
 def _asic_kw_terms(m, p: Problem, a: int, t: int, scale: float = 1.0) -> list:
@@ -115,11 +119,16 @@ def add_power_expressions(m: pyo.ConcreteModel, p: Problem) -> None:
         return _linear(terms + [(-1.0, m.site[t])]) == 0
 
     m.site_definition = pyo.Constraint(m.T, rule=rule)
+    m.on_definition = pyo.Constraint(
+        m.AMULTI, m.T,
+        rule=lambda _, a, t: _linear([(1.0, m.n[a, k, t]) for k in range(len(p.asic[a].mode_names))] + [(-1.0, m.on[a, t])]) == 0,
+    )
 
 
 def add_unit_limits(m: pyo.ConcreteModel, p: Problem) -> None:
-    multi = [a for a, pool in enumerate(p.asic) if len(pool.mode_names) > 1]  # single-mode pools: the bound suffices
-    m.unit_limits = pyo.Constraint(multi, m.T, rule=lambda _, a, t: _linear(_asic_on_terms(m, p, a, t)) <= p.asic[a].units_available)
+    """Units on <= units available: a bound on `on` (single-mode pools: the bound on their count suffices)."""
+    for a, t in m.on:
+        m.on[a, t].setub(p.asic[a].units_available)
 
 
 def add_hall_caps(m: pyo.ConcreteModel, p: Problem) -> None:

@@ -120,6 +120,8 @@ def _set_values(m: pyo.ConcreteModel, problem: Problem, sched: Schedule) -> None
         for t in range(T):
             for k in range(len(pool.mode_names)):
                 m.n[a, k, t].set_value(float(sched.asic_units[a][k, t]), skip_validation=True)
+            if (a, t) in m.on:
+                m.on[a, t].set_value(float(on[t]), skip_validation=True)
             m.s[a, t].set_value(float(max(on[t] - prev[t], 0.0)), skip_validation=True)
     for g, x in enumerate(problem.gpu):
         mk = sched.gpu_market_on[g]
