@@ -18,9 +18,9 @@ from models.market import MarketData
 
 def _series(store: Store, name: str, as_of: datetime | None) -> pd.Series:
     df = store.history(name, as_of=as_of)
-    if df.empty:
-        return pd.Series(dtype=float)
-    df = df[df["series"] == name]
+    df = df[df["series"] == name] if not df.empty else df
+    if df.empty:  # nothing fetched by `as_of`: an empty series that still has a time index
+        return pd.Series(dtype=float, index=pd.DatetimeIndex([], tz="UTC"), name=name)
     return pd.Series(df["value"].to_numpy(), index=pd.DatetimeIndex(df["interval_start_utc"]), name=name).sort_index()
 
 

@@ -106,3 +106,20 @@ def test_import_rejects_unknown_headers_and_absurd_values_whole(tmp_path):
             import_files([absurd], store)
         assert store.latest("btc_usd") is None
         assert len(store.quarantined()) == 1
+
+
+def test_series_fetched_only_after_the_as_of_time_read_as_missing_data(tmp_path):
+    """A store whose GPU rates were all fetched after `as_of` (e.g. the clock moved back) gives a clear DataError."""
+    from feeds.market_store import market_from_store
+
+    with Store(tmp_path / "s.sqlite") as store:
+        store.upsert([
+            Observation("power_rt_usd_per_mwh.HB_WEST", T0, 20.0, "USD/MWh", "ercot_mis", T0),
+            Observation("btc_usd", T0, 60_000.0, "USD/BTC", "coinbase", T0),
+            Observation("gpu_rate_usd_per_gpu_hour.H100", T0, 2.5, "USD/GPU-h", "vast", T0 + timedelta(hours=3)),
+        ])
+        market = market_from_store(store, "HB_WEST", as_of=T0 + timedelta(hours=1))
+    assert market.gpu_rates["H100"].empty and isinstance(market.gpu_rates.index, pd.DatetimeIndex)
+    cfg = load_config(EXAMPLE)
+    with pytest.raises(DataError):
+        build_forecast(cfg, market, pd.Timestamp(T0 + timedelta(hours=1)))
