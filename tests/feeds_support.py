@@ -64,7 +64,9 @@ def fresh_ercot_rt_zip(now: datetime | None = None) -> bytes:
     for k in range(8):
         start = last - pd.Timedelta(minutes=15 * (7 - k))
         hour_ending, interval = start.hour + 1, start.minute // 15 + 1
-        flag = "Y" if start.dst() == pd.Timedelta(0) and start.fold else "N"
+        # ERCOT marks the repeated (standard-time) hour of a fall-back day with DSTFlag=Y
+        repeated = start.dst() == pd.Timedelta(0) and (start - pd.Timedelta(hours=1)).dst() != pd.Timedelta(0)
+        flag = "Y" if repeated else "N"
         for row in body[2 * k: 2 * k + 2]:
             cols = row.split(",")
             cols[0], cols[1], cols[2], cols[6] = f"{start:%m/%d/%Y}", str(hour_ending), str(interval), flag
