@@ -110,15 +110,33 @@ def _linear(terms: list):
     return pyo.quicksum(c * v for c, v in terms)
 
 
+def _halls(p: Problem) -> dict[str, tuple[list[int], list[int]]]:
+    """Halls that hold pools: name -> (ASIC pool indices, GPU pool indices)."""
+    out = {}
+    for h in p.hall_cap_kw:
+        asics = [a for a, x in enumerate(p.asic) if x.hall == h]
+        gpus = [g for g, x in enumerate(p.gpu) if x.hall == h]
+        if asics or gpus:
+            out[h] = (asics, gpus)
+    return out
+
+
 def add_power_expressions(m: pyo.ConcreteModel, p: Problem) -> None:
-    """site[t] = PUE x IT kW: the only long row per step; site cap, energy balance and ramps refer to site[t]."""
+    """hall_kw[h,t] = IT kW of the hall's pools (the only long rows), site[t] = PUE x sum of halls: hall caps,
+    the site cap, the energy balance and ramps then refer to these short variables."""
+    halls = _halls(p)
+    m.H = pyo.Set(initialize=list(halls))
+    m.hall_kw = pyo.Var(m.H, m.T, domain=pyo.NonNegativeReals)
 
-    def rule(_, t):
-        terms = [x for a in m.A for x in _asic_kw_terms(m, p, a, t, p.pue)]
-        terms += [x for g in m.G for x in _gpu_kw_terms(m, p, g, t, p.pue)]
-        return _linear(terms + [(-1.0, m.site[t])]) == 0
+    def hall_rule(_, h, t):
+        asics, gpus = halls[h]
+        terms = [x for a in asics for x in _asic_kw_terms(m, p, a, t)] + [x for g in gpus for x in _gpu_kw_terms(m, p, g, t)]
+        return _linear(terms + [(-1.0, m.hall_kw[h, t])]) == 0
 
-    m.site_definition = pyo.Constraint(m.T, rule=rule)
+    m.hall_definition = pyo.Constraint(m.H, m.T, rule=hall_rule)
+    m.site_definition = pyo.Constraint(
+        m.T, rule=lambda _, t: _linear([(p.pue, m.hall_kw[h, t]) for h in m.H] + [(-1.0, m.site[t])]) == 0
+    )
     m.on_definition = pyo.Constraint(
         m.AMULTI, m.T,
         rule=lambda _, a, t: _linear([(1.0, m.n[a, k, t]) for k in range(len(p.asic[a].mode_names))] + [(-1.0, m.on[a, t])]) == 0,
@@ -132,18 +150,7 @@ def add_unit_limits(m: pyo.ConcreteModel, p: Problem) -> None:
 
 
 def add_hall_caps(m: pyo.ConcreteModel, p: Problem) -> None:
-    halls = list(p.hall_cap_kw)
-    asic_by_hall = {h: [a for a, x in enumerate(p.asic) if x.hall == h] for h in halls}
-    gpu_by_hall = {h: [g for g, x in enumerate(p.gpu) if x.hall == h] for h in halls}
-    used = [h for h in halls if asic_by_hall[h] or gpu_by_hall[h]]
-    m.hall_caps = pyo.Constraint(
-        used,
-        m.T,
-        rule=lambda _, h, t: _linear(
-            [x for a in asic_by_hall[h] for x in _asic_kw_terms(m, p, a, t)] + [x for g in gpu_by_hall[h] for x in _gpu_kw_terms(m, p, g, t)]
-        )
-        <= float(p.hall_cap_kw[h][t]),
-    )
+    m.hall_caps = pyo.Constraint(m.H, m.T, rule=lambda _, h, t: m.hall_kw[h, t] <= float(p.hall_cap_kw[h][t]))
 
 
 def add_site_cap(m: pyo.ConcreteModel, p: Problem) -> None:
