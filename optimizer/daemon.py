@@ -10,6 +10,7 @@ import fcntl
 import logging
 import os
 import signal
+import sqlite3
 import time
 from datetime import timezone
 from pathlib import Path
@@ -38,8 +39,11 @@ class InstanceLock:
         self.fh = None
 
     def __enter__(self) -> "InstanceLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(self.path, "a+", encoding="utf-8")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fh = open(self.path, "a+", encoding="utf-8")
+        except OSError as exc:
+            raise HashpivotError(f"cannot create the lock file {self.path} ({exc.strerror})") from None
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -58,6 +62,14 @@ class InstanceLock:
         if self.fh is not None:
             fcntl.flock(self.fh.fileno(), fcntl.LOCK_UN)
             self.fh.close()
+
+
+def _check_store(db: Path) -> None:
+    """Create/migrate the store before any job, turning an unusable path into an operator's error."""
+    try:
+        Store(db).close()
+    except (OSError, sqlite3.Error, RuntimeError) as exc:
+        raise HashpivotError(f"store {db}: cannot open ({exc})") from None
 
 
 def store_path(cfg: SiteConfig, db: Path | None) -> Path:
@@ -98,6 +110,7 @@ def decision_job(cfg: SiteConfig, db: Path, metrics: Metrics | None) -> tuple[in
 def tick(cfg: SiteConfig, db: Path) -> tuple[int, dict]:
     """One collection pass over every group, then one decision (for cron or a systemd timer)."""
     with InstanceLock(db):
+        _check_store(db)
         collect_job(cfg, db, None, None)
         return decision_job(cfg, db, None)
 
@@ -105,10 +118,16 @@ def tick(cfg: SiteConfig, db: Path) -> tuple[int, dict]:
 def run(cfg: SiteConfig, db: Path) -> None:
     """The long-running scheduler; returns after SIGTERM/SIGINT once the running job has finished."""
     with InstanceLock(db):
-        Store(db).close()  # create/migrate before jobs start
+        _check_store(db)
         metrics = Metrics()
         if cfg.daemon.metrics_port is not None:
-            metrics.serve(cfg.daemon.metrics_host, cfg.daemon.metrics_port)
+            try:
+                metrics.serve(cfg.daemon.metrics_host, cfg.daemon.metrics_port)
+            except OSError as exc:
+                raise HashpivotError(
+                    f"cannot serve metrics on {cfg.daemon.metrics_host}:{cfg.daemon.metrics_port} ({exc.strerror}); "
+                    "set daemon.metrics_port to a free port, or null to switch metrics off"
+                ) from None
             log.info("metrics listening on http://%s:%d/metrics", cfg.daemon.metrics_host, cfg.daemon.metrics_port)
         scheduler = BlockingScheduler(
             timezone="UTC",

@@ -258,3 +258,18 @@ def test_misfires_coalesce_after_a_pause(server, tmp_path):
 def test_every_command_has_help_with_examples(command):
     proc = run([*command, "--help"])
     assert proc.returncode == 0 and "Examples" in proc.stdout and "hashpivot " + " ".join(command) in proc.stdout
+
+
+def test_metrics_port_in_use_and_unusable_store_are_clear_errors(server, tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = run(["run", *site_args(server.url_for("/"), tmp_path, f"daemon.metrics_port={port}")], timeout=60)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert f"cannot serve metrics on 127.0.0.1:{port}" in proc.stderr
+    (tmp_path / "not-a-dir").write_text("x")
+    args = site_args(server.url_for("/"), tmp_path)
+    args[1] = str(tmp_path / "not-a-dir" / "store.sqlite")
+    proc = run(["tick", *args])
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr and "not-a-dir" in proc.stderr
