@@ -6,7 +6,8 @@ Strategy "auto" earns integrality at LP cost where it can:
    re-derive start-ups, energy flows and reserve, give back profitable units where caps allow, and check the
    result with the independent checker;
 3. if that is not within `mip_rel_gap` of the LP bound, solve the MIP restricted to the LP optimum's
-   neighbourhood (integral LP values fixed, fractional ones floor or ceiling: a few dozen integer columns);
+   neighbourhood in growing boxes (integral LP values fixed, fractional ones floor or ceiling; then two units
+   either side; then every count one unit either side);
 4. a schedule within `mip_rel_gap` of the LP bound is returned, certified by the bound; otherwise HiGHS's
    full branch-and-bound runs, warm-started from the best schedule so far, under the time limit.
 Strategy "mip" skips 1–2. Every termination condition is checked; an infeasible model is diagnosed by a
