@@ -10,8 +10,9 @@ Strategy "auto" earns integrality at LP cost where it can:
    either side; then every count one unit either side);
 4. a schedule within `mip_rel_gap` of the LP bound is returned, certified by the bound; otherwise HiGHS's
    full branch-and-bound runs, warm-started from the best schedule so far, under the time limit.
-Strategy "mip" skips 1–2. Every termination condition is checked; an infeasible model is diagnosed by a
-deletion filter over constraint groups, which names a minimal set of groups that conflict.
+Strategy "mip" skips 2–3 (the LP still gives the bound and the duals). Every termination condition is checked;
+an infeasible model is diagnosed by a deletion filter over constraint groups, which names a minimal set of
+groups that conflict.
 """
 
 from __future__ import annotations
