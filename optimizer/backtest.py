@@ -27,6 +27,7 @@ import pandas as pd
 from models.config import SiteConfig
 from models.errors import DataError
 from models.market import MarketData
+from optimizer.executors import run_jobs
 from optimizer.forecast import Forecast, build_forecast
 from optimizer.hashprice import blocks_per_day_per_th, hashprice_usd_per_th_day
 from optimizer.problem import InitialState, Problem, make_problem
@@ -352,8 +353,8 @@ ADDITIVE = ("objective_usd", "asic_revenue_usd", "gpu_revenue_usd", "reserve_rev
             "curtailed_asic_unit_hours", "ramp_events", "total_solve_time_s")
 
 
-def _window_job(cfg_json: str, market: MarketData, start: pd.Timestamp, end: pd.Timestamp, strategy: str) -> BacktestResult:
-    return run_backtest(SiteConfig.model_validate_json(cfg_json), market, start, end, strategy)
+def _window_job(cfg_json: str, market: MarketData, strategy: str, span: tuple[pd.Timestamp, pd.Timestamp]) -> BacktestResult:
+    return run_backtest(SiteConfig.model_validate_json(cfg_json), market, span[0], span[1], strategy)
 
 
 def run_backtest_windows(cfg: SiteConfig, market: MarketData, start, end, strategy: str, windows: int = 1,
@@ -380,31 +381,12 @@ def run_backtest_windows(cfg: SiteConfig, market: MarketData, start, end, strate
     skipped = hours - sum(int((b - a) / pd.Timedelta(hours=1)) for a, b in spans)
     if not spans:
         raise DataError(f"no real-time prices between {start} and {end}")
-    if executor == "local":
-        results = []
-        for i, (a, b) in enumerate(spans):
-            results.append(run_backtest(cfg, market, a, b, strategy,
-                                        progress=None if progress is None or len(spans) > 1 else progress))
-            if progress is not None and len(spans) > 1:
-                progress(i + 1, len(spans))
-    elif executor == "dask":
-        from dask.distributed import Client, LocalCluster, as_completed
-
-        cluster = None if scheduler else LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
-        client = Client(scheduler or cluster)
-        try:
-            cfg_f, market_f = client.scatter([cfg.model_dump_json(), market], broadcast=True)
-            futures = [client.submit(_window_job, cfg_f, market_f, a, b, strategy, pure=False) for a, b in spans]
-            for done, _ in enumerate(as_completed(futures), start=1):
-                if progress is not None:
-                    progress(done, len(spans))
-            results = client.gather(futures)
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
-    else:
+    if executor not in ("local", "dask"):
         raise ValueError(f"--executor {executor!r}: must be local or dask")
+    if executor == "local" and len(spans) == 1:  # the sequential replay: progress hour by hour
+        results = [run_backtest(cfg, market, spans[0][0], spans[0][1], strategy, progress=progress)]
+    else:
+        results = run_jobs(_window_job, [cfg.model_dump_json(), market, strategy], spans, executor, scheduler, progress)
     totals = {k: float(sum(r.totals[k] for r in results)) for k in ADDITIVE}
     times = [t for r in results for t in r.solve_time_s]
     totals["mean_solve_time_s"] = float(np.mean(times)) if times else 0.0

@@ -21,6 +21,7 @@ import pandas as pd
 from models.config import SiteConfig, apply_override, validate_config
 from models.errors import ConfigError
 from models.scenario import SERIES
+from optimizer.executors import run_jobs
 from optimizer.forecast import Forecast
 from optimizer.problem import make_problem
 from optimizer.solve import PersistentLP, SolveSettings
@@ -107,34 +108,7 @@ def run_point(raw_config: dict, forecast: Forecast, point: dict[str, float]) -> 
 def run_sweep(cfg_raw: dict, forecast: Forecast, params: list[Param], executor: str = "local", scheduler: str | None = None,
               progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
     points = grid(params)
-    rows: list[dict] = []
-    if executor == "local":
-        for i, point in enumerate(points):
-            rows.append(run_point(cfg_raw, forecast, point))
-            if progress:
-                progress(i + 1, len(points))
-    elif executor == "dask":
-        from dask.distributed import Client, LocalCluster, as_completed
-
-        cluster = None
-        if scheduler is None:
-            cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
-        client = Client(scheduler or cluster)
-        try:
-            cfg_f, forecast_f = client.scatter([cfg_raw, forecast], broadcast=True)
-            futures = [client.submit(run_point, cfg_f, forecast_f, p, pure=False) for p in points]
-            done = 0
-            for _ in as_completed(futures):
-                done += 1
-                if progress:
-                    progress(done, len(points))
-            rows = client.gather(futures)
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
-    else:
-        raise ConfigError(f"--executor {executor!r}: must be local or dask")
+    rows = run_jobs(run_point, [cfg_raw, forecast], points, executor, scheduler, progress)
     return pd.DataFrame(rows)
 
 
