@@ -6,6 +6,8 @@ Every error names the file, the key path, the bad value and what is allowed, e.g
 
 from __future__ import annotations
 
+import copy
+
 import logging
 import re
 import tomllib
@@ -360,7 +362,12 @@ def load_raw_config(path: str | Path, overrides: list[str] | None = None) -> tup
 def load_config(path: str | Path, overrides: list[str] | None = None) -> SiteConfig:
     """Read, override and validate a site config; raise ConfigError naming file, key, value, allowed."""
     raw, label = load_raw_config(path, overrides)
-    cfg = validate_config(raw, label)
+    return config_from_raw(raw, label)
+
+
+def config_from_raw(raw: dict[str, Any], label: str) -> SiteConfig:
+    """Validate a raw mapping (left unchanged) and log the warnings a suspicious but legal config deserves."""
+    cfg = validate_config(copy.deepcopy(raw), label)
     for message in config_warnings(cfg):
         log.warning("%s: %s", label, message)
     return cfg

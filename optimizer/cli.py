@@ -29,6 +29,17 @@ app = typer.Typer(
 DEFAULT_CONFIG = Path("configs/site.toml")
 
 
+def _utc(text: str, option: str):
+    """A command-line time as a tz-aware UTC pandas Timestamp (naive times are UTC); ConfigError if not a time."""
+    import pandas as pd
+
+    try:
+        ts = pd.Timestamp(text)
+    except ValueError:
+        raise ConfigError(f"{option} {text!r}: not a date/time (use ISO 8601, e.g. 2024-08-05T14:00Z)") from None
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
 def _config_path(path: Path) -> Path:
     """The given config; the default falls back to the example site shipped with the package."""
     if path == DEFAULT_CONFIG and not path.exists():
@@ -120,8 +131,7 @@ def solve(
 
         from feeds.market_store import market_from_store
 
-        at_ts = pd.Timestamp(at) if at else pd.Timestamp.now(tz="UTC")
-        at_ts = at_ts.tz_localize("UTC") if at_ts.tzinfo is None else at_ts
+        at_ts = _utc(at, "--at") if at else pd.Timestamp.now(tz="UTC")
         with _open_store(cfg, db) as store:
             market = market_from_store(store, cfg.site.settlement_point, as_of=at_ts.to_pydatetime())
         forecast = build_forecast(cfg, market, at_ts)
@@ -294,7 +304,7 @@ def feeds_show(
     from models.config import load_config
 
     cfg = load_config(_config_path(config), set_ or [])
-    since_ts = pd.Timestamp(since, tz="UTC") if since and pd.Timestamp(since).tzinfo is None else (pd.Timestamp(since) if since else None)
+    since_ts = _utc(since, "--since") if since else None
     with _open_store(cfg, db) as store:
         frames = [store.history(s, since=since_ts) for s in (series or [None])]
     df = pd.concat([f for f in frames if not f.empty], ignore_index=True) if any(not f.empty for f in frames) else pd.DataFrame(
@@ -423,12 +433,8 @@ def decisions_show(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: 
     from models.config import load_config
 
     cfg = load_config(_config_path(config), set_ or [])
-    since_ts = None
-    if since:
-        since_ts = pd.Timestamp(since)
-        since_ts = since_ts.tz_localize("UTC") if since_ts.tzinfo is None else since_ts
     with _open_store(cfg, db) as store:
-        df = store.decisions(since_ts, limit)
+        df = store.decisions(_utc(since, "--since") if since else None, limit)
     rows = []
     for r in df.itertuples(index=False):
         doc = json.loads(r.document)
@@ -519,11 +525,7 @@ def backtest(
     unknown = [s for s in chosen if s not in STRATEGIES]
     if unknown:
         raise ConfigError(f"--strategy {unknown[0]!r}: must be one of {', '.join(STRATEGIES)}")
-    try:
-        start, end = pd.Timestamp(from_, tz="UTC") if pd.Timestamp(from_).tzinfo is None else pd.Timestamp(from_), \
-            pd.Timestamp(to, tz="UTC") if pd.Timestamp(to).tzinfo is None else pd.Timestamp(to)
-    except ValueError as exc:
-        raise ConfigError(f"--from/--to: not a date ({exc})") from None
+    start, end = _utc(from_, "--from"), _utc(to, "--to")
     if end <= start:
         raise ConfigError(f"--to {to} must be after --from {from_}")
     if source == "store":
@@ -599,21 +601,19 @@ def whatif(
     """Compare scenarios side by side against the base case: profit, MW per pool, BTC, GPU-hours, energy, binding constraints."""
     import pandas as pd
 
-    from models.config import load_raw_config, validate_config
+    from models.config import apply_override, load_config, load_raw_config, validate_config
     from models.scenario import load_scenario
     from optimizer.charts import whatif_chart
     from optimizer.whatif import csv_values, solve_case, transform_forecast
 
     base_path = _config_path(config)
-    base_cfg = load_config_checked(base_path, set_)
+    base_cfg = load_config(base_path, set_ or [])
     rows = [solve_case("base", base_cfg, _base_forecast(base_cfg, at, data)).row()]
     for path in scenarios:
         scenario, spath = load_scenario(path)
         cfg_path = (spath.parent / scenario.base) if scenario.base else base_path
         raw, label = load_raw_config(cfg_path, set_ or [])
         for key, value in scenario.set.items():
-            from models.config import apply_override
-
             apply_override(raw, f"{key}={_toml_value(value)}")
         cfg = validate_config(raw, f"{spath} (set over {label})")
         forecast = _base_forecast(cfg, scenario.at or at, data)
@@ -638,12 +638,6 @@ def _toml_value(value) -> str:
     return json.dumps(value) if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def load_config_checked(path: Path, set_):
-    from models.config import load_config
-
-    return load_config(path, set_ or [])
-
-
 @app.command(epilog=(
     "**Examples**\n\n"
     "    hashpivot sweep --param btc_usd=10000:150000:5000\n\n"
@@ -665,13 +659,13 @@ def sweep(
     from rich.console import Console
     from rich.progress import Progress
 
-    from models.config import load_raw_config
+    from models.config import config_from_raw, load_raw_config
     from optimizer.charts import sweep_chart, sweep_heatmap
     from optimizer.sweep import flips, parse_param, run_sweep
 
     params = [parse_param(p) for p in param]
-    raw, _ = load_raw_config(_config_path(config), set_ or [])
-    cfg = load_config_checked(_config_path(config), set_)
+    raw, label = load_raw_config(_config_path(config), set_ or [])
+    cfg = config_from_raw(raw, label)
     forecast = _base_forecast(cfg, at, data)
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("sweep", total=None)

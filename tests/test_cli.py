@@ -140,3 +140,12 @@ def test_hashprice_command_worked_example():
 def test_hashprice_needs_exactly_one_of_subsidy_or_height():
     proc = run("hashprice", "--difficulty", "1e13", "--btc-usd", "60000")
     assert proc.returncode == 1 and "exactly one of --subsidy-btc or --height" in proc.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["solve", "--source", "store", "--at", "yesterday-ish"], "--at 'yesterday-ish': not a date/time"),
+    (["backtest", "--from", "2024-13-45", "--to", "2024-08-02"], "--from '2024-13-45': not a date/time"),
+])
+def test_bad_times_on_the_command_line_are_clear_errors(args, message):
+    proc = run(*args)
+    assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr
