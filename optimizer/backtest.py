@@ -116,18 +116,24 @@ def _hour_cfg(cfg: SiteConfig) -> SiteConfig:
     return cfg
 
 
+RECENT_START_HOURS = 12  # start-up history handed to the next solve (minimum run/rental times up to 12 h)
+
+
+def _recent_starts(on: np.ndarray, t: int) -> list[int]:
+    """Units started in hours t, t-1, … (most recent first); the first hour of the replay starts nothing."""
+    return [int(max(on[t - i] - on[t - i - 1], 0)) if t - i >= 1 else 0 for i in range(min(RECENT_START_HOURS, t + 1))]
+
+
 def _state_after(problem: Problem, applied: Schedule, t: int) -> InitialState:
     """The state after applied hour t, with the start-ups of recent hours (for minimum run/rental times)."""
     state = InitialState()
     for a, pool in enumerate(problem.asic):
         state.asic_on_by_mode[pool.name] = {m: int(applied.asic_units[a][k, t]) for k, m in enumerate(pool.mode_names)}
-        on = applied.asic_units[a].sum(axis=0)
-        state.recent_starts[pool.name] = [int(max(on[t - i] - on[t - i - 1], 0)) if t - i - 1 >= 0 else 0 for i in range(0, 12) if t - i >= 0]
+        state.recent_starts[pool.name] = _recent_starts(applied.asic_units[a].sum(axis=0), t)
     for g, pool in enumerate(problem.gpu):
         state.gpu_contract_on[pool.name] = int(applied.gpu_contract_on[g][t])
         state.gpu_market_on[pool.name] = int(applied.gpu_market_on[g][t])
-        mk = applied.gpu_market_on[g]
-        state.recent_starts[pool.name] = [int(max(mk[t - i] - mk[t - i - 1], 0)) if t - i - 1 >= 0 else 0 for i in range(0, 12) if t - i >= 0]
+        state.recent_starts[pool.name] = _recent_starts(applied.gpu_market_on[g], t)
     return state
 
 
