@@ -7,7 +7,7 @@ from its timestamp on.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pandas as pd
 
@@ -16,8 +16,13 @@ from models.errors import DataError
 from models.market import MarketData
 
 
+# A decision as of a time needs at most the staleness limit of the slowest series (GPU rate cards, 62 days):
+# reading only this window keeps each of the daemon's decisions from growing with months of stored history.
+LOOKBACK = timedelta(days=70)
+
+
 def _series(store: Store, name: str, as_of: datetime | None) -> pd.Series:
-    df = store.history(name, as_of=as_of)
+    df = store.history(name, since=None if as_of is None else as_of - LOOKBACK, as_of=as_of)
     df = df[df["series"] == name] if not df.empty else df
     if df.empty:  # nothing fetched by `as_of`: an empty series that still has a time index
         return pd.Series(dtype=float, index=pd.DatetimeIndex([], tz="UTC"), name=name)

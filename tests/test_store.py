@@ -123,3 +123,17 @@ def test_series_fetched_only_after_the_as_of_time_read_as_missing_data(tmp_path)
     cfg = load_config(EXAMPLE)
     with pytest.raises(DataError):
         build_forecast(cfg, market, pd.Timestamp(T0 + timedelta(hours=1)))
+
+
+def test_decisions_read_a_bounded_window_that_covers_every_staleness_limit(tmp_path):
+    from feeds.market_store import LOOKBACK, market_from_store
+    from optimizer.forecast import STALENESS_LIMITS
+
+    assert LOOKBACK >= max(STALENESS_LIMITS.values()).to_pytimedelta() + timedelta(days=3)
+    with Store(tmp_path / "s.sqlite") as store:
+        old = T0 - LOOKBACK - timedelta(hours=1)
+        store.upsert([Observation("power_rt_usd_per_mwh.HB_WEST", old, 11.0, "USD/MWh", "ercot_mis", old),
+                      Observation("power_rt_usd_per_mwh.HB_WEST", T0, 22.0, "USD/MWh", "ercot_mis", T0)])
+        market = market_from_store(store, "HB_WEST", as_of=T0)
+        assert list(market.power["rt_price_usd_per_mwh"]) == [22.0]
+        assert len(market_from_store(store, "HB_WEST").power) == 2  # no as-of time (backtests): everything
