@@ -79,7 +79,6 @@ class Collector:
     name: ClassVar[str] = ""
     group: ClassVar[str] = ""  # the series family this source can supply (sources of one group are fallbacks)
     default_base_url: ClassVar[str] = ""
-    requires_key_env: ClassVar[str | None] = None
 
     def __post_init__(self) -> None:
         self.base_url = (self.base_url or self.default_base_url).rstrip("/")
@@ -91,8 +90,6 @@ class Collector:
     def parse(self, payloads: list[Payload]) -> list[Observation]:
         raise NotImplementedError
 
-    def collect(self, client) -> list[Observation]:
-        return self.parse(self.fetch(client))
 
     # helpers for subclasses
     def obs(self, series: str, start: datetime, value: float, unit: str, fetched_at: datetime) -> Observation:
@@ -107,10 +104,6 @@ class Collector:
         if not math.isfinite(x):
             raise FeedError(self.name, f"{what}: not a finite number ({value!r})", payload.body)
         return x
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def floor_minute(ts: datetime) -> datetime:

@@ -76,7 +76,7 @@ class CoinGeckoSimple(Collector):
     name = "coingecko"
     group = "btc"
     default_base_url = "https://api.coingecko.com"
-    requires_key_env = None  # optional: COINGECKO_DEMO_API_KEY is sent as x-cg-demo-api-key when set
+    # optional: COINGECKO_DEMO_API_KEY (environment) is sent as the x-cg-demo-api-key header when set
 
     def fetch(self, client) -> list[Payload]:
         import os

@@ -246,10 +246,6 @@ class Store:
             "SELECT id, group_name, source, fetched_at_utc, reason, length(payload) AS payload_bytes FROM quarantine "
             "ORDER BY id DESC LIMIT ?", self.conn, params=[limit])
 
-    def last_fetch(self, group: str) -> tuple | None:
-        return self.conn.execute(
-            "SELECT source, fetched_at_utc, ok, rows, reason FROM fetch_log WHERE group_name = ? ORDER BY id DESC LIMIT 1",
-            (group,)).fetchone()
 
 
 def _obs(row: tuple) -> Observation:
