@@ -1,4 +1,4 @@
-"""Solve the allocation model with HiGHS (through Pyomo's persistent appsi interface) and extract the schedule.
+"""Solve the allocation model with HiGHS (the Pyomo model loaded by `optimizer.highs_instance`) and extract the schedule.
 
 Strategy "auto" earns integrality at LP cost where it can:
 1. solve the LP relaxation: its objective is an upper bound on any integral allocation, its duals price the caps;
@@ -25,10 +25,9 @@ from typing import Literal
 
 import numpy as np
 import pyomo.environ as pyo
-from pyomo.contrib.appsi.base import TerminationCondition
-from pyomo.contrib.appsi.solvers import Highs
 
 from models.errors import InfeasibleError, SolverError
+from optimizer.highs_instance import HighsInstance
 from optimizer.model import CONSTRAINT_GROUPS, GROUP_MEANING, build_model, set_objective
 from optimizer.problem import Problem
 from optimizer.schedule import Schedule, asic_it_kw, evaluate, grid_flows_kw, site_kw, violations
@@ -64,28 +63,26 @@ class Solution:
         return max(0.0, self.bound_usd - self.objective_usd) / max(abs(self.bound_usd), 1.0)
 
 
-def _new_solver(settings: SolveSettings) -> Highs:
-    opt = Highs()
-    if not opt.available():
-        raise SolverError("HiGHS (highspy) is not available; reinstall the package: pip install highspy")
-    opt.config.load_solution = False
-    opt.config.stream_solver = False
-    opt.config.time_limit = settings.time_limit_s
-    opt.config.mip_gap = settings.mip_rel_gap
-    opt.highs_options = {"threads": settings.threads, "output_flag": False, "random_seed": 0}
-    return opt
+def _load(model: pyo.ConcreteModel, settings: SolveSettings) -> HighsInstance:
+    return HighsInstance(model, threads=settings.threads, time_limit_s=settings.time_limit_s,
+                         mip_rel_gap=settings.mip_rel_gap)
 
 
-def extract_schedule(m: pyo.ConcreteModel, problem: Problem) -> Schedule:
-    """Read variable values into numpy arrays (unrounded)."""
-    T = problem.steps
-    asic = []
-    for a, pool in enumerate(problem.asic):
-        asic.append(np.array([[m.n[a, k, t].value or 0.0 for t in range(T)] for k in range(len(pool.mode_names))]))
-    gc = [np.array([m.gc[g, t].value or 0.0 for t in range(T)]) for g in range(len(problem.gpu))]
-    gm = [np.array([m.gm[g, t].value or 0.0 for t in range(T)]) for g in range(len(problem.gpu))]
-    q = np.array([m.q[t].value or 0.0 for t in range(T)])
-    return Schedule(asic_units=asic, gpu_contract_on=gc, gpu_market_on=gm, reserve_kw=q)
+def extract_schedule(inst: HighsInstance, col_values: np.ndarray, problem: Problem) -> Schedule:
+    """The unit counts and reserve of a solution vector as numpy arrays (unrounded). Columns of an indexed Var
+    follow its keys: (pool, mode, step) for `n`, (pool, step) for `gc`/`gm`."""
+    m, T = inst.model, problem.steps
+    n = col_values[inst.cols(m.n)]
+    asic, start = [], 0
+    for pool in problem.asic:
+        size = len(pool.mode_names) * T
+        asic.append(n[start : start + size].reshape(len(pool.mode_names), T))
+        start += size
+    G = len(problem.gpu)
+    gc = col_values[inst.cols(m.gc)].reshape(G, T)
+    gm = col_values[inst.cols(m.gm)].reshape(G, T)
+    q = col_values[inst.cols(m.q)]
+    return Schedule(asic_units=asic, gpu_contract_on=list(gc), gpu_market_on=list(gm), reserve_kw=q)
 
 
 def round_schedule(problem: Problem, relaxed: Schedule) -> Schedule:
@@ -146,51 +143,47 @@ def _set_values(m: pyo.ConcreteModel, problem: Problem, sched: Schedule) -> None
         m.q[t].set_value(float(sched.reserve_kw[t]), skip_validation=True)
 
 
-def _duals(opt: Highs, m: pyo.ConcreteModel, problem: Problem) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
-    cons = []
-    if hasattr(m, "site_cap"):
-        cons += [m.site_cap[t] for t in range(problem.steps)]
-    hall_keys = list(m.hall_caps.keys()) if hasattr(m, "hall_caps") else []
-    cons += [m.hall_caps[k] for k in hall_keys]
-    if not cons:
-        return None, {}
-    duals = opt.get_duals(cons)
-    site = np.array([abs(duals[m.site_cap[t]]) for t in range(problem.steps)]) if hasattr(m, "site_cap") else None
+def _duals(inst: HighsInstance, problem: Problem) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
+    """LP duals of the site cap (per step) and the hall caps (per hall and step), as magnitudes."""
+    m = inst.model
+    site = np.abs(inst.row_duals(m.site_cap)) if hasattr(m, "site_cap") else None
     halls: dict[str, np.ndarray] = {}
-    for (h, t) in hall_keys:
-        halls.setdefault(h, np.zeros(problem.steps))[t] = abs(duals[m.hall_caps[h, t]])
+    if hasattr(m, "hall_caps"):
+        for (h, t), dual in zip(m.hall_caps.keys(), inst.row_duals(m.hall_caps)):
+            halls.setdefault(h, np.zeros(problem.steps))[t] = abs(dual)
     return site, halls
 
 
 class PersistentLP:
     """The LP relaxation and its HiGHS instance, kept between solves of problems that differ only in objective
     coefficients (prices, hashprice, GPU rates, reserve prices: what sweeps vary). Updating the objective and
-    re-solving skips the Pyomo build and the Pyomo-to-HiGHS translation; the LP is re-solved from scratch (no
-    basis carried over), so results do not depend on the order the problems come in."""
+    re-solving skips the Pyomo build and the translation to HiGHS; the LP is re-solved from scratch (no basis
+    carried over), so results do not depend on the order the problems come in."""
 
     def __init__(self, problem: Problem, settings: SolveSettings):
         self.settings = settings
-        self.model = build_model(problem, relax=True)
-        self.opt = _new_solver(settings)
-        self.bounds = [(v, v.lb, v.ub) for name in ("n", "gc", "gm") for v in getattr(self.model, name).values()]
-        self.untouched_for: Problem | None = problem  # the model is exactly as built for this problem
+        self.instance = _load(build_model(problem, relax=True), settings)
+        self.untouched_for: Problem | None = problem  # the instance is exactly as built for this problem
 
-    def prepare(self, problem: Problem) -> tuple[pyo.ConcreteModel, Highs]:
-        """The model with `problem`'s objective, relaxed bounds restored (the neighbourhood step narrows them)."""
+    def prepare(self, problem: Problem) -> HighsInstance:
+        """The instance with `problem`'s objective and the declared bounds (the neighbourhood step narrows them)."""
+        inst = self.instance
         if problem is not self.untouched_for:
-            self.model.del_component(self.model.profit)
-            set_objective(self.model, problem)
-            for v, lb, ub in self.bounds:
-                v.domain = pyo.NonNegativeReals
-                v.setlb(lb)
-                v.setub(ub)
-            self.model.ramp_rhs.set_value(problem.ramp_limit_kw or 0.0)
-            solver = self.opt._solver_model  # appsi keeps the highspy instance: forget the previous basis
-            if solver is not None:
-                solver.clearSolver()
-        self.model.problem = problem
+            inst.model.del_component(inst.model.profit)
+            set_objective(inst.model, problem)
+            inst.set_objective()
+            inst.reset_cols()
+            _set_ramp_rhs(inst, problem.ramp_limit_kw or 0.0)
+            inst.clear_solver()
+        inst.model.problem = problem
         self.untouched_for = None
-        return self.model, self.opt
+        return inst
+
+
+def _set_ramp_rhs(inst: HighsInstance, limit_kw: float) -> None:
+    inst.model.ramp_rhs.set_value(limit_kw)
+    if hasattr(inst.model, "ramp_limits"):
+        inst.refresh_row_bounds(inst.model.ramp_limits)
 
 
 def solve(problem: Problem, settings: SolveSettings | None = None, persistent: PersistentLP | None = None) -> Solution:
@@ -204,42 +197,43 @@ def solve(problem: Problem, settings: SolveSettings | None = None, persistent: P
 
     t0 = time.perf_counter()
     if persistent is not None:
-        lp, opt = persistent.prepare(problem)
+        lp = persistent.prepare(problem)
+        timings["build_lp_s"] = time.perf_counter() - t0
     else:
-        lp = build_model(problem, relax=True)
-        opt = _new_solver(settings)
-    timings["build_lp_s"] = time.perf_counter() - t0
+        model = build_model(problem, relax=True)
+        timings["build_lp_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        lp = _load(model, settings)
+        timings["load_lp_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    res = opt.solve(lp)
+    res = lp.solve()
     timings["solve_lp_s"] = time.perf_counter() - t0
-    if res.termination_condition in (TerminationCondition.infeasible, TerminationCondition.infeasibleOrUnbounded):
+    if res.status == "infeasible":
         raise diagnose_infeasibility(problem, settings)
-    if res.termination_condition != TerminationCondition.optimal:
-        raise SolverError(f"HiGHS stopped on the LP relaxation with status {res.termination_condition.name}")
-    res.solution_loader.load_vars()
-    lp_bound = float(res.best_feasible_objective)
-    site_dual, hall_dual = _duals(opt, lp, problem)
+    if res.status != "optimal":
+        raise SolverError(f"HiGHS stopped on the LP relaxation with status {res.status}")
+    lp_bound = res.objective
+    site_dual, hall_dual = _duals(lp, problem)
 
     best: Schedule | None = None
     best_obj = -math.inf
     method = "lp-rounding"
     if settings.strategy == "auto":
         t0 = time.perf_counter()
-        relaxed = extract_schedule(lp, problem)
+        relaxed = extract_schedule(lp, res.col_values, problem)
         best, best_obj = _try_rounding(problem, relaxed)
         if best is None and problem.ramp_limit_kw is not None:
             tightened = problem.ramp_limit_kw - rounding_error_kw(problem)
             if tightened > 0:
-                lp.ramp_rhs.set_value(tightened)
-                res_t = opt.solve(lp)
-                if res_t.termination_condition == TerminationCondition.optimal:
-                    res_t.solution_loader.load_vars()
-                    best, best_obj = _try_rounding(problem, extract_schedule(lp, problem))
-                lp.ramp_rhs.set_value(problem.ramp_limit_kw)
+                _set_ramp_rhs(lp, tightened)
+                res_t = lp.solve()
+                if res_t.status == "optimal":
+                    best, best_obj = _try_rounding(problem, extract_schedule(lp, res_t.col_values, problem))
+                _set_ramp_rhs(lp, problem.ramp_limit_kw)
         timings["rounding_s"] = time.perf_counter() - t0
         if not _within_gap(best_obj, lp_bound, settings):
             t0 = time.perf_counter()
-            found, found_obj = _neighbourhood(lp, opt, problem, relaxed, settings, lp_bound)
+            found, found_obj = _neighbourhood(lp, problem, relaxed, settings, lp_bound)
             timings["neighbourhood_s"] = time.perf_counter() - t0
             if found is not None and found_obj > best_obj:
                 best, best_obj, method = found, found_obj, "lp-neighbourhood"
@@ -271,32 +265,27 @@ def _within_gap(objective: float, bound: float, settings: SolveSettings) -> bool
     return objective > -math.inf and (bound - objective) <= settings.mip_rel_gap * max(abs(bound), 1.0)
 
 
-def _neighbourhood(lp: pyo.ConcreteModel, opt: Highs, problem: Problem, relaxed: Schedule, settings: SolveSettings,
-                   lp_bound: float):
+def _neighbourhood(lp: HighsInstance, problem: Problem, relaxed: Schedule, settings: SolveSettings, lp_bound: float):
     """Solve the MIP restricted to the LP optimum's neighbourhood (RENS), in growing boxes until one holds a
     schedule within `mip_rel_gap` of the LP bound: (1) unit counts the LP left integral fixed, fractional ones
     floor or ceiling; (2) fractional ones two units either side; (3) every count one unit either side. The
     first boxes have a few dozen integer columns and close in milliseconds; the last one matters when ramps
     bind at almost every step. Returns the best schedule found (or None) and its objective.
     """
-    values = {"n": relaxed.asic_units, "gc": relaxed.gpu_contract_on, "gm": relaxed.gpu_market_on}
-    boxes = []
-    for name, arrays in values.items():
-        for index, v in getattr(lp, name).items():
-            value = arrays[index[0]][index[1:]] if name == "n" else arrays[index[0]][index[1]]
-            boxes.append((v, math.floor(value + 1e-6), math.ceil(value - 1e-6), v.ub))
+    m = lp.model
+    cols = np.concatenate([lp.cols(m.n), lp.cols(m.gc), lp.cols(m.gm)])
+    value = np.concatenate(
+        [u.ravel() for u in relaxed.asic_units] + [np.ravel(relaxed.gpu_contract_on), np.ravel(relaxed.gpu_market_on)]
+    )
+    lo, hi, ub = np.floor(value + 1e-6), np.ceil(value - 1e-6), lp.col_upper[cols]
     best, best_obj = None, -math.inf
     for widen_fractional, widen_all in ((0, 0), (2, 0), (1, 1)):
-        for v, lo, hi, ub in boxes:
-            w = widen_fractional if lo != hi else widen_all
-            v.domain = pyo.Integers
-            v.setlb(max(lo - w, 0))
-            v.setub(min(hi + w, ub) if ub is not None else hi + w)
-        res = opt.solve(lp)
-        if res.best_feasible_objective is None:
+        w = np.where(lo != hi, widen_fractional, widen_all)
+        lp.set_col_bounds(cols, np.maximum(lo - w, 0.0), np.minimum(hi + w, ub), integer=True)
+        res = lp.solve()
+        if not res.has_solution:
             continue
-        res.solution_loader.load_vars()
-        sched = _rounded(extract_schedule(lp, problem))
+        sched = _rounded(extract_schedule(lp, res.col_values, problem))
         if violations(problem, sched):
             continue
         obj = evaluate(problem, sched)["objective_usd"]
@@ -385,44 +374,37 @@ def fill_up(problem: Problem, relaxed: Schedule, rounded: Schedule) -> Schedule:
 
 def _branch_and_bound(problem: Problem, settings: SolveSettings, start: Schedule | None, timings: dict[str, float]):
     t0 = time.perf_counter()
-    mip = build_model(problem, relax=False)
+    model = build_model(problem, relax=False)
+    inst = _load(model, settings)
     timings["build_mip_s"] = time.perf_counter() - t0
-    opt = _new_solver(settings)
     if start is not None:
-        _set_values(mip, problem, start)
-        opt.config.warmstart = True
+        _set_values(model, problem, start)
+        inst.set_start(inst.model_values())
     t0 = time.perf_counter()
-    res = opt.solve(mip)
+    res = inst.solve()
     timings["solve_mip_s"] = time.perf_counter() - t0
-    tc = res.termination_condition
-    if tc in (TerminationCondition.infeasible, TerminationCondition.infeasibleOrUnbounded):
+    if res.status == "infeasible":
         raise diagnose_infeasibility(problem, settings, relax=False)
-    if res.best_feasible_objective is None:
+    if not res.has_solution:
         raise SolverError(
-            f"HiGHS found no integral allocation within {settings.time_limit_s:g} s (status {tc.name}); "
+            f"HiGHS found no integral allocation within {settings.time_limit_s:g} s (status {res.status}); "
             "raise solver.time_limit_s or shorten the horizon"
         )
-    if tc not in (TerminationCondition.optimal, TerminationCondition.maxTimeLimit):
-        raise SolverError(f"HiGHS stopped with status {tc.name}")
-    res.solution_loader.load_vars()
-    sched = _rounded(extract_schedule(mip, problem))
+    sched = _rounded(extract_schedule(inst, res.col_values, problem))
     obj = evaluate(problem, sched)["objective_usd"]
-    reported = float(res.best_feasible_objective)
-    if start is not None and abs(obj - reported) > 1e-6 * max(1.0, abs(reported)):
+    if start is not None and abs(obj - res.objective) > 1e-6 * max(1.0, abs(res.objective)):
         # HiGHS 1.16 can report a better incumbent than the column values it hands back when a MIP start was
         # given and presolve finishes the problem; solve again without the start rather than lose that incumbent.
-        log.warning("HiGHS returned the MIP start (%.6f) instead of its incumbent (%.6f); re-solving cold", obj, reported)
-        opt = _new_solver(settings)
-        res = opt.solve(mip)
-        tc = res.termination_condition
-        if res.best_feasible_objective is None:
-            raise SolverError(f"HiGHS found no integral allocation on the cold re-solve (status {tc.name})")
-        res.solution_loader.load_vars()
-        sched = _rounded(extract_schedule(mip, problem))
+        log.warning("HiGHS returned the MIP start (%.6f) instead of its incumbent (%.6f); re-solving cold", obj, res.objective)
+        inst = _load(model, settings)
+        res = inst.solve()
+        if not res.has_solution:
+            raise SolverError(f"HiGHS found no integral allocation on the cold re-solve (status {res.status})")
+        sched = _rounded(extract_schedule(inst, res.col_values, problem))
         obj = evaluate(problem, sched)["objective_usd"]
         start = None
-    status = "optimal" if tc == TerminationCondition.optimal else "feasible"
-    bound = float(res.best_objective_bound) if res.best_objective_bound is not None else obj
+    status = "optimal" if res.status == "optimal" else "feasible"
+    bound = res.bound if res.bound is not None else obj
     return ("mip-warm-start" if start is not None else "mip"), status, sched, obj, bound
 
 
@@ -439,9 +421,7 @@ def _rounded(sched: Schedule) -> Schedule:
 
 
 def _feasible(problem: Problem, exclude: frozenset[str], relax: bool, settings: SolveSettings) -> bool:
-    opt = _new_solver(settings)
-    res = opt.solve(build_model(problem, relax=relax, exclude=exclude))
-    return res.termination_condition not in (TerminationCondition.infeasible, TerminationCondition.infeasibleOrUnbounded)
+    return _load(build_model(problem, relax=relax, exclude=exclude), settings).solve().status != "infeasible"
 
 
 def conflicting_groups(problem: Problem, settings: SolveSettings | None = None, relax: bool = True) -> list[str]:
