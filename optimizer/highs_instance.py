@@ -19,6 +19,7 @@ from numbers import Number
 import highspy
 import numpy as np
 import pyomo.environ as pyo
+from pyomo.common.gc_manager import PauseGC
 from pyomo.core.base.var import VarData
 from pyomo.core.expr.numeric_expr import LinearExpression, MonomialTermExpression
 from pyomo.repn.standard_repn import generate_standard_repn
@@ -116,9 +117,10 @@ class HighsInstance:
             self.highs.setOptionValue("time_limit", float(time_limit_s))
         if mip_rel_gap is not None:
             self.highs.setOptionValue("mip_rel_gap", float(mip_rel_gap))
-        self._add_columns()
-        self._add_rows()
-        self.set_objective()
+        with PauseGC():  # the walk allocates many small objects; see optimizer.model.build_model
+            self._add_columns()
+            self._add_rows()
+            self.set_objective()
 
     # ------------------------------------------------------------------ translation
 

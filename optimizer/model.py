@@ -12,6 +12,8 @@ gpu_startups, gpu_min_rental, contract_floors, reserve_limits.
 from __future__ import annotations
 
 import pyomo.environ as pyo
+from pyomo.common.gc_manager import PauseGC
+from pyomo.core.expr.numeric_expr import LinearExpression, MonomialTermExpression
 
 from optimizer.problem import Problem
 
@@ -45,7 +47,16 @@ GROUP_MEANING = {
 
 
 def build_model(problem: Problem, relax: bool = False, exclude: frozenset[str] = frozenset()) -> pyo.ConcreteModel:
-    """Build the Pyomo model. `relax` makes unit counts continuous; `exclude` drops constraint groups."""
+    """Build the Pyomo model. `relax` makes unit counts continuous; `exclude` drops constraint groups.
+
+    Python's cyclic garbage collector is paused meanwhile (as Pyomo's own writers do): the build allocates
+    hundreds of thousands of objects, none of them garbage, and the collector's repeated scans of them were
+    two thirds of the build time (100 x 96: 0.69 s -> 0.24 s)."""
+    with PauseGC():
+        return _build(problem, relax, exclude)
+
+
+def _build(problem: Problem, relax: bool, exclude: frozenset[str]) -> pyo.ConcreteModel:
     m = pyo.ConcreteModel(name="hashpivot")
     m.problem = problem  # kept for extraction/explanation; plain attribute, not a component
     add_variables(m, problem, relax)
@@ -105,9 +116,10 @@ def _gpu_kw_terms(m, p: Problem, g: int, t: int, scale: float = 1.0) -> list:
     return [(scale * p.gpu[g].full_power_kw, m.gc[g, t]), (scale * p.gpu[g].market_power_kw, m.gm[g, t])]
 
 
-def _linear(terms: list):
-    """One flat linear expression from (coefficient, variable) pairs (quicksum builds a single LinearExpression)."""
-    return pyo.quicksum(c * v for c, v in terms)
+def _linear(terms: list) -> LinearExpression:
+    """One flat linear expression from (coefficient, variable) pairs, built directly (3x faster than quicksum,
+    and the flat shape `optimizer.highs_instance` reads without a generic expression walk)."""
+    return LinearExpression([MonomialTermExpression((float(c), v)) for c, v in terms])
 
 
 def _halls(p: Problem) -> dict[str, tuple[list[int], list[int]]]:
