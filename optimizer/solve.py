@@ -25,6 +25,7 @@ from typing import Literal
 
 import numpy as np
 import pyomo.environ as pyo
+from pyomo.common.gc_manager import PauseGC
 
 from models.errors import InfeasibleError, SolverError
 from optimizer.highs_instance import HighsInstance
@@ -169,9 +170,10 @@ class PersistentLP:
         """The instance with `problem`'s objective and the declared bounds (the neighbourhood step narrows them)."""
         inst = self.instance
         if problem is not self.untouched_for:
-            inst.model.del_component(inst.model.profit)
-            set_objective(inst.model, problem)
-            inst.set_objective()
+            with PauseGC():  # see optimizer.model.build_model
+                inst.model.del_component(inst.model.profit)
+                set_objective(inst.model, problem)
+                inst.set_objective()
             inst.reset_cols()
             _set_ramp_rhs(inst, problem.ramp_limit_kw or 0.0)
             inst.clear_solver()
