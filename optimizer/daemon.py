@@ -88,7 +88,9 @@ def collect_job(cfg: SiteConfig, db: Path, groups: list[str] | None, metrics: Me
              sum(r.ok for r in results), sum(not r.ok for r in results), time.perf_counter() - t0)
 
 
-def decision_job(cfg: SiteConfig, db: Path, metrics: Metrics | None) -> tuple[int, dict]:
+def decision_job(cfg: SiteConfig, db: Path, metrics: Metrics | None, wait_for_webhook: bool = False) -> tuple[int, dict]:
+    """Decide, store, publish. The webhook is posted in the background; `wait_for_webhook` (a one-shot tick,
+    whose process ends right after) waits for it instead of letting the exiting process cut it off."""
     now = now_utc()
     t0 = time.perf_counter()
     with Store(db) as store:
@@ -98,7 +100,9 @@ def decision_job(cfg: SiteConfig, db: Path, metrics: Metrics | None) -> tuple[in
         seq = store.add_decision(doc, now, duration)
     publish_files(doc, seq, Path(cfg.daemon.publish_dir), cfg.daemon.keep_published)
     if cfg.daemon.webhook_url:
-        post_webhook(cfg.daemon.webhook_url, doc, cfg.daemon.webhook_timeout_s, cfg.daemon.webhook_retries)
+        sender = post_webhook(cfg.daemon.webhook_url, doc, cfg.daemon.webhook_timeout_s, cfg.daemon.webhook_retries)
+        if wait_for_webhook:
+            sender.join()
     if metrics is not None:
         metrics.record_decision(doc, now.timestamp(), duration)
     log.info("job=decide seq=%d interval=%s status=%s objective_usd=%s site_kw=%s duration_s=%.3f reason=%r", seq,
@@ -112,7 +116,7 @@ def tick(cfg: SiteConfig, db: Path) -> tuple[int, dict]:
     with InstanceLock(db):
         _check_store(db)
         collect_job(cfg, db, None, None)
-        return decision_job(cfg, db, None)
+        return decision_job(cfg, db, None, wait_for_webhook=True)
 
 
 def run(cfg: SiteConfig, db: Path) -> None:

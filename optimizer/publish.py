@@ -8,6 +8,7 @@ import logging
 import os
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import requests
@@ -48,10 +49,13 @@ def publish_files(doc: dict, seq: int, directory: Path, keep: int = 2000) -> Pat
 
 
 def post_webhook(url: str, doc: dict, timeout_s: float, retries: int) -> threading.Thread:
-    """POST the document in a daemon thread; failures are logged, never raised."""
+    """POST the document in a daemon thread, retrying `retries` times one second apart; failures are logged,
+    never raised."""
 
     def send() -> None:
         for attempt in range(retries + 1):
+            if attempt:
+                time.sleep(1.0)
             try:
                 resp = requests.post(url, json=doc, timeout=timeout_s)
                 if resp.status_code < 300:

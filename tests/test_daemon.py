@@ -77,6 +77,35 @@ def test_tick_decides_publishes_and_the_next_tick_starts_from_it(server, tmp_pat
     assert status["last_decision_seq"] == 2 and not status["safe_allocation"]
 
 
+def test_webhook_receives_the_published_decision_and_is_retried_after_a_500(server, tmp_path):
+    server.expect_oneshot_request("/hook", method="POST").respond_with_data("busy", status=500)
+    server.expect_request("/hook", method="POST").respond_with_data("ok")
+    args = site_args(server.url_for("/"), tmp_path, f"daemon.webhook_url='{server.url_for('/hook')}'",
+                     "daemon.webhook_retries=2")
+    proc = run(["tick", "--format", "json", *args])
+    assert proc.returncode == 0, proc.stderr
+    posts = [req for req, _ in server.log if req.path == "/hook"]
+    assert len(posts) == 2  # the 500, then the retry
+    assert posts[1].get_json() == published(tmp_path)[-1] == json.loads(proc.stdout)
+
+
+def test_an_infeasible_interval_keeps_the_previous_decision_then_recovers(server, tmp_path):
+    args = site_args(server.url_for("/"), tmp_path)
+    first = json.loads(run(["tick", "--format", "json", *args]).stdout)
+    # The interconnect drops to 2 MW while the site draws ~90 MW and may ramp 25 MW per step: infeasible.
+    proc = run(["tick", "--format", "json", *args, "--set", "site.interconnect_cap_kw=2000"])
+    assert proc.returncode == 0, proc.stderr
+    kept = json.loads(proc.stdout)
+    assert kept["status"] == "kept"
+    assert kept["reason"].startswith("previous decision kept: no feasible allocation")
+    assert "site_cap" in kept["reason"] and "ramp_limits" in kept["reason"]
+    assert "ramp limit 25,000 kW/step, interconnect cap 2,000 kW" in kept["reason"]
+    assert kept["pools"] == first["pools"]
+    third = json.loads(run(["tick", "--format", "json", *args]).stdout)
+    assert third["status"] in ("optimal", "feasible")
+    assert [d["status"] for d in published(tmp_path)] == [first["status"], "kept", third["status"]]
+
+
 def test_stale_inputs_publish_the_safe_allocation(tmp_path):
     args = site_args("http://127.0.0.1:9", tmp_path)  # nothing answers: no data at all
     proc = run(["tick", "--format", "json", *args])
