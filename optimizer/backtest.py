@@ -32,7 +32,7 @@ from optimizer.forecast import Forecast, build_forecast
 from optimizer.hashprice import blocks_per_day_per_th, hashprice_usd_per_th_day
 from optimizer.problem import InitialState, Problem, make_problem
 from optimizer.schedule import Schedule, asic_it_kw, evaluate, gpu_it_kw, site_kw, violations
-from optimizer.solve import SolveSettings, solve
+from optimizer.solve import PersistentLP, SolveSettings, solve
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +239,7 @@ def run_backtest(
     hours = int((end - start) / pd.Timedelta(hours=1))
     if hours <= 0:
         raise ValueError(f"--to {end} must be after --from {start}")
-    settings = settings or SolveSettings(cfg.solver.mip_rel_gap, cfg.solver.time_limit_s, cfg.solver.threads)
+    settings = settings or SolveSettings.from_config(cfg)
     realised = make_problem(cfg, realised_forecast(cfg, market, start, hours))
     realised.initial_site_kw = None
     times: list[float] = []
@@ -251,12 +251,13 @@ def run_backtest(
     else:
         applied = _empty(realised)
         state: InitialState | None = None
+        kept = PersistentLP(settings)  # one model for the whole replay: each hour only moves its numbers
         for t in range(hours):
             at = start + pd.Timedelta(hours=t)
             forecast = build_forecast(cfg, market, at)  # only what was published by `at`
             t0 = time.perf_counter()
             if strategy == "rolling":
-                step = solve(make_problem(cfg, forecast, state), settings).schedule
+                step = solve(make_problem(cfg, forecast, state), settings, kept).schedule
             else:
                 # strike-price curtailment reacts to the latest real-time price, not to a forecast
                 one = make_problem(cfg, _first_step(forecast, float(forecast.notes["last_rt_price_usd_per_mwh"])), state)

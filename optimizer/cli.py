@@ -145,7 +145,7 @@ def solve(
         except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
             raise ConfigError(f"{initial}: not a hashpivot decision JSON ({exc})") from None
     problem = make_problem(cfg, forecast, state)
-    settings = SolveSettings(cfg.solver.mip_rel_gap, cfg.solver.time_limit_s, cfg.solver.threads, strategy)  # type: ignore[arg-type]
+    settings = SolveSettings.from_config(cfg, strategy)  # type: ignore[arg-type]
     solution = run_solve(problem, settings)
     doc = decision_document(solution, explain(solution), forecast, cfg.site.name)
     render = {OutputFormat.table: to_table, OutputFormat.json: to_json, OutputFormat.csv: to_csv}[format]

@@ -27,6 +27,7 @@ from optimizer.clock import now_utc
 from optimizer.metrics import Metrics
 from optimizer.publish import post_webhook, publish_files
 from optimizer.rolling import decide
+from optimizer.solve import PersistentLP, SolveSettings
 
 log = logging.getLogger(__name__)
 
@@ -88,13 +89,15 @@ def collect_job(cfg: SiteConfig, db: Path, groups: list[str] | None, metrics: Me
              sum(r.ok for r in results), sum(not r.ok for r in results), time.perf_counter() - t0)
 
 
-def decision_job(cfg: SiteConfig, db: Path, metrics: Metrics | None, wait_for_webhook: bool = False) -> tuple[int, dict]:
+def decision_job(cfg: SiteConfig, db: Path, metrics: Metrics | None, wait_for_webhook: bool = False,
+                 kept_model: PersistentLP | None = None) -> tuple[int, dict]:
     """Decide, store, publish. The webhook is posted in the background; `wait_for_webhook` (a one-shot tick,
-    whose process ends right after) waits for it instead of letting the exiting process cut it off."""
+    whose process ends right after) waits for it instead of letting the exiting process cut it off.
+    `kept_model` carries the model between the daemon's intervals."""
     now = now_utc()
     t0 = time.perf_counter()
     with Store(db) as store:
-        doc = decide(cfg, store, now)
+        doc = decide(cfg, store, now, kept_model)
         doc["decided_at_utc"] = now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         duration = time.perf_counter() - t0
         seq = store.add_decision(doc, now, duration)
@@ -142,7 +145,8 @@ def run(cfg: SiteConfig, db: Path) -> None:
             scheduler.add_job(collect_job, CronTrigger(**{k: str(v) for k, v in cron.items()}, timezone="UTC"),
                               args=[cfg, db, [group], metrics], id=f"collect-{group}", name=f"collect {group}")
         scheduler.add_job(decision_job, CronTrigger(**{k: str(v) for k, v in cfg.daemon.decision_cron.items()}, timezone="UTC"),
-                          args=[cfg, db, metrics], id="decide", name="decide")
+                          args=[cfg, db, metrics, False, PersistentLP(SolveSettings.from_config(cfg))],
+                          id="decide", name="decide")
 
         def stop(signum, _frame):
             log.info("signal=%s shutting down after the running job", signal.Signals(signum).name)

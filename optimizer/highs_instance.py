@@ -3,9 +3,11 @@
 Pyomo's appsi interface does this generically and incrementally (it tracks every expression for later
 updates), at about 10 µs per nonzero: 1.1 s of the 2.1 s a cold 100-pool x 96-step solve took. The model here
 is linear and its rows are flat `LinearExpression`s of (coefficient, variable) terms, so one walk over them
-fills numpy arrays that go to HiGHS in one call (~1 µs per nonzero). The Pyomo model stays the definition; the
-few changes the solve strategy makes between solves (column bounds and integrality, the objective, rows with
-mutable right-hand sides) go to the HiGHS instance through the methods below.
+fills numpy arrays that go to HiGHS in one call (~1 µs per nonzero). The Pyomo model stays the definition.
+
+Row bodies and coefficients are read once. Mutable Params may therefore appear only in row and column bounds
+(a Param inside a body is refused): after Params change, `refresh_bounds` re-reads every bound, and
+`set_objective` the objective, which is how a kept model becomes the next interval's.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import pyomo.environ as pyo
 from pyomo.common.gc_manager import PauseGC
 from pyomo.core.base.var import VarData
 from pyomo.core.expr.numeric_expr import LinearExpression, MonomialTermExpression
+from pyomo.core.expr.visitor import identify_mutable_parameters
 from pyomo.repn.standard_repn import generate_standard_repn
 
 from models.errors import SolverError
@@ -84,7 +87,9 @@ def linear_terms(expr) -> tuple[float, list[tuple[float, VarData]]]:
             kind = type(arg)
             if kind is MonomialTermExpression:
                 coef, var = arg.args
-                terms.append((coef if isinstance(coef, Number) else pyo.value(coef), var))
+                if not isinstance(coef, Number):
+                    return _general_terms(expr)
+                terms.append((coef, var))
             elif isinstance(arg, VarData):
                 terms.append((1.0, arg))
             elif isinstance(arg, Number):
@@ -98,6 +103,11 @@ def linear_terms(expr) -> tuple[float, list[tuple[float, VarData]]]:
 
 
 def _general_terms(expr) -> tuple[float, list[tuple[float, VarData]]]:
+    params = list(identify_mutable_parameters(expr))
+    if params:
+        raise SolverError(
+            f"model error: mutable parameter {params[0].name} inside a row body or the objective; put it in a bound"
+        )
     repn = generate_standard_repn(expr, compute_values=True, quadratic=False)
     if not repn.is_linear():
         raise SolverError(f"the allocation model must be linear; found a nonlinear expression: {expr}")
@@ -133,9 +143,19 @@ class HighsInstance:
             self._col_slices[comp.name] = slice(start, len(self.vars))
         self.col_of = {id(v): i for i, v in enumerate(self.vars)}
         n = len(self.vars)
+        self.col_integer = np.array([v.is_integer() for v in self.vars], dtype=bool)
+        self._integer_now = np.zeros(n, dtype=bool)
+        self._read_col_bounds()
+        self.highs.addVars(n, self.col_lower, self.col_upper)
+        if self.col_integer.any():
+            cols = np.flatnonzero(self.col_integer).astype(np.int32)
+            self._set_integrality(cols, np.ones(len(cols), dtype=bool))
+
+    def _read_col_bounds(self) -> None:
+        """Declared column bounds, mutable Params evaluated now."""
+        n = len(self.vars)
         lower = np.empty(n)
         upper = np.empty(n)
-        integer = np.zeros(n, dtype=bool)
         for i, v in enumerate(self.vars):
             if v.fixed:
                 lower[i] = upper[i] = v.value
@@ -143,13 +163,7 @@ class HighsInstance:
             lb, ub = v.bounds
             lower[i] = -_INF if lb is None else lb
             upper[i] = _INF if ub is None else ub
-            integer[i] = v.is_integer()
-        self.col_lower, self.col_upper, self.col_integer = lower, upper, integer
-        self._integer_now = np.zeros(n, dtype=bool)
-        self.highs.addVars(n, lower, upper)
-        if integer.any():
-            cols = np.flatnonzero(integer).astype(np.int32)
-            self._set_integrality(cols, np.ones(len(cols), dtype=bool))
+        self.col_lower, self.col_upper = lower, upper
 
     def _add_rows(self) -> None:
         col_of = self.col_of
@@ -215,7 +229,9 @@ class HighsInstance:
             self._set_integrality(cols, np.full(len(cols), integer))
 
     def reset_cols(self) -> None:
-        """Every column's bounds and integrality as the Pyomo model declares them."""
+        """Every column's bounds (re-read, mutable Params evaluated now) and integrality as the Pyomo model
+        declares them."""
+        self._read_col_bounds()
         n = len(self.vars)
         cols = np.arange(n, dtype=np.int32)
         self.highs.changeColsBounds(n, cols, self.col_lower, self.col_upper)
@@ -226,9 +242,16 @@ class HighsInstance:
         kinds = np.where(integer, int(highspy.HighsVarType.kInteger.value), int(highspy.HighsVarType.kContinuous.value))
         self.highs.changeColsIntegrality(len(cols), cols, kinds.astype(np.uint8))
 
+    def refresh_bounds(self) -> None:
+        """Re-read every row's and column's bounds (after mutable Params changed); integrality as declared."""
+        self.reset_cols()
+        self._refresh_rows(np.arange(len(self._rows), dtype=np.int32))
+
     def refresh_row_bounds(self, con) -> None:
         """Re-read the bounds of a constraint component's rows (after a mutable Param in them changed)."""
-        rows = self.rows(con)
+        self._refresh_rows(self.rows(con))
+
+    def _refresh_rows(self, rows: np.ndarray) -> None:
         if not len(rows):
             return
         lower = np.empty(len(rows))

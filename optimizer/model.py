@@ -59,6 +59,8 @@ def build_model(problem: Problem, relax: bool = False, exclude: frozenset[str] =
 def _build(problem: Problem, relax: bool, exclude: frozenset[str]) -> pyo.ConcreteModel:
     m = pyo.ConcreteModel(name="hashpivot")
     m.problem = problem  # kept for extraction/explanation; plain attribute, not a component
+    add_sets(m, problem)
+    add_parameters(m, problem)
     add_variables(m, problem, relax)
     add_power_expressions(m, problem)
     families = {
@@ -81,12 +83,15 @@ def _build(problem: Problem, relax: bool, exclude: frozenset[str]) -> pyo.Concre
     return m
 
 
-def add_variables(m: pyo.ConcreteModel, p: Problem, relax: bool) -> None:
-    integer = pyo.NonNegativeReals if relax else pyo.NonNegativeIntegers
+def add_sets(m: pyo.ConcreteModel, p: Problem) -> None:
     m.T = pyo.RangeSet(0, p.steps - 1)
     m.A = pyo.RangeSet(0, len(p.asic) - 1) if p.asic else pyo.Set(initialize=[])
     m.G = pyo.RangeSet(0, len(p.gpu) - 1) if p.gpu else pyo.Set(initialize=[])
     m.AM = pyo.Set(dimen=2, initialize=[(a, k) for a, pool in enumerate(p.asic) for k in range(len(pool.mode_names))])
+
+
+def add_variables(m: pyo.ConcreteModel, p: Problem, relax: bool) -> None:
+    integer = pyo.NonNegativeReals if relax else pyo.NonNegativeIntegers
     m.n = pyo.Var(m.AM, m.T, domain=integer, bounds=lambda _, a, k, t: (0, p.asic[a].units_available))
     # units on per multi-mode pool (sum over modes), so start-up and minimum-run rows stay three terms long
     m.AMULTI = pyo.Set(initialize=[a for a, pool in enumerate(p.asic) if len(pool.mode_names) > 1])
@@ -97,10 +102,60 @@ def add_variables(m: pyo.ConcreteModel, p: Problem, relax: bool) -> None:
     m.gs = pyo.Var(m.G, m.T, domain=pyo.NonNegativeReals)  # marketplace GPUs started (rentals begun)
     m.site = pyo.Var(m.T, domain=pyo.NonNegativeReals)  # site-meter kW, defined once so caps and ramps stay short rows
     m.buy = pyo.Var(m.T, domain=pyo.NonNegativeReals)
-    m.sell = pyo.Var(m.T, domain=pyo.NonNegativeReals, bounds=lambda _, t: (0, float(p.block_kw[t])))
+    m.sell = pyo.Var(m.T, domain=pyo.NonNegativeReals, bounds=lambda _, t: (0, m.block_kw[t]))
     m.q = pyo.Var(m.T, domain=pyo.NonNegativeReals, bounds=(0, p.reserve_max_kw))
-    # Ramp right-hand side is mutable so the solver can tighten it for the rounding heuristic and restore it.
-    m.ramp_rhs = pyo.Param(mutable=True, initialize=p.ramp_limit_kw or 0.0)
+
+
+def add_parameters(m: pyo.ConcreteModel, p: Problem) -> None:
+    """Mutable Params for every number that differs between two intervals of one site (see `structure_key`):
+    they appear only in row and column bounds, so `set_parameters` + a bounds refresh turns a kept model into the
+    next interval's. The ramp limit is one of them, which also lets the solver tighten it for rounding."""
+    m.ramp_rhs = pyo.Param(mutable=True, initialize=0.0)
+    m.site_cap_kw = pyo.Param(mutable=True, initialize=0.0)
+    m.initial_site_kw = pyo.Param(mutable=True, initialize=0.0)
+    m.block_kw = pyo.Param(m.T, mutable=True, initialize=0.0)
+    m.hall_cap_kw = pyo.Param(list(p.hall_cap_kw), m.T, mutable=True, initialize=0.0)
+    m.asic_initial_on = pyo.Param(m.A, mutable=True, initialize=0.0)
+    m.asic_started_before = pyo.Param(m.A, m.T, mutable=True, initialize=0.0)  # starts still inside min-up
+    m.gpu_initial_market_on = pyo.Param(m.G, mutable=True, initialize=0.0)
+    m.gpu_started_before = pyo.Param(m.G, m.T, mutable=True, initialize=0.0)
+    set_parameters(m, p)
+
+
+def _started_before(recent: list[int], steps: int, t: int) -> int:
+    """Units started before the horizon that a minimum run of `steps` steps still holds on at step t."""
+    return int(sum(recent[: max(0, steps - 1 - t)]))
+
+
+def set_parameters(m: pyo.ConcreteModel, p: Problem) -> None:
+    """Load `p`'s interval-dependent numbers into the model's mutable Params."""
+    m.ramp_rhs.set_value(p.ramp_limit_kw or 0.0)
+    m.site_cap_kw.set_value(p.site_cap_kw)
+    m.initial_site_kw.set_value(p.initial_site_kw or 0.0)
+    for t in range(p.steps):
+        m.block_kw[t] = float(p.block_kw[t])
+        for h, cap in p.hall_cap_kw.items():
+            m.hall_cap_kw[h, t] = float(cap[t])
+        for a, x in enumerate(p.asic):
+            m.asic_started_before[a, t] = _started_before(x.recent_starts, x.min_up_steps, t)
+        for g, x in enumerate(p.gpu):
+            m.gpu_started_before[g, t] = _started_before(x.recent_starts, x.min_rental_steps, t)
+    for a, x in enumerate(p.asic):
+        m.asic_initial_on[a] = x.initial_on or 0
+    for g, x in enumerate(p.gpu):
+        m.gpu_initial_market_on[g] = x.initial_market_on or 0
+
+
+def structure_key(p: Problem) -> tuple:
+    """What fixes the model's rows, columns, coefficients and column bounds. Two problems with equal keys differ
+    only in Params (`set_parameters`) and objective coefficients (`set_objective`), so one kept model serves both."""
+    return (
+        p.steps, p.pue, p.reserve_max_kw, p.ramp_limit_kw is None, p.initial_site_kw is None, tuple(p.hall_cap_kw),
+        tuple((x.hall, x.units_available, tuple(map(float, x.mode_power_kw)), x.min_up_steps, x.initial_on is None)
+              for x in p.asic),
+        tuple((x.hall, x.contract_ub, x.market_ub, x.full_power_kw, x.market_power_kw, x.firm, x.committed_gpus,
+               x.min_rental_steps, x.initial_market_on is None) for x in p.gpu),
+    )
 
 
 def _asic_on_terms(m, p: Problem, a: int, t: int, scale: float = 1.0) -> list:
@@ -162,15 +217,17 @@ def add_unit_limits(m: pyo.ConcreteModel, p: Problem) -> None:
 
 
 def add_hall_caps(m: pyo.ConcreteModel, p: Problem) -> None:
-    m.hall_caps = pyo.Constraint(m.H, m.T, rule=lambda _, h, t: m.hall_kw[h, t] <= float(p.hall_cap_kw[h][t]))
+    m.hall_caps = pyo.Constraint(m.H, m.T, rule=lambda _, h, t: m.hall_kw[h, t] <= m.hall_cap_kw[h, t])
 
 
 def add_site_cap(m: pyo.ConcreteModel, p: Problem) -> None:
-    m.site_cap = pyo.Constraint(m.T, rule=lambda _, t: m.site[t] <= p.site_cap_kw)
+    m.site_cap = pyo.Constraint(m.T, rule=lambda _, t: m.site[t] <= m.site_cap_kw)
 
 
 def add_energy_balance(m: pyo.ConcreteModel, p: Problem) -> None:
-    m.energy_balance = pyo.Constraint(m.T, rule=lambda _, t: m.site[t] == float(p.block_kw[t]) + m.buy[t] - m.sell[t])
+    m.energy_balance = pyo.Constraint(
+        m.T, rule=lambda _, t: _linear([(1.0, m.site[t]), (-1.0, m.buy[t]), (1.0, m.sell[t])]) == m.block_kw[t]
+    )
 
 
 def add_ramp_limits(m: pyo.ConcreteModel, p: Problem) -> None:
@@ -180,8 +237,9 @@ def add_ramp_limits(m: pyo.ConcreteModel, p: Problem) -> None:
     first = 0 if p.initial_site_kw is not None else 1
 
     def rule(_, t):
-        previous = p.initial_site_kw if t == 0 else m.site[t - 1]
-        return pyo.inequality(-m.ramp_rhs, m.site[t] - previous, m.ramp_rhs)
+        if t == 0:
+            return pyo.inequality(m.initial_site_kw - m.ramp_rhs, m.site[0], m.initial_site_kw + m.ramp_rhs)
+        return pyo.inequality(-m.ramp_rhs, _linear([(1.0, m.site[t]), (-1.0, m.site[t - 1])]), m.ramp_rhs)
 
     m.ramp_limits = pyo.Constraint(list(range(first, p.steps)), rule=rule)
 
@@ -191,17 +249,16 @@ def add_asic_startups(m: pyo.ConcreteModel, p: Problem) -> None:
         if t == 0:
             if p.asic[a].initial_on is None:
                 return pyo.Constraint.Skip
-            return _linear([(1.0, m.s[a, t])] + _asic_on_terms(m, p, a, t, -1.0)) >= -p.asic[a].initial_on
+            return _linear([(1.0, m.s[a, t])] + _asic_on_terms(m, p, a, t, -1.0)) >= -m.asic_initial_on[a]
         return _linear([(1.0, m.s[a, t])] + _asic_on_terms(m, p, a, t, -1.0) + _asic_on_terms(m, p, a, t - 1)) >= 0
 
     m.asic_startups = pyo.Constraint(m.A, m.T, rule=rule)
 
 
-def _min_up_rule(on, starts, steps: int, recent: list[int], t: int):
-    """on[t] >= starts in the window of `steps` steps ending at t, including starts before the horizon."""
-    inside = sum(starts(tau) for tau in range(max(0, t - steps + 1), t + 1))
-    before = sum(recent[: max(0, steps - 1 - t)])
-    return on(t) >= inside + before
+def _min_up_rule(on_terms: list, start_var, steps: int, started_before, t: int):
+    """on[t] - starts in the window of `steps` steps ending at t >= units started before the horizon still held."""
+    inside = [(-1.0, start_var(tau)) for tau in range(max(0, t - steps + 1), t + 1)]
+    return _linear(on_terms + inside) >= started_before
 
 
 def add_asic_min_up(m: pyo.ConcreteModel, p: Problem) -> None:
@@ -209,17 +266,18 @@ def add_asic_min_up(m: pyo.ConcreteModel, p: Problem) -> None:
     m.asic_min_up = pyo.Constraint(
         pairs,
         rule=lambda _, a, t: _min_up_rule(
-            lambda tt: _linear(_asic_on_terms(m, p, a, tt)), lambda tt: m.s[a, tt], p.asic[a].min_up_steps, p.asic[a].recent_starts, t
+            _asic_on_terms(m, p, a, t), lambda tt: m.s[a, tt], p.asic[a].min_up_steps, m.asic_started_before[a, t], t
         ),
     )
 
 
 def add_gpu_startups(m: pyo.ConcreteModel, p: Problem) -> None:
     def rule(_, g, t):
-        prev = p.gpu[g].initial_market_on if t == 0 else m.gm[g, t - 1]
-        if prev is None:
-            return pyo.Constraint.Skip
-        return m.gs[g, t] >= m.gm[g, t] - prev
+        if t == 0:
+            if p.gpu[g].initial_market_on is None:
+                return pyo.Constraint.Skip
+            return _linear([(1.0, m.gs[g, 0]), (-1.0, m.gm[g, 0])]) >= -m.gpu_initial_market_on[g]
+        return _linear([(1.0, m.gs[g, t]), (-1.0, m.gm[g, t]), (1.0, m.gm[g, t - 1])]) >= 0
 
     m.gpu_startups = pyo.Constraint(m.G, m.T, rule=rule)
 
@@ -229,7 +287,7 @@ def add_gpu_min_rental(m: pyo.ConcreteModel, p: Problem) -> None:
     m.gpu_min_rental = pyo.Constraint(
         pairs,
         rule=lambda _, g, t: _min_up_rule(
-            lambda tt: m.gm[g, tt], lambda tt: m.gs[g, tt], p.gpu[g].min_rental_steps, p.gpu[g].recent_starts, t
+            [(1.0, m.gm[g, t])], lambda tt: m.gs[g, tt], p.gpu[g].min_rental_steps, m.gpu_started_before[g, t], t
         ),
     )
 

@@ -20,7 +20,7 @@ from optimizer.explain import explain
 from optimizer.forecast import build_forecast
 from optimizer.problem import initial_state_from_decision, make_problem
 from optimizer.report import decision_document
-from optimizer.solve import SolveSettings, solve
+from optimizer.solve import PersistentLP, SolveSettings, solve
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +29,10 @@ def interval_start(cfg: SiteConfig, now: datetime) -> pd.Timestamp:
     return pd.Timestamp(now).floor(f"{cfg.horizon.step_minutes}min")
 
 
-def decide(cfg: SiteConfig, store: Store, now: datetime) -> dict:
-    """The decision for the interval holding `now`, as a document (status optimal/feasible/kept/safe)."""
+def decide(cfg: SiteConfig, store: Store, now: datetime, kept_model: PersistentLP | None = None) -> dict:
+    """The decision for the interval holding `now`, as a document (status optimal/feasible/kept/safe).
+
+    `kept_model` (the daemon's) carries the model from one interval to the next (see PersistentLP)."""
     t0 = time.perf_counter()
     last = store.last_decision()
     previous = last[1] if last else None
@@ -45,9 +47,8 @@ def decide(cfg: SiteConfig, store: Store, now: datetime) -> dict:
         return doc
     state = initial_state_from_decision(previous) if previous and previous.get("pools") else None
     problem = make_problem(cfg, forecast, state)
-    settings = SolveSettings(cfg.solver.mip_rel_gap, cfg.solver.time_limit_s, cfg.solver.threads)
     try:
-        solution = solve(problem, settings)
+        solution = solve(problem, SolveSettings.from_config(cfg), kept_model)
     except (SolverError, InfeasibleError) as exc:
         if previous is None:
             raise

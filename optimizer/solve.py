@@ -21,7 +21,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pyomo.environ as pyo
@@ -29,9 +29,12 @@ from pyomo.common.gc_manager import PauseGC
 
 from models.errors import InfeasibleError, SolverError
 from optimizer.highs_instance import HighsInstance
-from optimizer.model import CONSTRAINT_GROUPS, GROUP_MEANING, build_model, set_objective
+from optimizer.model import CONSTRAINT_GROUPS, GROUP_MEANING, build_model, set_objective, set_parameters, structure_key
 from optimizer.problem import Problem
 from optimizer.schedule import Schedule, asic_it_kw, evaluate, grid_flows_kw, site_kw, violations
+
+if TYPE_CHECKING:
+    from models.config import SiteConfig
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,11 @@ class SolveSettings:
     time_limit_s: float = 30.0
     threads: int = 1
     strategy: Strategy = "auto"
+
+    @classmethod
+    def from_config(cls, cfg: SiteConfig, strategy: Strategy = "auto") -> SolveSettings:
+        """The site config's `[solver]` table."""
+        return cls(cfg.solver.mip_rel_gap, cfg.solver.time_limit_s, cfg.solver.threads, strategy)
 
 
 @dataclass
@@ -156,26 +164,40 @@ def _duals(inst: HighsInstance, problem: Problem) -> tuple[np.ndarray | None, di
 
 
 class PersistentLP:
-    """The LP relaxation and its HiGHS instance, kept between solves of problems that differ only in objective
-    coefficients (prices, hashprice, GPU rates, reserve prices: what sweeps vary). Updating the objective and
-    re-solving skips the Pyomo build and the translation to HiGHS; the LP is re-solved from scratch (no basis
-    carried over), so results do not depend on the order the problems come in."""
+    """The LP relaxation and its HiGHS instance, kept between solves of problems of one structure
+    (`optimizer.model.structure_key`: same pools, halls, horizon, which initial values are known). The next
+    problem's interval-dependent numbers (initial state, hall caps, fixed blocks, ramp limit) go into the model's
+    mutable Params and the instance's bounds, its prices into the objective; the Pyomo build and the translation
+    to HiGHS are skipped. A problem of another structure rebuilds the model. The LP is re-solved from scratch
+    (no basis carried over), so results do not depend on the order the problems come in. What sweeps, rolling
+    backtests and the daemon use."""
 
-    def __init__(self, problem: Problem, settings: SolveSettings):
+    def __init__(self, settings: SolveSettings, problem: Problem | None = None):
         self.settings = settings
-        self.instance = _load(build_model(problem, relax=True), settings)
+        self.rebuilds = 0
+        self.key: tuple | None = None
+        self.untouched_for: Problem | None = None
+        if problem is not None:
+            self._build(problem)
+
+    def _build(self, problem: Problem) -> None:
+        self.key = structure_key(problem)
+        self.instance = _load(build_model(problem, relax=True), self.settings)
         self.untouched_for: Problem | None = problem  # the instance is exactly as built for this problem
+        self.rebuilds += 1
 
     def prepare(self, problem: Problem) -> HighsInstance:
-        """The instance with `problem`'s objective and the declared bounds (the neighbourhood step narrows them)."""
+        """The instance for `problem`, with the declared bounds (the neighbourhood step narrows them)."""
+        if self.key is None or (problem is not self.untouched_for and structure_key(problem) != self.key):
+            self._build(problem)
         inst = self.instance
         if problem is not self.untouched_for:
             with PauseGC():  # see optimizer.model.build_model
+                set_parameters(inst.model, problem)
                 inst.model.del_component(inst.model.profit)
                 set_objective(inst.model, problem)
                 inst.set_objective()
-            inst.reset_cols()
-            _set_ramp_rhs(inst, problem.ramp_limit_kw or 0.0)
+            inst.refresh_bounds()
             inst.clear_solver()
         inst.model.problem = problem
         self.untouched_for = None

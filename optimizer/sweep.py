@@ -90,7 +90,7 @@ def run_point(raw_config: dict, forecast: Forecast, point: dict[str, float]) -> 
         if key not in _CACHE:
             cfg = validate_config(copy.deepcopy(raw_config), "sweep")
             _CACHE.clear()
-            _CACHE[key] = (cfg, PersistentLP(make_problem(cfg, f), SolveSettings(cfg.solver.mip_rel_gap, cfg.solver.time_limit_s, cfg.solver.threads)))
+            _CACHE[key] = (cfg, PersistentLP(SolveSettings.from_config(cfg), make_problem(cfg, f)))
         cfg, persistent = _CACHE[key]
     else:
         raw = copy.deepcopy(raw_config)

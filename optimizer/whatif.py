@@ -91,7 +91,7 @@ class CaseResult:
 
 def solve_case(name: str, cfg: SiteConfig, forecast: Forecast, settings: SolveSettings | None = None,
                persistent=None) -> CaseResult:
-    settings = settings or SolveSettings(cfg.solver.mip_rel_gap, cfg.solver.time_limit_s, cfg.solver.threads)
+    settings = settings or SolveSettings.from_config(cfg)
     sol = solve(make_problem(cfg, forecast), settings, persistent)
     p, s = sol.problem, sol.schedule
     kw = {pool.name: x for pool, x in zip(p.asic, asic_it_kw(p, s))}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -11,7 +13,8 @@ from models.errors import InfeasibleError
 from optimizer.breakeven import asic_breakeven_usd_per_mwh
 from optimizer.greedy import greedy_schedule
 from optimizer.schedule import evaluate, violations
-from optimizer.solve import SolveSettings, solve
+from optimizer.model import structure_key
+from optimizer.solve import PersistentLP, SolveSettings, solve
 from tests.builders import asic, gpu, problem
 
 SETTINGS = dict(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
@@ -134,3 +137,57 @@ def test_price_at_or_below_zero_runs_every_asic_up_to_the_caps(p):
             if u[:, t].sum() < a.units_available:
                 blocked = hall[a.hall][t] + smallest > p.hall_cap_kw[a.hall][t] + 1e-6 or site[t] + smallest * p.pue > p.site_cap_kw + 1e-6
                 assert blocked, f"{a.name} step {t}: {u[:, t].sum()} of {a.units_available} on with room left"
+
+
+@st.composite
+def same_structure_pairs(draw):
+    """Two problems one interval apart: same pools and halls, different prices, hall caps (derate), fixed
+    blocks, site cap, initial state and recent starts (None-ness kept, as structure_key requires)."""
+    a = draw(problems(dynamics=True))
+    b = copy.deepcopy(a)
+    T = b.steps
+
+    def floats(lo, hi):
+        return np.array(draw(st.lists(st.floats(lo, hi), min_size=T, max_size=T)))
+
+    b.price_usd_per_mwh = floats(-50.0, 3000.0)
+    b.hashprice_usd_per_th_day = floats(0.02, 0.12)
+    b.hall_cap_kw = {h: cap * floats(0.3, 1.2) for h, cap in a.hall_cap_kw.items()}
+    b.block_kw = np.full(T, draw(st.sampled_from([0.0, 4.0, 10.0])))
+    b.site_cap_kw = a.site_cap_kw * draw(st.floats(0.5, 1.5))
+    for x in b.asic:
+        if x.initial_on_by_mode is not None:
+            x.initial_on_by_mode = {"m0": draw(st.integers(0, x.units_available))}
+        x.recent_starts = draw(st.lists(st.integers(0, 3), max_size=3))
+    for x in b.gpu:
+        if x.initial_market_on is not None:
+            x.initial_market_on = draw(st.integers(0, x.market_ub))
+        x.market_net_usd_per_gpu_hour = floats(0.0, 3.0)
+        x.recent_starts = draw(st.lists(st.integers(0, 2), max_size=2))
+    if a.initial_site_kw is not None:
+        b.initial_site_kw = draw(st.floats(0.0, 200.0))
+    assert structure_key(a) == structure_key(b)
+    return a, b
+
+
+@given(same_structure_pairs())
+@settings(**SETTINGS)
+def test_a_kept_model_solves_the_next_interval_exactly_like_a_fresh_build(pair):
+    a, b = pair
+    persistent = PersistentLP(SolveSettings(), a)
+    try:
+        solve(a, persistent=persistent)
+    except InfeasibleError:
+        pass
+    try:
+        fresh = solve(b)
+    except InfeasibleError as exc:
+        with pytest.raises(InfeasibleError) as kept:
+            solve(b, persistent=persistent)
+        assert kept.value.groups == exc.groups
+        return
+    kept = solve(b, persistent=persistent)
+    assert persistent.rebuilds == 1
+    assert kept.bound_usd == pytest.approx(fresh.bound_usd, rel=1e-7, abs=1e-6)  # the same LP
+    assert violations(b, kept.schedule) == []
+    assert kept.gap <= 1e-4 + 1e-9 or kept.status == "feasible"

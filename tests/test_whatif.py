@@ -135,7 +135,7 @@ def test_persistent_lp_gives_the_same_solutions_in_any_order(forecast):
     cfg = load_config(EXAMPLE)
     problems = [make_problem(cfg, transform_forecast(forecast, "btc_usd", "set", v)) for v in (15_000, 60_000, 30_000, 120_000)]
     fresh = [solve(p).objective_usd for p in problems]
-    forward = PersistentLP(problems[0], SolveSettings())
+    forward = PersistentLP(SolveSettings(), problems[0])
     assert [solve(p, persistent=forward).objective_usd for p in problems] == fresh
-    backward = PersistentLP(problems[-1], forward.settings)
+    backward = PersistentLP(forward.settings, problems[-1])
     assert [solve(p, persistent=backward).objective_usd for p in reversed(problems)][::-1] == fresh
