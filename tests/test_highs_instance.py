@@ -109,3 +109,15 @@ def test_extract_schedule_reads_each_variable_from_its_own_column():
         assert sched.gpu_market_on[g][t] == x[inst.col_of[id(var)]]
     for t, var in m.q.items():
         assert sched.reserve_kw[t] == x[inst.col_of[id(var)]]
+
+
+def test_a_mutable_param_inside_a_row_body_is_refused():
+    # Bodies are read once; a Param there would silently keep its first value after set_value.
+    m = pyo.ConcreteModel()
+    m.x = pyo.Var(bounds=(0, 10))
+    m.y = pyo.Var(bounds=(0, 10))
+    m.k = pyo.Param(mutable=True, initialize=2.0)
+    m.c = pyo.Constraint(expr=m.k * m.x + m.y <= 4)
+    m.o = pyo.Objective(expr=m.x)
+    with pytest.raises(SolverError, match="mutable parameter k inside a row body"):
+        HighsInstance(m)
