@@ -235,7 +235,8 @@ def solve(problem: Problem, settings: SolveSettings | None = None, persistent: P
     if res.status == "infeasible":
         raise diagnose_infeasibility(problem, settings)
     if res.status != "optimal":
-        raise SolverError(f"HiGHS stopped on the LP relaxation with status {res.status}")
+        hint = f"; raise solver.time_limit_s (now {settings.time_limit_s:g} s)" if res.status == "time_limit" else ""
+        raise SolverError(f"HiGHS stopped on the LP relaxation with status {res.status}{hint}")
     lp_bound = res.objective
     site_dual, hall_dual = _duals(lp, problem)
 
@@ -265,7 +266,7 @@ def solve(problem: Problem, settings: SolveSettings | None = None, persistent: P
     status: Literal["optimal", "feasible"] = "optimal"
     bound = lp_bound
     if not _within_gap(best_obj, lp_bound, settings):
-        method, status, best, best_obj, bound = _branch_and_bound(problem, settings, best, timings)
+        method, status, best, best_obj, bound = _branch_and_bound(problem, settings, best, timings, lp_bound)
     timings["total_s"] = time.perf_counter() - t_start
     log.info(
         "solve method=%s status=%s objective_usd=%.2f bound_usd=%.2f total_s=%.3f",
@@ -396,7 +397,10 @@ def fill_up(problem: Problem, relaxed: Schedule, rounded: Schedule) -> Schedule:
     return Schedule(asic_units=asic, gpu_contract_on=rounded.gpu_contract_on, gpu_market_on=rounded.gpu_market_on, reserve_kw=rounded.reserve_kw)
 
 
-def _branch_and_bound(problem: Problem, settings: SolveSettings, start: Schedule | None, timings: dict[str, float]):
+def _branch_and_bound(problem: Problem, settings: SolveSettings, start: Schedule | None, timings: dict[str, float],
+                      lp_bound: float = math.inf):
+    """HiGHS's branch-and-bound on the full MIP, from `start` when given, under the time limit. The bound
+    returned is the tighter of HiGHS's dual bound and the LP bound (HiGHS has none when stopped early)."""
     t0 = time.perf_counter()
     model = build_model(problem, relax=False)
     inst = _load(model, settings)
@@ -428,7 +432,8 @@ def _branch_and_bound(problem: Problem, settings: SolveSettings, start: Schedule
         obj = evaluate(problem, sched)["objective_usd"]
         start = None
     status = "optimal" if res.status == "optimal" else "feasible"
-    bound = res.bound if res.bound is not None else obj
+    bound = min(res.bound if res.bound is not None else math.inf, lp_bound)
+    bound = obj if math.isinf(bound) else bound
     return ("mip-warm-start" if start is not None else "mip"), status, sched, obj, bound
 
 

@@ -147,3 +147,26 @@ def test_modes_choose_the_best_use_of_a_capped_hall():
     sol = run(p)
     assert sol.objective_usd == pytest.approx(15.0)
     np.testing.assert_array_equal(sol.schedule.asic_units[0][:, 0], [10, 0])
+
+
+def test_time_limit_returns_the_best_incumbent_as_feasible_with_the_lp_bound():
+    # 3 steps, ramp 2 kW from an idle start: HiGHS stopped at once still has the start it was given.
+    from optimizer.schedule import Schedule
+    from optimizer.solve import _branch_and_bound
+
+    p = problem([1000, 1000, 1000], [asic("A", 10, A), asic("B", 10, B)], ramp_kw=2.0, initial_site_kw=0.0)
+    start = Schedule(asic_units=[np.array([[1.0, 2.0, 3.0]]), np.zeros((1, 3))], gpu_contract_on=[],
+                     gpu_market_on=[], reserve_kw=np.zeros(3))
+    assert violations(p, start) == []
+    method, status, sched, obj, bound = _branch_and_bound(p, SolveSettings(time_limit_s=1e-9), start, {}, lp_bound=20.0)
+    assert (method, status) == ("mip-warm-start", "feasible")
+    np.testing.assert_array_equal(sched.asic_units[0], start.asic_units[0])
+    assert obj == pytest.approx(2 * (1 + 2 + 3)) and bound == 20.0
+
+
+def test_time_limit_with_nothing_found_is_a_clear_error():
+    from models.errors import SolverError
+
+    p = problem([1000, 1000], [asic("A", 10, A), asic("B", 10, B)], site_cap_kw=15)
+    with pytest.raises(SolverError, match=r"raise solver.time_limit_s \(now 1e-09 s\)"):
+        solve(p, SolveSettings(time_limit_s=1e-9))
