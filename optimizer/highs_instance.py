@@ -123,8 +123,7 @@ class HighsInstance:
         self.highs = new_highs()
         self.highs.setOptionValue("threads", int(threads))
         self.highs.setOptionValue("random_seed", 0)
-        if time_limit_s is not None:
-            self.highs.setOptionValue("time_limit", float(time_limit_s))
+        self.time_limit_s = time_limit_s
         if mip_rel_gap is not None:
             self.highs.setOptionValue("mip_rel_gap", float(mip_rel_gap))
         with PauseGC():  # the walk allocates many small objects; see optimizer.model.build_model
@@ -245,22 +244,15 @@ class HighsInstance:
     def refresh_bounds(self) -> None:
         """Re-read every row's and column's bounds (after mutable Params changed); integrality as declared."""
         self.reset_cols()
-        self._refresh_rows(np.arange(len(self._rows), dtype=np.int32))
-
-    def refresh_row_bounds(self, con) -> None:
-        """Re-read the bounds of a constraint component's rows (after a mutable Param in them changed)."""
-        self._refresh_rows(self.rows(con))
-
-    def _refresh_rows(self, rows: np.ndarray) -> None:
-        if not len(rows):
+        n = len(self._rows)
+        if not n:
             return
-        lower = np.empty(len(rows))
-        upper = np.empty(len(rows))
-        for i, r in enumerate(rows):
-            row, constant = self._rows[r], self._row_constants[r]
+        lower = np.empty(n)
+        upper = np.empty(n)
+        for i, (row, constant) in enumerate(zip(self._rows, self._row_constants)):
             lower[i] = -_INF if row.lb is None else row.lb - constant
             upper[i] = _INF if row.ub is None else row.ub - constant
-        self.highs.changeRowsBounds(len(rows), rows, lower, upper)
+        self.highs.changeRowsBounds(n, np.arange(n, dtype=np.int32), lower, upper)
 
     def clear_solver(self) -> None:
         """Forget the last basis and solution, so the next solve does not depend on the previous one."""
@@ -280,7 +272,13 @@ class HighsInstance:
 
     # ------------------------------------------------------------------ solving
 
-    def solve(self) -> HighsResult:
+    def solve(self, time_limit_s: float | None = None) -> HighsResult:
+        """Run HiGHS within `time_limit_s` (default: the instance's). HiGHS's `time_limit` option counts the
+        instance's whole life, not one run — a kept model would hit it after that much solving in total (a
+        daemon on a 30 s limit after ~3,000 intervals) — so it is set to the time used so far plus the budget."""
+        budget = self.time_limit_s if time_limit_s is None else time_limit_s
+        if budget is not None:
+            self.highs.setOptionValue("time_limit", self.highs.getRunTime() + max(float(budget), 0.0))
         self.highs.run()
         model_status = self.highs.getModelStatus()
         status = _STATUS.get(model_status, self.highs.modelStatusToString(model_status))

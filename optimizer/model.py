@@ -109,8 +109,8 @@ def add_variables(m: pyo.ConcreteModel, p: Problem, relax: bool) -> None:
 def add_parameters(m: pyo.ConcreteModel, p: Problem) -> None:
     """Mutable Params for every number that differs between two intervals of one site (see `structure_key`):
     they appear only in row and column bounds, so `set_parameters` + a bounds refresh turns a kept model into the
-    next interval's. The ramp limit is one of them, which also lets the solver tighten it for rounding."""
-    m.ramp_rhs = pyo.Param(mutable=True, initialize=0.0)
+    next interval's."""
+    m.ramp_limit_kw = pyo.Param(mutable=True, initialize=0.0)
     m.site_cap_kw = pyo.Param(mutable=True, initialize=0.0)
     m.initial_site_kw = pyo.Param(mutable=True, initialize=0.0)
     m.block_kw = pyo.Param(m.T, mutable=True, initialize=0.0)
@@ -129,7 +129,7 @@ def _started_before(recent: list[int], steps: int, t: int) -> int:
 
 def set_parameters(m: pyo.ConcreteModel, p: Problem) -> None:
     """Load `p`'s interval-dependent numbers into the model's mutable Params."""
-    m.ramp_rhs.set_value(p.ramp_limit_kw or 0.0)
+    m.ramp_limit_kw.set_value(p.ramp_limit_kw or 0.0)
     m.site_cap_kw.set_value(p.site_cap_kw)
     m.initial_site_kw.set_value(p.initial_site_kw or 0.0)
     for t in range(p.steps):
@@ -238,8 +238,8 @@ def add_ramp_limits(m: pyo.ConcreteModel, p: Problem) -> None:
 
     def rule(_, t):
         if t == 0:
-            return pyo.inequality(m.initial_site_kw - m.ramp_rhs, m.site[0], m.initial_site_kw + m.ramp_rhs)
-        return pyo.inequality(-m.ramp_rhs, _linear([(1.0, m.site[t]), (-1.0, m.site[t - 1])]), m.ramp_rhs)
+            return pyo.inequality(m.initial_site_kw - m.ramp_limit_kw, m.site[0], m.initial_site_kw + m.ramp_limit_kw)
+        return pyo.inequality(-m.ramp_limit_kw, _linear([(1.0, m.site[t]), (-1.0, m.site[t - 1])]), m.ramp_limit_kw)
 
     m.ramp_limits = pyo.Constraint(list(range(first, p.steps)), rule=rule)
 

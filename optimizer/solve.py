@@ -31,6 +31,7 @@ from models.errors import InfeasibleError, SolverError
 from optimizer.highs_instance import HighsInstance
 from optimizer.model import CONSTRAINT_GROUPS, GROUP_MEANING, build_model, set_objective, set_parameters, structure_key
 from optimizer.problem import Problem
+from optimizer.rounding import round_and_fill
 from optimizer.schedule import Schedule, asic_it_kw, evaluate, grid_flows_kw, site_kw, violations
 
 if TYPE_CHECKING:
@@ -92,29 +93,6 @@ def extract_schedule(inst: HighsInstance, col_values: np.ndarray, problem: Probl
     gm = col_values[inst.cols(m.gm)].reshape(G, T)
     q = col_values[inst.cols(m.q)]
     return Schedule(asic_units=asic, gpu_contract_on=list(gc), gpu_market_on=list(gm), reserve_kw=q)
-
-
-def round_schedule(problem: Problem, relaxed: Schedule) -> Schedule:
-    """Floor every unit count (never exceeds a cap) and cap the reserve at the remaining curtailable load."""
-    def fl(x):
-        return np.floor(np.asarray(x) + 1e-6)
-
-    rounded = Schedule(
-        asic_units=[fl(u) for u in relaxed.asic_units],
-        gpu_contract_on=[fl(c) for c in relaxed.gpu_contract_on],
-        gpu_market_on=[fl(x) for x in relaxed.gpu_market_on],
-        reserve_kw=relaxed.reserve_kw.copy(),
-    )
-    asic_site = sum(asic_it_kw(problem, rounded), np.zeros(problem.steps)) * problem.pue
-    rounded.reserve_kw = np.clip(np.minimum(rounded.reserve_kw, asic_site), 0.0, problem.reserve_max_kw)
-    return rounded
-
-
-def rounding_error_kw(problem: Problem) -> float:
-    """Largest drop of site power flooring can cause in one step: one unit of every pool and mode."""
-    it = sum(float(p.mode_power_kw.sum()) for p in problem.asic)
-    it += sum(g.full_power_kw + g.market_power_kw for g in problem.gpu)
-    return it * problem.pue
 
 
 def _set_values(m: pyo.ConcreteModel, problem: Problem, sched: Schedule) -> None:
@@ -204,20 +182,16 @@ class PersistentLP:
         return inst
 
 
-def _set_ramp_rhs(inst: HighsInstance, limit_kw: float) -> None:
-    inst.model.ramp_rhs.set_value(limit_kw)
-    if hasattr(inst.model, "ramp_limits"):
-        inst.refresh_row_bounds(inst.model.ramp_limits)
-
-
 def solve(problem: Problem, settings: SolveSettings | None = None, persistent: PersistentLP | None = None) -> Solution:
     """Find the most profitable integral allocation; raise InfeasibleError or SolverError otherwise.
 
     `persistent` reuses a model built for a problem with the same structure (see PersistentLP).
+    `settings.time_limit_s` bounds the whole solve: every HiGHS run gets what is left of it.
     """
     settings = settings or SolveSettings()
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
+    deadline = t_start + settings.time_limit_s
 
     t0 = time.perf_counter()
     if persistent is not None:
@@ -230,7 +204,7 @@ def solve(problem: Problem, settings: SolveSettings | None = None, persistent: P
         lp = _load(model, settings)
         timings["load_lp_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    res = lp.solve()
+    res = lp.solve(_left(deadline))
     timings["solve_lp_s"] = time.perf_counter() - t0
     if res.status == "infeasible":
         raise diagnose_infeasibility(problem, settings)
@@ -246,19 +220,11 @@ def solve(problem: Problem, settings: SolveSettings | None = None, persistent: P
     if settings.strategy == "auto":
         t0 = time.perf_counter()
         relaxed = extract_schedule(lp, res.col_values, problem)
-        best, best_obj = _try_rounding(problem, relaxed)
-        if best is None and problem.ramp_limit_kw is not None:
-            tightened = problem.ramp_limit_kw - rounding_error_kw(problem)
-            if tightened > 0:
-                _set_ramp_rhs(lp, tightened)
-                res_t = lp.solve()
-                if res_t.status == "optimal":
-                    best, best_obj = _try_rounding(problem, extract_schedule(lp, res_t.col_values, problem))
-                _set_ramp_rhs(lp, problem.ramp_limit_kw)
+        best, best_obj = round_and_fill(problem, relaxed)
         timings["rounding_s"] = time.perf_counter() - t0
         if not _within_gap(best_obj, lp_bound, settings):
             t0 = time.perf_counter()
-            found, found_obj = _neighbourhood(lp, problem, relaxed, settings, lp_bound)
+            found, found_obj = _neighbourhood(lp, problem, relaxed, settings, lp_bound, deadline)
             timings["neighbourhood_s"] = time.perf_counter() - t0
             if found is not None and found_obj > best_obj:
                 best, best_obj, method = found, found_obj, "lp-neighbourhood"
@@ -266,7 +232,10 @@ def solve(problem: Problem, settings: SolveSettings | None = None, persistent: P
     status: Literal["optimal", "feasible"] = "optimal"
     bound = lp_bound
     if not _within_gap(best_obj, lp_bound, settings):
-        method, status, best, best_obj, bound = _branch_and_bound(problem, settings, best, timings, lp_bound)
+        if best is not None and _left(deadline) <= 0:
+            status = "feasible"  # the time limit is spent: the best schedule so far, with its gap
+        else:
+            method, status, best, best_obj, bound = _branch_and_bound(problem, settings, best, timings, lp_bound, deadline)
     timings["total_s"] = time.perf_counter() - t_start
     log.info(
         "solve method=%s status=%s objective_usd=%.2f bound_usd=%.2f total_s=%.3f",
@@ -286,11 +255,16 @@ def solve(problem: Problem, settings: SolveSettings | None = None, persistent: P
     )
 
 
+def _left(deadline: float) -> float:
+    return max(deadline - time.perf_counter(), 0.0)
+
+
 def _within_gap(objective: float, bound: float, settings: SolveSettings) -> bool:
     return objective > -math.inf and (bound - objective) <= settings.mip_rel_gap * max(abs(bound), 1.0)
 
 
-def _neighbourhood(lp: HighsInstance, problem: Problem, relaxed: Schedule, settings: SolveSettings, lp_bound: float):
+def _neighbourhood(lp: HighsInstance, problem: Problem, relaxed: Schedule, settings: SolveSettings, lp_bound: float,
+                   deadline: float):
     """Solve the MIP restricted to the LP optimum's neighbourhood (RENS), in growing boxes until one holds a
     schedule within `mip_rel_gap` of the LP bound: (1) unit counts the LP left integral fixed, fractional ones
     floor or ceiling; (2) fractional ones two units either side; (3) every count one unit either side. The
@@ -306,8 +280,10 @@ def _neighbourhood(lp: HighsInstance, problem: Problem, relaxed: Schedule, setti
     best, best_obj = None, -math.inf
     for widen_fractional, widen_all in ((0, 0), (2, 0), (1, 1)):
         w = np.where(lo != hi, widen_fractional, widen_all)
+        if _left(deadline) <= 0:
+            break
         lp.set_col_bounds(cols, np.maximum(lo - w, 0.0), np.minimum(hi + w, ub), integer=True)
-        res = lp.solve()
+        res = lp.solve(_left(deadline))
         if not res.has_solution:
             continue
         sched = _rounded(extract_schedule(lp, res.col_values, problem))
@@ -321,86 +297,12 @@ def _neighbourhood(lp: HighsInstance, problem: Problem, relaxed: Schedule, setti
     return best, best_obj
 
 
-def _try_rounding(problem: Problem, relaxed: Schedule) -> tuple[Schedule | None, float]:
-    rounded = round_schedule(problem, relaxed)
-    if violations(problem, rounded):
-        return None, -math.inf
-    filled = fill_up(problem, relaxed, rounded)
-    if filled is not rounded and not violations(problem, filled):
-        rounded = filled
-    return rounded, evaluate(problem, rounded)["objective_usd"]
-
-
-def fill_up(problem: Problem, relaxed: Schedule, rounded: Schedule) -> Schedule:
-    """Give back the units flooring removed where the LP wanted them, while caps and ramps still hold.
-
-    Step by step, each (pool, mode) whose LP value was fractional gets one more unit if that unit earns more
-    than its energy and the start-ups it adds (exact change of max(0, on[t] - on[t-1]) on both sides) cost,
-    and the site cap, its hall cap and the ramp rows to both neighbouring steps keep holding. Pools with a
-    minimum run time are left alone. Returns `rounded` itself when nothing was added.
-    """
-    p = problem
-    T = p.steps
-    asic = [u.copy() for u in rounded.asic_units]
-    on = [u.sum(axis=0) for u in asic]
-    site = site_kw(p, rounded).copy()
-    hall = {h: np.zeros(T) for h in p.hall_cap_kw}
-    for pool, kw in zip(p.asic, asic_it_kw(p, rounded)):
-        hall[pool.hall] += kw
-    for g, c, mk in zip(p.gpu, rounded.gpu_contract_on, rounded.gpu_market_on):
-        hall[g.hall] += g.full_power_kw * c + g.market_power_kw * mk
-    revenue = p.asic_revenue_usd()
-
-    def starts_around(a: int, t: int, extra: float) -> float:
-        """Start-ups at t and t+1 of pool a if `extra` units are added at t."""
-        prev = (p.asic[a].initial_on if t == 0 else on[a][t - 1])
-        now = on[a][t] + extra
-        total = max(now - prev, 0.0) if prev is not None else 0.0
-        if t + 1 < T:
-            total += max(on[a][t + 1] - now, 0.0)
-        return total
-
-    added = False
-    for t in range(T):
-        energy_usd_per_kw = (p.price_usd_per_mwh[t] + max(p.adder_usd_per_mwh, 0.0)) * p.step_hours / 1000.0 * p.pue
-        candidates = []
-        for a, pool in enumerate(p.asic):
-            if pool.min_up_steps > 1:
-                continue  # adding a unit there changes min-up rows: leave those to the neighbourhood MIP
-            for k in range(len(pool.mode_names)):
-                if relaxed.asic_units[a][k, t] - asic[a][k, t] > 1e-6:
-                    candidates.append((relaxed.asic_units[a][k, t] - asic[a][k, t], a, k))
-        for _, a, k in sorted(candidates, reverse=True):
-            pool = p.asic[a]
-            kw = float(pool.mode_power_kw[k])
-            startup_usd = (starts_around(a, t, 1.0) - starts_around(a, t, 0.0)) * pool.startup_cost_usd
-            if revenue[a][k, t] - kw * energy_usd_per_kw - startup_usd <= 0:
-                continue
-            if on[a][t] + 1 > pool.units_available:
-                continue
-            if hall[pool.hall][t] + kw > p.hall_cap_kw[pool.hall][t] + 1e-9 or site[t] + kw * p.pue > p.site_cap_kw + 1e-9:
-                continue
-            if p.ramp_limit_kw is not None:
-                new = site[t] + kw * p.pue
-                prev = site[t - 1] if t > 0 else p.initial_site_kw
-                if prev is not None and abs(new - prev) > p.ramp_limit_kw + 1e-9:
-                    continue
-                if t + 1 < T and abs(site[t + 1] - new) > p.ramp_limit_kw + 1e-9:
-                    continue
-            asic[a][k, t] += 1
-            on[a][t] += 1
-            hall[pool.hall][t] += kw
-            site[t] += kw * p.pue
-            added = True
-    if not added:
-        return rounded
-    return Schedule(asic_units=asic, gpu_contract_on=rounded.gpu_contract_on, gpu_market_on=rounded.gpu_market_on, reserve_kw=rounded.reserve_kw)
-
-
 def _branch_and_bound(problem: Problem, settings: SolveSettings, start: Schedule | None, timings: dict[str, float],
-                      lp_bound: float = math.inf):
-    """HiGHS's branch-and-bound on the full MIP, from `start` when given, under the time limit. The bound
-    returned is the tighter of HiGHS's dual bound and the LP bound (HiGHS has none when stopped early)."""
+                      lp_bound: float = math.inf, deadline: float | None = None):
+    """HiGHS's branch-and-bound on the full MIP, from `start` when given, until `deadline` (default: the time
+    limit from now). The bound returned is the tighter of HiGHS's dual bound and the LP bound (HiGHS has none
+    when stopped early)."""
+    deadline = time.perf_counter() + settings.time_limit_s if deadline is None else deadline
     t0 = time.perf_counter()
     model = build_model(problem, relax=False)
     inst = _load(model, settings)
@@ -409,7 +311,7 @@ def _branch_and_bound(problem: Problem, settings: SolveSettings, start: Schedule
         _set_values(model, problem, start)
         inst.set_start(inst.model_values())
     t0 = time.perf_counter()
-    res = inst.solve()
+    res = inst.solve(_left(deadline))
     timings["solve_mip_s"] = time.perf_counter() - t0
     if res.status == "infeasible":
         raise diagnose_infeasibility(problem, settings, relax=False)
@@ -425,7 +327,7 @@ def _branch_and_bound(problem: Problem, settings: SolveSettings, start: Schedule
         # given and presolve finishes the problem; solve again without the start rather than lose that incumbent.
         log.warning("HiGHS returned the MIP start (%.6f) instead of its incumbent (%.6f); re-solving cold", obj, res.objective)
         inst = _load(model, settings)
-        res = inst.solve()
+        res = inst.solve(_left(deadline))
         if not res.has_solution:
             raise SolverError(f"HiGHS found no integral allocation on the cold re-solve (status {res.status})")
         sched = _rounded(extract_schedule(inst, res.col_values, problem))

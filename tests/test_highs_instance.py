@@ -50,13 +50,12 @@ def test_mutable_param_rows_follow_refresh_and_columns_reset():
     m = small_model()
     inst = HighsInstance(m)
     m.r.set_value(0.0)  # x == y: x = y = 2 -> 6 + 4 + 3 + 10 = 23; then cap both at 1
-    inst.refresh_row_bounds(m.gap)
-    inst.set_col_bounds(inst.cols(m.x), [0.0], [1.0])
+    inst.refresh_bounds()
+    inst.set_col_bounds(inst.cols(m.x), [0.0], [1.0])  # a solver-side change, undone by the next refresh
     res = inst.solve()
     assert res.objective == pytest.approx(3 + 2 + 2 + 10)
-    inst.reset_cols()
     m.r.set_value(1.0)
-    inst.refresh_row_bounds(m.gap)
+    inst.refresh_bounds()
     assert inst.solve().objective == pytest.approx(23.0)
 
 
@@ -121,3 +120,19 @@ def test_a_mutable_param_inside_a_row_body_is_refused():
     m.o = pyo.Objective(expr=m.x)
     with pytest.raises(SolverError, match="mutable parameter k inside a row body"):
         HighsInstance(m)
+
+
+def test_the_time_limit_is_per_solve_not_per_instance_lifetime():
+    # HiGHS's time_limit option counts every run of an instance; a kept model must not run out of it.
+    p = problem(
+        list(np.linspace(20, 80, 48)),
+        [asic("A", 500, [(1.0, 3.0), (1.5, 4.0)], startup=0.05), asic("B", 400, [(2.0, 5.0), (2.4, 5.5)], startup=0.05)],
+        site_cap_kw=900, ramp_kw=150,
+    )
+    inst = HighsInstance(build_model(p, relax=True), time_limit_s=0.02)
+    runs = 0
+    while inst.highs.getRunTime() < 0.1 and runs < 20_000:
+        inst.clear_solver()
+        assert inst.solve().status == "optimal", f"run {runs + 1} after {inst.highs.getRunTime():.3f} s of solving"
+        runs += 1
+    assert inst.highs.getRunTime() >= 0.1
