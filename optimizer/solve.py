@@ -2,14 +2,13 @@
 
 Strategy "auto" earns integrality at LP cost where it can:
 1. solve the LP relaxation: its objective is an upper bound on any integral allocation, its duals price the caps;
-2. floor the unit counts (ramp rows tightened by the largest change flooring can cause, when ramps bind),
-   re-derive start-ups, energy flows and reserve, give back profitable units where caps allow, and check the
-   result with the independent checker;
+2. floor the unit counts, mend ramp rows flooring broke (`optimizer.rounding`), give back profitable units
+   where caps allow, and check the result with the independent checker;
 3. if that is not within `mip_rel_gap` of the LP bound, solve the MIP restricted to the LP optimum's
    neighbourhood in growing boxes (integral LP values fixed, fractional ones floor or ceiling; then two units
    either side; then every count one unit either side);
 4. a schedule within `mip_rel_gap` of the LP bound is returned, certified by the bound; otherwise HiGHS's
-   full branch-and-bound runs, warm-started from the best schedule so far, under the time limit.
+   full branch-and-bound runs, warm-started from the best schedule so far. `time_limit_s` bounds all of it.
 Strategy "mip" skips 2–3 (the LP still gives the bound and the duals). Every termination condition is checked;
 an infeasible model is diagnosed by a deletion filter over constraint groups, which names a minimal set of
 groups that conflict.
@@ -144,9 +143,9 @@ def _duals(inst: HighsInstance, problem: Problem) -> tuple[np.ndarray | None, di
 class PersistentLP:
     """The LP relaxation and its HiGHS instance, kept between solves of problems of one structure
     (`optimizer.model.structure_key`: same pools, halls, horizon, which initial values are known). The next
-    problem's interval-dependent numbers (initial state, hall caps, fixed blocks, ramp limit) go into the model's
-    mutable Params and the instance's bounds, its prices into the objective; the Pyomo build and the translation
-    to HiGHS are skipped. A problem of another structure rebuilds the model. The LP is re-solved from scratch
+    problem's interval-dependent numbers (initial state and recent starts, hall caps after derate, fixed blocks,
+    site cap, ramp limit) go into the model's mutable Params and the instance's bounds, its prices into the
+    objective; the Pyomo build and the translation to HiGHS are skipped. A problem of another structure rebuilds the model. The LP is re-solved from scratch
     (no basis carried over), so results do not depend on the order the problems come in. What sweeps, rolling
     backtests and the daemon use."""
 
@@ -161,7 +160,7 @@ class PersistentLP:
     def _build(self, problem: Problem) -> None:
         self.key = structure_key(problem)
         self.instance = _load(build_model(problem, relax=True), self.settings)
-        self.untouched_for: Problem | None = problem  # the instance is exactly as built for this problem
+        self.untouched_for = problem  # the instance is exactly as built for this problem
         self.rebuilds += 1
 
     def prepare(self, problem: Problem) -> HighsInstance:
