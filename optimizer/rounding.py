@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from optimizer.problem import Problem
-from optimizer.schedule import Schedule, asic_it_kw, evaluate, site_kw, violations
+from optimizer.schedule import Schedule, asic_it_kw, evaluate, hall_it_kw, site_kw, violations
 
 
 def round_schedule(problem: Problem, relaxed: Schedule) -> Schedule:
@@ -26,9 +26,19 @@ def round_schedule(problem: Problem, relaxed: Schedule) -> Schedule:
         gpu_market_on=[fl(x) for x in relaxed.gpu_market_on],
         reserve_kw=relaxed.reserve_kw.copy(),
     )
-    asic_site = sum(asic_it_kw(problem, rounded), np.zeros(problem.steps)) * problem.pue
-    rounded.reserve_kw = np.clip(np.minimum(rounded.reserve_kw, asic_site), 0.0, problem.reserve_max_kw)
+    rounded.reserve_kw = _reserve_within(problem, rounded)
     return rounded
+
+
+def _reserve_within(problem: Problem, sched: Schedule) -> np.ndarray:
+    """The schedule's reserve, capped at its curtailable ASIC load (site meter) and the offer limit."""
+    asic_site = sum(asic_it_kw(problem, sched), np.zeros(problem.steps)) * problem.pue
+    return np.clip(np.minimum(sched.reserve_kw, asic_site), 0.0, problem.reserve_max_kw)
+
+
+def _energy_usd_per_kw(p: Problem, t: int) -> float:
+    """What one IT kW costs over step t at the site meter (real-time price plus a positive adder)."""
+    return (p.price_usd_per_mwh[t] + max(p.adder_usd_per_mwh, 0.0)) * p.step_hours / 1000.0 * p.pue
 
 
 def round_and_fill(problem: Problem, relaxed: Schedule) -> tuple[Schedule | None, float]:
@@ -57,11 +67,7 @@ def fill_up(problem: Problem, relaxed: Schedule, rounded: Schedule) -> Schedule:
     asic = [u.copy() for u in rounded.asic_units]
     on = [u.sum(axis=0) for u in asic]
     site = site_kw(p, rounded).copy()
-    hall = {h: np.zeros(T) for h in p.hall_cap_kw}
-    for pool, kw in zip(p.asic, asic_it_kw(p, rounded)):
-        hall[pool.hall] += kw
-    for g, c, mk in zip(p.gpu, rounded.gpu_contract_on, rounded.gpu_market_on):
-        hall[g.hall] += g.full_power_kw * c + g.market_power_kw * mk
+    hall = hall_it_kw(p, rounded)
     revenue = p.asic_revenue_usd()
 
     def starts_around(a: int, t: int, extra: float) -> float:
@@ -75,7 +81,7 @@ def fill_up(problem: Problem, relaxed: Schedule, rounded: Schedule) -> Schedule:
 
     added = False
     for t in range(T):
-        energy_usd_per_kw = (p.price_usd_per_mwh[t] + max(p.adder_usd_per_mwh, 0.0)) * p.step_hours / 1000.0 * p.pue
+        energy_usd_per_kw = _energy_usd_per_kw(p, t)
         candidates = []
         for a, pool in enumerate(p.asic):
             if pool.min_up_steps > 1:
@@ -110,15 +116,6 @@ def fill_up(problem: Problem, relaxed: Schedule, rounded: Schedule) -> Schedule:
     return Schedule(asic_units=asic, gpu_contract_on=rounded.gpu_contract_on, gpu_market_on=rounded.gpu_market_on, reserve_kw=rounded.reserve_kw)
 
 
-def _hall_it_kw(p: Problem, sched: Schedule) -> dict[str, np.ndarray]:
-    hall = {h: np.zeros(p.steps) for h in p.hall_cap_kw}
-    for pool, kw in zip(p.asic, asic_it_kw(p, sched)):
-        hall[pool.hall] += kw
-    for g, c, mk in zip(p.gpu, sched.gpu_contract_on, sched.gpu_market_on):
-        hall[g.hall] += g.full_power_kw * c + g.market_power_kw * mk
-    return hall
-
-
 def ramp_repair(problem: Problem, relaxed: Schedule, rounded: Schedule) -> Schedule | None:
     """Walk the steps forward and bring each step's site power within the ramp limit of the previous step's (as
     already repaired) with the change of units that costs least (`_smallest_move`: a mix of two unit sizes, so
@@ -134,7 +131,7 @@ def ramp_repair(problem: Problem, relaxed: Schedule, rounded: Schedule) -> Sched
         return rounded
     asic = [u.copy() for u in rounded.asic_units]
     site = site_kw(p, rounded).copy()
-    hall = _hall_it_kw(p, rounded)
+    hall = hall_it_kw(p, rounded)
     revenue = p.asic_revenue_usd()
     movable = [(a, k) for a, pool in enumerate(p.asic) if pool.min_up_steps <= 1 for k in range(len(pool.mode_names))]
     lp_site = site_kw(p, relaxed)
@@ -162,16 +159,16 @@ def ramp_repair(problem: Problem, relaxed: Schedule, rounded: Schedule) -> Sched
         ceiling = lp_site[t] if prev is None else min(lp_site[t], prev + R)
         _give_back(p, relaxed, asic, hall, site, revenue, movable, t, ceiling)
         prev = site[t]
-    asic_site = sum((pool.mode_power_kw @ u for pool, u in zip(p.asic, asic)), np.zeros(p.steps)) * p.pue
-    reserve = np.minimum(rounded.reserve_kw, asic_site)
-    return Schedule(asic_units=asic, gpu_contract_on=rounded.gpu_contract_on, gpu_market_on=rounded.gpu_market_on,
-                    reserve_kw=reserve)
+    repaired = Schedule(asic_units=asic, gpu_contract_on=rounded.gpu_contract_on,
+                        gpu_market_on=rounded.gpu_market_on, reserve_kw=rounded.reserve_kw)
+    repaired.reserve_kw = _reserve_within(p, repaired)
+    return repaired
 
 
 def _give_back(p: Problem, relaxed: Schedule, asic, hall, site, revenue, movable, t: int, ceiling_kw: float) -> None:
     """Add back, largest first, units the LP ran at step t that flooring removed, while each earns more than its
     energy and start-up and site power stays under `ceiling_kw` and the caps."""
-    energy_usd_per_kw = (p.price_usd_per_mwh[t] + max(p.adder_usd_per_mwh, 0.0)) * p.step_hours / 1000.0 * p.pue
+    energy_usd_per_kw = _energy_usd_per_kw(p, t)
     for a, k in sorted(movable, key=lambda ak: -p.asic[ak[0]].mode_power_kw[ak[1]]):
         pool = p.asic[a]
         kw = float(pool.mode_power_kw[k])
@@ -210,7 +207,7 @@ def _smallest_move(p: Problem, relaxed: Schedule, asic, hall, site, revenue, mov
         return None
     sign = 1 if need_kw > 0 else -1
     need = abs(need_kw)
-    energy_usd_per_kw = (p.price_usd_per_mwh[t] + max(p.adder_usd_per_mwh, 0.0)) * p.step_hours / 1000.0 * p.pue
+    energy_usd_per_kw = _energy_usd_per_kw(p, t)
     kw = np.array([float(p.asic[a].mode_power_kw[k]) for a, k in movable])
     unit_site_kw = kw * p.pue
     margin = np.array([revenue[a][k, t] for a, k in movable]) - kw * energy_usd_per_kw

@@ -37,6 +37,16 @@ def gpu_it_kw(problem: Problem, schedule: Schedule) -> list[np.ndarray]:
     ]
 
 
+def hall_it_kw(problem: Problem, schedule: Schedule) -> dict[str, np.ndarray]:
+    """IT kW per hall and step."""
+    hall_kw = {h: np.zeros(problem.steps) for h in problem.hall_cap_kw}
+    for p, kw in zip(problem.asic, asic_it_kw(problem, schedule)):
+        hall_kw[p.hall] += kw
+    for g, kw in zip(problem.gpu, gpu_it_kw(problem, schedule)):
+        hall_kw[g.hall] += kw
+    return hall_kw
+
+
 def site_kw(problem: Problem, schedule: Schedule) -> np.ndarray:
     total = np.zeros(problem.steps)
     for kw in asic_it_kw(problem, schedule) + gpu_it_kw(problem, schedule):
@@ -107,12 +117,7 @@ def violations(problem: Problem, schedule: Schedule, tol_kw: float = 1e-3) -> li
             out.append(f"gpu {g.name}: firm contract floor of {g.contract_ub} GPUs broken")
         _check_min_up(out, f"gpu {g.name} marketplace", m, g.initial_market_on, g.recent_starts, g.min_rental_steps)
 
-    hall_kw: dict[str, np.ndarray] = {h: np.zeros(T) for h in problem.hall_cap_kw}
-    for p, kw in zip(problem.asic, asic_it_kw(problem, schedule)):
-        hall_kw[p.hall] += kw
-    for g, kw in zip(problem.gpu, gpu_it_kw(problem, schedule)):
-        hall_kw[g.hall] += kw
-    for h, kw in hall_kw.items():
+    for h, kw in hall_it_kw(problem, schedule).items():
         over = kw - problem.hall_cap_kw[h]
         if (over > tol_kw).any():
             t = int(over.argmax())

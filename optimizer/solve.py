@@ -31,7 +31,7 @@ from optimizer.highs_instance import HighsInstance
 from optimizer.model import CONSTRAINT_GROUPS, GROUP_MEANING, build_model, set_objective, set_parameters, structure_key
 from optimizer.problem import Problem
 from optimizer.rounding import round_and_fill
-from optimizer.schedule import Schedule, asic_it_kw, evaluate, grid_flows_kw, site_kw, violations
+from optimizer.schedule import Schedule, evaluate, grid_flows_kw, hall_it_kw, site_kw, violations
 
 if TYPE_CHECKING:
     from models.config import SiteConfig
@@ -115,11 +115,7 @@ def _set_values(m: pyo.ConcreteModel, problem: Problem, sched: Schedule) -> None
             m.gc[g, t].set_value(float(sched.gpu_contract_on[g][t]), skip_validation=True)
             m.gm[g, t].set_value(float(mk[t]), skip_validation=True)
             m.gs[g, t].set_value(float(max(mk[t] - prev[t], 0.0)), skip_validation=True)
-    hall_kw = {h: np.zeros(T) for h in problem.hall_cap_kw}
-    for pool, kw in zip(problem.asic, asic_it_kw(problem, sched)):
-        hall_kw[pool.hall] += kw
-    for g, c, mk in zip(problem.gpu, sched.gpu_contract_on, sched.gpu_market_on):
-        hall_kw[g.hall] += g.full_power_kw * c + g.market_power_kw * mk
+    hall_kw = hall_it_kw(problem, sched)
     for (h, t), var in m.hall_kw.items():
         var.set_value(float(hall_kw[h][t]), skip_validation=True)
     for t in range(T):
