@@ -86,6 +86,15 @@ def _emit(text: str, output: Optional[Path]) -> None:
         typer.echo(f"wrote {output}", err=True)
 
 
+# options several commands share
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="site config TOML")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="override a config key: key.path=value (repeatable)")]
+DbOpt = Annotated[Optional[Path], typer.Option(help="SQLite store (default: feeds.db_path, else the user data dir)")]
+FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="table, json or csv")]
+AtOpt = Annotated[Optional[str], typer.Option(help="decision time, UTC ISO 8601 (default: latest in the data)")]
+DataOpt = Annotated[Optional[Path], typer.Option(help="directory of market CSVs (default: the embedded data)")]
+
+
 @app.command(
     epilog=(
         "**Examples**\n\n"
@@ -99,14 +108,14 @@ def _emit(text: str, output: Optional[Path]) -> None:
 @_operator_errors
 def solve(
     config: Annotated[Path, typer.Option("--config", "-c", help="site config TOML (default: ./configs/site.toml, else the bundled example site)")] = DEFAULT_CONFIG,
-    at: Annotated[Optional[str], typer.Option(help="decision time, UTC ISO 8601 (default: latest in the data)")] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="override a config key: key.path=value (repeatable)")] = None,
-    data: Annotated[Optional[Path], typer.Option(help="directory of market CSVs (default: the embedded data)")] = None,
+    at: AtOpt = None,
+    set_: SetOpt = None,
+    data: DataOpt = None,
     source: Annotated[str, typer.Option(help="embedded (offline default) or store (latest values from `feeds fetch`)")] = "embedded",
     db: Annotated[Optional[Path], typer.Option(help="store path for --source store (default: feeds.db_path, else the user data dir)")] = None,
     initial: Annotated[Optional[Path], typer.Option(help="what runs now: a previous decision JSON (default: free start)")] = None,
     strategy: Annotated[str, typer.Option(help="auto (LP rounding certified by the LP bound, else MIP) or mip")] = "auto",
-    format: Annotated[OutputFormat, typer.Option("--format", "-f", help="table, json or csv")] = OutputFormat.table,
+    format: FormatOpt = OutputFormat.table,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="write to this file instead of stdout")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log timings and solver steps to stderr")] = False,
 ) -> None:
@@ -166,7 +175,7 @@ def hashprice(
     fees_btc_per_block: Annotated[float, typer.Option(help="average fees per block, BTC (e.g. last 144 blocks)")] = 0.0,
     subsidy_btc: Annotated[Optional[float], typer.Option(help="block subsidy, BTC (or give --height)")] = None,
     height: Annotated[Optional[int], typer.Option(help="block height, to derive the subsidy from the halving schedule")] = None,
-    format: Annotated[OutputFormat, typer.Option("--format", "-f", help="table, json or csv")] = OutputFormat.table,
+    format: FormatOpt = OutputFormat.table,
 ) -> None:
     """Hashprice (USD per TH/s per day and per PH/s per day) from difficulty, subsidy, fees and BTC price."""
     from optimizer.hashprice import block_subsidy_btc, hashprice_usd_per_th_day
@@ -214,12 +223,6 @@ def _open_store(cfg, db: Optional[Path]):
         return Store(path)
     except Exception as exc:  # sqlite3 errors: unreadable path, not a database, newer schema
         raise ConfigError(f"store {path or 'default'}: cannot open ({exc})") from None
-
-
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="site config TOML")]
-SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="override a config key: key.path=value (repeatable)")]
-DbOpt = Annotated[Optional[Path], typer.Option(help="SQLite store (default: feeds.db_path, else the user data dir)")]
-FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="table, json or csv")]
 
 
 def _frame_out(df, format: OutputFormat, title: str) -> None:
@@ -501,7 +504,7 @@ def backtest(
     compare: Annotated[bool, typer.Option(help="run all four strategies and print each one's ratio to perfect foresight")] = False,
     config: ConfigOpt = DEFAULT_CONFIG,
     set_: SetOpt = None,
-    data: Annotated[Optional[Path], typer.Option(help="directory of market CSVs (default: the embedded data)")] = None,
+    data: DataOpt = None,
     source: Annotated[str, typer.Option(help="embedded or store")] = "embedded",
     db: DbOpt = None,
     out: Annotated[Optional[Path], typer.Option(help="output folder (default: ./backtest-<from>-<to>)")] = None,
@@ -593,8 +596,8 @@ def whatif(
     scenarios: Annotated[list[Path], typer.Argument(help="scenario TOML files (see README: What-ifs)")],
     config: ConfigOpt = DEFAULT_CONFIG,
     set_: SetOpt = None,
-    at: Annotated[Optional[str], typer.Option(help="decision time, UTC (default: latest in the data)")] = None,
-    data: Annotated[Optional[Path], typer.Option(help="directory of market CSVs (default: the embedded data)")] = None,
+    at: AtOpt = None,
+    data: DataOpt = None,
     out: Annotated[Optional[Path], typer.Option(help="output folder (default: ./whatif-<time>)")] = None,
     format: FormatOpt = OutputFormat.table,
 ) -> None:
@@ -648,8 +651,8 @@ def sweep(
     param: Annotated[list[str], typer.Option(help="name=start:stop:step or name=v1,v2 (one or two)")],
     config: ConfigOpt = DEFAULT_CONFIG,
     set_: SetOpt = None,
-    at: Annotated[Optional[str], typer.Option(help="decision time, UTC (default: latest in the data)")] = None,
-    data: Annotated[Optional[Path], typer.Option(help="directory of market CSVs (default: the embedded data)")] = None,
+    at: AtOpt = None,
+    data: DataOpt = None,
     executor: Annotated[str, typer.Option(help="local or dask")] = "local",
     scheduler: Annotated[Optional[str], typer.Option(help="Dask scheduler address (default: a 2-worker LocalCluster)")] = None,
     out: Annotated[Optional[Path], typer.Option(help="output folder (default: ./sweep-<params>)")] = None,
