@@ -14,9 +14,9 @@ import time
 
 import pandas as pd
 
-from feeds.embedded import load_market_data
-from models.config import load_config
-from optimizer.backtest import run_backtest_windows
+from hashpivot.feeds.embedded import load_market_data
+from hashpivot.models.config import load_config
+from hashpivot.optimizer.studies.backtest import run_backtest_windows
 
 
 def main() -> None:

@@ -28,13 +28,13 @@ from dataclasses import dataclass
 import highspy
 import numpy as np
 
-from feeds.embedded import load_market_data
-from models.catalogue import ASIC_MODELS
-from optimizer.highs_instance import new_highs
-from optimizer.model import build_model
-from optimizer.problem import AsicPoolData, Problem
-from optimizer.schedule import evaluate
-from optimizer.solve import PersistentLP, SolveSettings, solve
+from hashpivot.feeds.embedded import load_market_data
+from hashpivot.models.catalogue import ASIC_MODELS
+from hashpivot.optimizer.milp.highs_instance import new_highs
+from hashpivot.optimizer.milp.model import build_model
+from hashpivot.optimizer.milp.problem import AsicPoolData, Problem
+from hashpivot.optimizer.milp.schedule import evaluate
+from hashpivot.optimizer.milp.solve import PersistentLP, SolveSettings, solve
 
 SIZES = ((10, 24), (100, 96), (1000, 96))
 

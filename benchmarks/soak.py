@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pytest_httpserver import HTTPServer
 
-from feeds.store import Store
+from hashpivot.feeds.store import Store
 from tests.feeds_support import loopback_config, serve_all
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,7 +55,7 @@ def main() -> None:
     sets += [f"daemon.publish_dir='{work / 'out'}'", f"daemon.metrics_port={port}", "daemon.decision_cron.second='*'",
              "daemon.feed_crons.btc.second='*'", "daemon.feed_crons.power_rt.second='*/2'",
              "daemon.feed_crons.network.second='*/5'", "daemon.feed_crons.gpu.second='*/5'", "daemon.keep_published=500"]
-    cmd = [sys.executable, "-m", "optimizer.cli", "run", "--db", str(work / "store.sqlite")] + [x for s in sets for x in ("--set", s)]
+    cmd = [sys.executable, "-m", "hashpivot.optimizer.cli", "run", "--db", str(work / "store.sqlite")] + [x for s in sets for x in ("--set", s)]
     log_path = work / "daemon.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)

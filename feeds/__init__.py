@@ -1,1 +1,2 @@
-"""Market data in: the embedded offline history (now), collectors and the SQLite store (issue 4)."""
+"""Market data in: one collector per source (fetch, then parse), validation, the SQLite store, history import
+and the embedded offline data."""

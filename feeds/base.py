@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
-from models.errors import HashpivotError
+from hashpivot.models.errors import HashpivotError
 
 
 class FeedError(HashpivotError):

@@ -12,18 +12,18 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from feeds.base import Collector, FeedError, Observation
-from feeds.btc import CoinbaseSpot, CoinGeckoSimple, KrakenTicker, MempoolPrice
-from feeds.ercot import ErcotDayAhead, ErcotRealTime
-from feeds.gpu import AkashGpuPrices, VastOffers
-from feeds.http import HttpClient, HttpSettings
-from feeds.network import MempoolNetwork
-from feeds.nyiso import NyisoRealTime
-from feeds.series import spec
-from feeds.store import Store
-from feeds.validate import Rejected, validate
-from models.config import SiteConfig
-from optimizer.hashprice import hashprice_usd_per_th_day
+from hashpivot.feeds.base import Collector, FeedError, Observation
+from hashpivot.feeds.btc import CoinbaseSpot, CoinGeckoSimple, KrakenTicker, MempoolPrice
+from hashpivot.feeds.ercot import ErcotDayAhead, ErcotRealTime
+from hashpivot.feeds.gpu import AkashGpuPrices, VastOffers
+from hashpivot.feeds.http import HttpClient, HttpSettings
+from hashpivot.feeds.network import MempoolNetwork
+from hashpivot.feeds.nyiso import NyisoRealTime
+from hashpivot.models.series import spec
+from hashpivot.feeds.store import Store
+from hashpivot.feeds.validate import Rejected, validate
+from hashpivot.models.config import SiteConfig
+from hashpivot.models.hashprice import hashprice_usd_per_th_day
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def collectors_for(cfg: SiteConfig, group: str) -> list[Collector]:
     if group == "weather":
         if cfg.site.latitude is None or cfg.site.longitude is None:
             return []
-        from feeds.weather import OpenMeteo
+        from hashpivot.feeds.weather import OpenMeteo
 
         return make(OpenMeteo, "open_meteo", latitude=cfg.site.latitude, longitude=cfg.site.longitude)
     if group == "gpu":

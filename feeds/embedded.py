@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.errors import DataError
-from models.market import MarketData
+from hashpivot.models.errors import DataError
+from hashpivot.models.market import MarketData
 
 POWER_FILE = "ercot_hub_prices_hourly.csv"
 BTC_FILE = "btc_usd_hourly.csv"
@@ -26,7 +26,7 @@ HALVING_SUBSIDIES_BTC = (50.0, 25.0, 12.5, 6.25, 3.125, 1.5625)
 
 def embedded_data_dir() -> Path:
     """Folder of the market data shipped inside the package."""
-    return Path(str(resources.files("feeds") / "data"))
+    return Path(str(resources.files("hashpivot.feeds") / "data"))
 
 
 def _find(directory: Path, name: str, required: bool = True) -> Path | None:

@@ -14,7 +14,7 @@ import zipfile
 
 import pandas as pd
 
-from feeds.base import Collector, FeedError, Observation, Payload
+from hashpivot.feeds.base import Collector, FeedError, Observation, Payload
 
 MARKET_TZ = "America/Chicago"
 RT_COLUMNS = ["DeliveryDate", "DeliveryHour", "DeliveryInterval", "SettlementPointName", "SettlementPointType",

@@ -11,7 +11,7 @@ from datetime import datetime
 
 import numpy as np
 
-from feeds.base import Collector, FeedError, Observation, Payload
+from hashpivot.feeds.base import Collector, FeedError, Observation, Payload
 
 # catalogue/series key -> patterns matching the markets' GPU names
 GPU_NAMES = {

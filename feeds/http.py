@@ -13,7 +13,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from feeds.base import FeedError, Payload
+from hashpivot.feeds.base import FeedError, Payload
 
 log = logging.getLogger(__name__)
 

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from feeds.base import Observation
-from feeds.embedded import gpu_rate_table, subsidy_from_issuance
-from feeds.store import Store
-from feeds.validate import Rejected, validate
-from models.errors import DataError
+from hashpivot.feeds.base import Observation
+from hashpivot.feeds.embedded import gpu_rate_table, subsidy_from_issuance
+from hashpivot.feeds.store import Store
+from hashpivot.feeds.validate import Rejected, validate
+from hashpivot.models.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def _obs(series: str, starts: pd.DatetimeIndex, values, unit: str, source: str, 
 
 def rows_from_file(path: Path) -> tuple[str, list[Observation]]:
     """Parse one history file into observations (pure apart from reading the file)."""
-    from optimizer.forecast import dam_published_at_utc
+    from hashpivot.optimizer.forecast import dam_published_at_utc
 
     kind = recognise(path)
     df = pd.read_csv(path)

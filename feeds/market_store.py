@@ -11,9 +11,9 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
-from feeds.store import Store
-from models.errors import DataError
-from models.market import MarketData
+from hashpivot.feeds.store import Store
+from hashpivot.models.errors import DataError
+from hashpivot.models.market import MarketData
 
 
 # A decision as of a time needs at most the staleness limit of the slowest series (GPU rate cards, 62 days):

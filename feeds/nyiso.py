@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from feeds.base import Collector, FeedError, Observation, Payload
+from hashpivot.feeds.base import Collector, FeedError, Observation, Payload
 
 MARKET_TZ = "America/New_York"
 COLUMNS = ["Time Stamp", "Name", "PTID", "LBMP ($/MWHr)"]

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 from platformdirs import user_data_dir
 
-from feeds.base import Observation
+from hashpivot.feeds.base import Observation
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ import math
 from collections.abc import Mapping
 from datetime import datetime
 
-from feeds.base import Observation
-from feeds.series import spec
+from hashpivot.feeds.base import Observation
+from hashpivot.models.series import spec
 
 
 class Rejected(Exception):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from feeds.base import Collector, FeedError, Observation, Payload
+from hashpivot.feeds.base import Collector, FeedError, Observation, Payload
 
 
 class OpenMeteo(Collector):

@@ -17,8 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from models.catalogue import ASIC_MODELS, GPU_MODELS, AsicModel
-from models.errors import ConfigError
+from hashpivot.models.catalogue import ASIC_MODELS, GPU_MODELS, AsicModel
+from hashpivot.models.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +251,7 @@ class FeedsConfig(StrictModel):
     @field_validator("jump_limits")
     @classmethod
     def _known_families(cls, v: dict[str, float | None]) -> dict[str, float | None]:
-        from feeds.series import SPECS
+        from hashpivot.models.series import SPECS
 
         for k, x in v.items():
             if k not in SPECS:

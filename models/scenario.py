@@ -17,8 +17,8 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from models.config import StrictModel, format_validation_error, read_toml
-from models.errors import ConfigError
+from hashpivot.models.config import StrictModel, format_validation_error, read_toml
+from hashpivot.models.errors import ConfigError
 
 SERIES = ("btc_usd", "power_price_usd_per_mwh", "hashprice_usd_per_th_day", "reserve_price_usd_per_mw_hour")
 

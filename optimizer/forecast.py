@@ -20,10 +20,10 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from models.config import SiteConfig
-from models.errors import DataError
-from models.market import MarketData
-from optimizer.hashprice import hashprice_usd_per_th_day
+from hashpivot.models.config import SiteConfig
+from hashpivot.models.errors import DataError
+from hashpivot.models.market import MarketData
+from hashpivot.models.hashprice import hashprice_usd_per_th_day
 
 MARKET_TZ = ZoneInfo("America/Chicago")
 DAM_PUBLISH_LOCAL = timedelta(hours=13, minutes=30)

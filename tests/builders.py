@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from optimizer.problem import AsicPoolData, GpuPoolData, Problem
+from hashpivot.optimizer.milp.problem import AsicPoolData, GpuPoolData, Problem
 
 
 def asic(name, units, modes, hall="h", fee=0.0, startup=0.0, min_up_steps=1, initial=None, recent=None):
@@ -75,7 +75,7 @@ def problem(prices, asic_pools=(), gpu_pools=(), site_cap_kw=1e6, halls=None, ra
     if initial_site_kw is not None:
         p.initial_site_kw = initial_site_kw
     else:
-        from optimizer.problem import initial_site_kw as derive
+        from hashpivot.optimizer.milp.problem import initial_site_kw as derive
 
         p.initial_site_kw = derive(p)
     return p

@@ -7,8 +7,8 @@ import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from feeds.base import Payload
-from models.config import load_config
+from hashpivot.feeds.base import Payload
+from hashpivot.models.config import load_config
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 EXAMPLE = Path(__file__).resolve().parents[1] / "configs" / "site.toml"

@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feeds.embedded import load_market_data
-from models.config import load_config, validate_config
-from models.market import MarketData
-from optimizer.backtest import hourly_profit, run_backtest
-from optimizer.hashprice import blocks_per_day_per_th
-from optimizer.schedule import evaluate
+from hashpivot.feeds.embedded import load_market_data
+from hashpivot.models.config import load_config, validate_config
+from hashpivot.models.market import MarketData
+from hashpivot.optimizer.studies.backtest import hourly_profit, run_backtest
+from hashpivot.models.hashprice import blocks_per_day_per_th
+from hashpivot.optimizer.milp.schedule import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 START = pd.Timestamp("2024-08-06T15:00Z")
@@ -109,7 +109,7 @@ def test_a_future_spike_never_changes_an_earlier_decision(embedded):
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "optimizer.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "hashpivot.optimizer.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.e2e
@@ -140,7 +140,7 @@ def test_backtest_cli_bad_input(args, message, tmp_path):
 
 @pytest.mark.slow
 def test_dask_windows_match_local_windows(embedded):
-    from optimizer.backtest import run_backtest_windows
+    from hashpivot.optimizer.studies.backtest import run_backtest_windows
 
     cfg, market = embedded
     local = run_backtest_windows(cfg, market, "2024-08-01", "2024-08-02T12:00Z", "rolling", windows=3)
@@ -152,7 +152,7 @@ def test_dask_windows_match_local_windows(embedded):
 
 
 def test_week_long_data_holes_are_cut_out_not_invented(embedded):
-    from optimizer.backtest import data_gaps, run_backtest_windows
+    from hashpivot.optimizer.studies.backtest import data_gaps, run_backtest_windows
 
     cfg, market = embedded
     gaps = data_gaps(market, pd.Timestamp("2025-03-01", tz="UTC"), pd.Timestamp("2025-04-01", tz="UTC"))

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.e2e
 
 def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "optimizer.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "hashpivot.optimizer.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=120
     )
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from models.config import SiteConfig, apply_override, load_config
-from models.errors import ConfigError
+from hashpivot.models.config import SiteConfig, apply_override, load_config
+from hashpivot.models.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "configs" / "site.toml"
 

@@ -16,8 +16,8 @@ import pytest
 import requests
 from pytest_httpserver import HTTPServer
 
-from feeds.store import Store
-from optimizer.daemon import InstanceLock
+from hashpivot.feeds.store import Store
+from hashpivot.optimizer.service.daemon import InstanceLock
 from tests.feeds_support import loopback_config, serve_all
 
 pytestmark = pytest.mark.e2e
@@ -41,7 +41,7 @@ def free_port() -> int:
 
 
 def cli(*args: str, env=None, **kwargs) -> list[str]:
-    return [sys.executable, "-m", "optimizer.cli", *args]
+    return [sys.executable, "-m", "hashpivot.optimizer.cli", *args]
 
 
 def site_args(server_url: str, tmp_path: Path, *extra: str) -> list[str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from feeds.embedded import embedded_data_dir
+from hashpivot.feeds.embedded import embedded_data_dir
 from tests.feeds_support import loopback_config, serve_all
 
 pytestmark = pytest.mark.e2e
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "optimizer.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=180)
+    return subprocess.run([sys.executable, "-m", "hashpivot.optimizer.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=180)
 
 
 def test_fetch_with_fresh_values_exits_0_and_lists_each_group(httpserver, tmp_path):

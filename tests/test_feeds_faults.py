@@ -10,8 +10,8 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
-from feeds.collect import collect
-from feeds.store import Store
+from hashpivot.feeds.collect import collect
+from hashpivot.feeds.store import Store
 from tests.feeds_support import fixture_bytes, fresh_mempool_prices, loopback_config, serve_all
 
 ALL = ("mempool", "coinbase", "kraken", "coingecko", "ercot_mis", "nyiso_mis", "open_meteo", "vast", "akash")

@@ -6,14 +6,14 @@ from datetime import datetime, timezone
 
 import pytest
 
-from feeds.base import FeedError
-from feeds.btc import CoinbaseSpot, CoinGeckoSimple, KrakenTicker, MempoolPrice
-from feeds.ercot import ErcotDayAhead, ErcotRealTime
-from feeds.gpu import AkashGpuPrices, VastOffers, catalogue_key
-from feeds.network import MempoolNetwork
-from feeds.nyiso import NyisoRealTime
-from feeds.validate import Rejected, validate
-from feeds.weather import OpenMeteo
+from hashpivot.feeds.base import FeedError
+from hashpivot.feeds.btc import CoinbaseSpot, CoinGeckoSimple, KrakenTicker, MempoolPrice
+from hashpivot.feeds.ercot import ErcotDayAhead, ErcotRealTime
+from hashpivot.feeds.gpu import AkashGpuPrices, VastOffers, catalogue_key
+from hashpivot.feeds.network import MempoolNetwork
+from hashpivot.feeds.nyiso import NyisoRealTime
+from hashpivot.feeds.validate import Rejected, validate
+from hashpivot.feeds.weather import OpenMeteo
 from tests.feeds_support import FETCHED, fixture_bytes, payload, zipped
 
 

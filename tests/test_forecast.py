@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feeds.embedded import load_market_data
-from models.config import load_config
-from models.errors import DataError
-from optimizer.forecast import build_forecast, dam_published_at_utc, default_at
+from hashpivot.feeds.embedded import load_market_data
+from hashpivot.models.config import load_config
+from hashpivot.models.errors import DataError
+from hashpivot.optimizer.forecast import build_forecast, dam_published_at_utc, default_at
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "configs" / "site.toml"
 

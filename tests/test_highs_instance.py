@@ -7,10 +7,10 @@ import numpy as np
 import pyomo.environ as pyo
 import pytest
 
-from models.errors import SolverError
-from optimizer.highs_instance import HighsInstance
-from optimizer.model import build_model
-from optimizer.solve import extract_schedule
+from hashpivot.models.errors import SolverError
+from hashpivot.optimizer.milp.highs_instance import HighsInstance
+from hashpivot.optimizer.milp.model import build_model
+from hashpivot.optimizer.milp.solve import extract_schedule
 from tests.builders import asic, gpu, problem
 
 

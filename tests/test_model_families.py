@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.errors import InfeasibleError
-from optimizer.schedule import violations
-from optimizer.solve import SolveSettings, solve
+from hashpivot.models.errors import InfeasibleError
+from hashpivot.optimizer.milp.schedule import violations
+from hashpivot.optimizer.milp.solve import SolveSettings, solve
 from tests.builders import asic, gpu, problem
 
 A = [(1.0, 3.0)]
@@ -151,8 +151,8 @@ def test_modes_choose_the_best_use_of_a_capped_hall():
 
 def test_time_limit_returns_the_best_incumbent_as_feasible_with_the_lp_bound():
     # 3 steps, ramp 2 kW from an idle start: HiGHS stopped at once still has the start it was given.
-    from optimizer.schedule import Schedule
-    from optimizer.solve import _branch_and_bound
+    from hashpivot.optimizer.milp.schedule import Schedule
+    from hashpivot.optimizer.milp.solve import _branch_and_bound
 
     p = problem([1000, 1000, 1000], [asic("A", 10, A), asic("B", 10, B)], ramp_kw=2.0, initial_site_kw=0.0)
     start = Schedule(asic_units=[np.array([[1.0, 2.0, 3.0]]), np.zeros((1, 3))], gpu_contract_on=[],
@@ -165,7 +165,7 @@ def test_time_limit_returns_the_best_incumbent_as_feasible_with_the_lp_bound():
 
 
 def test_time_limit_with_nothing_found_is_a_clear_error():
-    from models.errors import SolverError
+    from hashpivot.models.errors import SolverError
 
     p = problem([1000, 1000], [asic("A", 10, A), asic("B", 10, B)], site_cap_kw=15)
     with pytest.raises(SolverError, match=r"raise solver.time_limit_s \(now 1e-09 s\)"):

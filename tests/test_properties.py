@@ -9,12 +9,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from models.errors import InfeasibleError
-from optimizer.breakeven import asic_breakeven_usd_per_mwh
-from optimizer.greedy import greedy_schedule
-from optimizer.schedule import evaluate, violations
-from optimizer.model import structure_key
-from optimizer.solve import PersistentLP, SolveSettings, solve
+from hashpivot.models.errors import InfeasibleError
+from hashpivot.models.breakeven import asic_breakeven_usd_per_mwh
+from hashpivot.optimizer.milp.greedy import greedy_schedule
+from hashpivot.optimizer.milp.schedule import evaluate, violations
+from hashpivot.optimizer.milp.model import structure_key
+from hashpivot.optimizer.milp.solve import PersistentLP, SolveSettings, solve
 from tests.builders import asic, gpu, problem
 
 SETTINGS = dict(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
@@ -123,7 +123,7 @@ def test_price_at_or_below_zero_runs_every_asic_up_to_the_caps(p):
     p.adder_usd_per_mwh = 0.0
     sol = solve(p, SolveSettings(mip_rel_gap=1e-9, strategy="mip"))
     s = sol.schedule
-    from optimizer.schedule import asic_it_kw, gpu_it_kw, site_kw
+    from hashpivot.optimizer.milp.schedule import asic_it_kw, gpu_it_kw, site_kw
 
     site = site_kw(p, s)
     hall = {h: np.zeros(p.steps) for h in p.hall_cap_kw}

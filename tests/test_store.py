@@ -8,16 +8,16 @@ from datetime import datetime, timedelta, timezone
 import pandas as pd
 import pytest
 
-from feeds.base import Observation
-from feeds.embedded import embedded_data_dir, load_market_data
-from feeds.importer import import_files
-from feeds.market_store import market_from_store
-from feeds.store import SCHEMA_VERSION, Store
-from models.config import load_config
-from models.errors import DataError
-from optimizer.forecast import build_forecast
-from optimizer.problem import make_problem
-from optimizer.solve import solve
+from hashpivot.feeds.base import Observation
+from hashpivot.feeds.embedded import embedded_data_dir, load_market_data
+from hashpivot.feeds.importer import import_files
+from hashpivot.feeds.market_store import market_from_store
+from hashpivot.feeds.store import SCHEMA_VERSION, Store
+from hashpivot.models.config import load_config
+from hashpivot.models.errors import DataError
+from hashpivot.optimizer.forecast import build_forecast
+from hashpivot.optimizer.milp.problem import make_problem
+from hashpivot.optimizer.milp.solve import solve
 from tests.feeds_support import EXAMPLE
 
 T0 = datetime(2024, 8, 5, 14, tzinfo=timezone.utc)
@@ -110,7 +110,7 @@ def test_import_rejects_unknown_headers_and_absurd_values_whole(tmp_path):
 
 def test_series_fetched_only_after_the_as_of_time_read_as_missing_data(tmp_path):
     """A store whose GPU rates were all fetched after `as_of` (e.g. the clock moved back) gives a clear DataError."""
-    from feeds.market_store import market_from_store
+    from hashpivot.feeds.market_store import market_from_store
 
     with Store(tmp_path / "s.sqlite") as store:
         store.upsert([
@@ -126,8 +126,8 @@ def test_series_fetched_only_after_the_as_of_time_read_as_missing_data(tmp_path)
 
 
 def test_decisions_read_a_bounded_window_that_covers_every_staleness_limit(tmp_path):
-    from feeds.market_store import LOOKBACK, market_from_store
-    from optimizer.forecast import STALENESS_LIMITS
+    from hashpivot.feeds.market_store import LOOKBACK, market_from_store
+    from hashpivot.optimizer.forecast import STALENESS_LIMITS
 
     assert LOOKBACK >= max(STALENESS_LIMITS.values()).to_pytimedelta() + timedelta(days=3)
     with Store(tmp_path / "s.sqlite") as store:

@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feeds.embedded import load_market_data
-from models.config import load_config, load_raw_config
-from models.errors import ConfigError
-from models.scenario import load_scenario
-from optimizer.forecast import build_forecast
-from optimizer.sweep import parse_param, run_sweep
-from optimizer.whatif import csv_values, transform_forecast
+from hashpivot.feeds.embedded import load_market_data
+from hashpivot.models.config import load_config, load_raw_config
+from hashpivot.models.errors import ConfigError
+from hashpivot.models.scenario import load_scenario
+from hashpivot.optimizer.forecast import build_forecast
+from hashpivot.optimizer.studies.sweep import parse_param, run_sweep
+from hashpivot.optimizer.studies.whatif import csv_values, transform_forecast
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "configs" / "site.toml"
@@ -99,7 +99,7 @@ def test_dask_local_cluster_gives_identical_numbers(forecast):
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "optimizer.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "hashpivot.optimizer.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.e2e
@@ -129,8 +129,8 @@ def test_sweep_cli_one_and_two_dimensions(tmp_path):
 
 
 def test_persistent_lp_gives_the_same_solutions_in_any_order(forecast):
-    from optimizer.problem import make_problem
-    from optimizer.solve import PersistentLP, SolveSettings, solve
+    from hashpivot.optimizer.milp.problem import make_problem
+    from hashpivot.optimizer.milp.solve import PersistentLP, SolveSettings, solve
 
     cfg = load_config(EXAMPLE)
     problems = [make_problem(cfg, transform_forecast(forecast, "btc_usd", "set", v)) for v in (15_000, 60_000, 30_000, 120_000)]

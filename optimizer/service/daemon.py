@@ -19,15 +19,15 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from feeds.collect import collect, status
-from feeds.store import Store
-from models.config import SiteConfig
-from models.errors import HashpivotError
-from optimizer.clock import now_utc
-from optimizer.metrics import Metrics
-from optimizer.publish import post_webhook, publish_files
-from optimizer.rolling import decide
-from optimizer.solve import PersistentLP, SolveSettings
+from hashpivot.feeds.collect import collect, status
+from hashpivot.feeds.store import Store
+from hashpivot.models.config import SiteConfig
+from hashpivot.models.errors import HashpivotError
+from hashpivot.models.clock import now_utc
+from hashpivot.optimizer.service.metrics import Metrics
+from hashpivot.optimizer.service.publish import post_webhook, publish_files
+from hashpivot.optimizer.service.rolling import decide
+from hashpivot.optimizer.milp.solve import PersistentLP, SolveSettings
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def _check_store(db: Path) -> None:
 
 
 def store_path(cfg: SiteConfig, db: Path | None) -> Path:
-    from feeds.store import default_db_path
+    from hashpivot.feeds.store import default_db_path
 
     return Path(db) if db else (Path(cfg.feeds.db_path).expanduser() if cfg.feeds.db_path else default_db_path())
 

@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from models.errors import ConfigError, HashpivotError
+from hashpivot.models.errors import ConfigError, HashpivotError
 
 app = typer.Typer(
     name="hashpivot",
@@ -45,7 +45,7 @@ def _config_path(path: Path) -> Path:
     if path == DEFAULT_CONFIG and not path.exists():
         from importlib.resources import files
 
-        return Path(str(files("configs") / "site.toml"))
+        return Path(str(files("hashpivot.configs") / "site.toml"))
     return path
 
 
@@ -121,14 +121,14 @@ def solve(
 ) -> None:
     """Solve one interval: how many units of each pool run, in which mode, at what power, earning what, and why."""
     _setup_logging(verbose)
-    from feeds.embedded import load_market_data
-    from models.config import load_config
-    from optimizer.explain import explain
-    from optimizer.forecast import build_forecast
-    from optimizer.problem import initial_state_from_decision, make_problem
-    from optimizer.report import decision_document, to_csv, to_json, to_table
-    from optimizer.solve import SolveSettings
-    from optimizer.solve import solve as run_solve
+    from hashpivot.feeds.embedded import load_market_data
+    from hashpivot.models.config import load_config
+    from hashpivot.optimizer.milp.explain import explain
+    from hashpivot.optimizer.forecast import build_forecast
+    from hashpivot.optimizer.milp.problem import initial_state_from_decision, make_problem
+    from hashpivot.optimizer.pipeline.document import decision_document, to_csv, to_json, to_table
+    from hashpivot.optimizer.milp.solve import SolveSettings
+    from hashpivot.optimizer.milp.solve import solve as run_solve
 
     if strategy not in ("auto", "mip"):
         raise ConfigError(f"--strategy {strategy!r}: must be auto or mip")
@@ -138,7 +138,7 @@ def solve(
     if source == "store":
         import pandas as pd
 
-        from feeds.market_store import market_from_store
+        from hashpivot.feeds.market_store import market_from_store
 
         at_ts = _utc(at, "--at") if at else pd.Timestamp.now(tz="UTC")
         with _open_store(cfg, db) as store:
@@ -178,7 +178,7 @@ def hashprice(
     format: FormatOpt = OutputFormat.table,
 ) -> None:
     """Hashprice (USD per TH/s per day and per PH/s per day) from difficulty, subsidy, fees and BTC price."""
-    from optimizer.hashprice import block_subsidy_btc, hashprice_usd_per_th_day
+    from hashpivot.models.hashprice import block_subsidy_btc, hashprice_usd_per_th_day
 
     if (subsidy_btc is None) == (height is None):
         raise ConfigError("give exactly one of --subsidy-btc or --height")
@@ -216,7 +216,7 @@ app.add_typer(feeds_app, name="feeds")
 
 
 def _open_store(cfg, db: Optional[Path]):
-    from feeds.store import Store
+    from hashpivot.feeds.store import Store
 
     path = db or (Path(cfg.feeds.db_path).expanduser() if cfg.feeds.db_path else None)
     try:
@@ -266,8 +266,8 @@ def feeds_fetch(
     _setup_logging(verbose)
     import pandas as pd
 
-    from feeds.collect import collect, status
-    from models.config import load_config
+    from hashpivot.feeds.collect import collect, status
+    from hashpivot.models.config import load_config
 
     cfg = load_config(_config_path(config), set_ or [])
     with _open_store(cfg, db) as store:
@@ -304,7 +304,7 @@ def feeds_show(
     """Stored observations: interval, value, unit, which source supplied it and when it was fetched."""
     import pandas as pd
 
-    from models.config import load_config
+    from hashpivot.models.config import load_config
 
     cfg = load_config(_config_path(config), set_ or [])
     since_ts = _utc(since, "--since") if since else None
@@ -326,8 +326,8 @@ def feeds_status(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: Db
     """Per series: last good value, its interval, age, source and whether it is within its staleness limit."""
     import pandas as pd
 
-    from feeds.collect import status
-    from models.config import load_config
+    from hashpivot.feeds.collect import status
+    from hashpivot.models.config import load_config
 
     cfg = load_config(_config_path(config), set_ or [])
     with _open_store(cfg, db) as store:
@@ -357,8 +357,8 @@ def feeds_import(
     """Load history (recognised by header) through the same validation as live data."""
     import pandas as pd
 
-    from feeds.importer import import_files
-    from models.config import load_config
+    from hashpivot.feeds.importer import import_files
+    from hashpivot.models.config import load_config
 
     cfg = load_config(_config_path(config), set_ or [])
     with _open_store(cfg, db) as store:
@@ -386,9 +386,9 @@ def run(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbOpt = Non
     daemon.metrics_host:metrics_port. SIGTERM/SIGINT finish the running job and exit 0.
     """
     _setup_logging(verbose)
-    from models.config import load_config
-    from optimizer.daemon import run as run_daemon
-    from optimizer.daemon import store_path
+    from hashpivot.models.config import load_config
+    from hashpivot.optimizer.service.daemon import run as run_daemon
+    from hashpivot.optimizer.service.daemon import store_path
 
     cfg = load_config(_config_path(config), set_ or [])
     run_daemon(cfg, store_path(cfg, db))
@@ -403,10 +403,10 @@ def tick(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbOpt = No
          verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
     """Exactly one pass: collect every feed, decide, store and publish; then exit (for cron / systemd timers)."""
     _setup_logging(verbose)
-    from models.config import load_config
-    from optimizer.daemon import store_path
-    from optimizer.daemon import tick as run_tick
-    from optimizer.report import to_csv, to_json, to_table
+    from hashpivot.models.config import load_config
+    from hashpivot.optimizer.service.daemon import store_path
+    from hashpivot.optimizer.service.daemon import tick as run_tick
+    from hashpivot.optimizer.pipeline.document import to_csv, to_json, to_table
 
     cfg = load_config(_config_path(config), set_ or [])
     seq, doc = run_tick(cfg, store_path(cfg, db))
@@ -433,7 +433,7 @@ def decisions_show(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: 
     """The decisions history: when, for which interval, status, objective, site power and power per pool."""
     import pandas as pd
 
-    from models.config import load_config
+    from hashpivot.models.config import load_config
 
     cfg = load_config(_config_path(config), set_ or [])
     with _open_store(cfg, db) as store:
@@ -454,8 +454,8 @@ def status(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbOpt = 
     """For a human: the last decision (when, status, objective, power per pool) and every feed's age and freshness."""
     import pandas as pd
 
-    from feeds.collect import status as feed_status
-    from models.config import load_config
+    from hashpivot.feeds.collect import status as feed_status
+    from hashpivot.models.config import load_config
 
     cfg = load_config(_config_path(config), set_ or [])
     with _open_store(cfg, db) as store:
@@ -518,10 +518,10 @@ def backtest(
     from rich.console import Console
     from rich.progress import Progress
 
-    from feeds.embedded import load_market_data
-    from models.config import load_config
-    from optimizer.backtest import STRATEGIES, run_backtest_windows
-    from optimizer.charts import cumulative_profit_chart, stacked_power_chart
+    from hashpivot.feeds.embedded import load_market_data
+    from hashpivot.models.config import load_config
+    from hashpivot.optimizer.studies.backtest import STRATEGIES, run_backtest_windows
+    from hashpivot.optimizer.studies.charts import cumulative_profit_chart, stacked_power_chart
 
     cfg = load_config(_config_path(config), set_ or [])
     chosen = list(STRATEGIES) if compare else (strategy or ["rolling"])
@@ -532,7 +532,7 @@ def backtest(
     if end <= start:
         raise ConfigError(f"--to {to} must be after --from {from_}")
     if source == "store":
-        from feeds.market_store import market_from_store
+        from hashpivot.feeds.market_store import market_from_store
 
         with _open_store(cfg, db) as store:
             market = market_from_store(store, cfg.site.settlement_point)
@@ -581,8 +581,8 @@ def backtest(
 
 
 def _base_forecast(cfg, at: Optional[str], data: Optional[Path]):
-    from feeds.embedded import load_market_data
-    from optimizer.forecast import build_forecast
+    from hashpivot.feeds.embedded import load_market_data
+    from hashpivot.optimizer.forecast import build_forecast
 
     return build_forecast(cfg, load_market_data(data, cfg.site.settlement_point), at)
 
@@ -604,10 +604,10 @@ def whatif(
     """Compare scenarios side by side against the base case: profit, MW per pool, BTC, GPU-hours, energy, binding constraints."""
     import pandas as pd
 
-    from models.config import apply_override, load_config, load_raw_config, validate_config
-    from models.scenario import load_scenario
-    from optimizer.charts import whatif_chart
-    from optimizer.whatif import csv_values, solve_case, transform_forecast
+    from hashpivot.models.config import apply_override, load_config, load_raw_config, validate_config
+    from hashpivot.models.scenario import load_scenario
+    from hashpivot.optimizer.studies.charts import whatif_chart
+    from hashpivot.optimizer.studies.whatif import csv_values, solve_case, transform_forecast
 
     base_path = _config_path(config)
     base_cfg = load_config(base_path, set_ or [])
@@ -662,9 +662,9 @@ def sweep(
     from rich.console import Console
     from rich.progress import Progress
 
-    from models.config import config_from_raw, load_raw_config
-    from optimizer.charts import sweep_chart, sweep_heatmap
-    from optimizer.sweep import flips, parse_param, run_sweep
+    from hashpivot.models.config import config_from_raw, load_raw_config
+    from hashpivot.optimizer.studies.charts import sweep_chart, sweep_heatmap
+    from hashpivot.optimizer.studies.sweep import flips, parse_param, run_sweep
 
     params = [parse_param(p) for p in param]
     raw, label = load_raw_config(_config_path(config), set_ or [])
@@ -695,6 +695,3 @@ def sweep(
 def main() -> None:
     app()
 
-
-if __name__ == "__main__":
-    main()

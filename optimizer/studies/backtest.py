@@ -24,15 +24,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from models.config import SiteConfig
-from models.errors import DataError
-from models.market import MarketData
-from optimizer.executors import run_jobs
-from optimizer.forecast import Forecast, build_forecast
-from optimizer.hashprice import blocks_per_day_per_th, hashprice_usd_per_th_day
-from optimizer.problem import InitialState, Problem, make_problem
-from optimizer.schedule import Schedule, asic_it_kw, evaluate, gpu_it_kw, site_kw, violations
-from optimizer.solve import PersistentLP, SolveSettings, solve
+from hashpivot.models.config import SiteConfig
+from hashpivot.models.errors import DataError
+from hashpivot.models.market import MarketData
+from hashpivot.optimizer.studies.executors import run_jobs
+from hashpivot.optimizer.forecast import Forecast, build_forecast
+from hashpivot.models.hashprice import blocks_per_day_per_th, hashprice_usd_per_th_day
+from hashpivot.optimizer.milp.problem import InitialState, Problem, make_problem
+from hashpivot.optimizer.milp.schedule import Schedule, asic_it_kw, evaluate, gpu_it_kw, site_kw, violations
+from hashpivot.optimizer.milp.solve import PersistentLP, SolveSettings, solve
 
 log = logging.getLogger(__name__)
 
@@ -324,7 +324,7 @@ def _steps(p: Problem, s: Schedule, times: list[float], start: pd.Timestamp) -> 
 
 def hourly_profit(p: Problem, s: Schedule) -> np.ndarray:
     """Realised profit per step (USD); sums to `evaluate(p, s)["objective_usd"]`."""
-    from optimizer.schedule import grid_flows_kw
+    from hashpivot.optimizer.milp.schedule import grid_flows_kw
 
     dt = p.step_hours
     profit = sum((u * r).sum(axis=0) for u, r in zip(s.asic_units, p.asic_revenue_usd())) + np.zeros(p.steps)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from optimizer.problem import Problem
+from hashpivot.optimizer.milp.problem import Problem
 
 
 @dataclass

@@ -11,10 +11,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from optimizer.explain import Explanation
-from optimizer.forecast import Forecast
-from optimizer.schedule import asic_it_kw, gpu_it_kw, site_kw
-from optimizer.solve import Solution
+from hashpivot.optimizer.milp.explain import Explanation
+from hashpivot.optimizer.forecast import Forecast
+from hashpivot.optimizer.milp.schedule import asic_it_kw, gpu_it_kw, site_kw
+from hashpivot.optimizer.milp.solve import Solution
 
 
 def decision_document(sol: Solution, exp: Explanation, forecast: Forecast, site_name: str = "") -> dict[str, Any]:

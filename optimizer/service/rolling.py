@@ -12,15 +12,15 @@ from datetime import datetime
 
 import pandas as pd
 
-from feeds.market_store import market_from_store
-from feeds.store import Store
-from models.config import SiteConfig
-from models.errors import DataError, InfeasibleError, SolverError
-from optimizer.explain import explain
-from optimizer.forecast import build_forecast
-from optimizer.problem import initial_state_from_decision, make_problem
-from optimizer.report import decision_document
-from optimizer.solve import PersistentLP, SolveSettings, solve
+from hashpivot.feeds.market_store import market_from_store
+from hashpivot.feeds.store import Store
+from hashpivot.models.config import SiteConfig
+from hashpivot.models.errors import DataError, InfeasibleError, SolverError
+from hashpivot.optimizer.milp.explain import explain
+from hashpivot.optimizer.forecast import build_forecast
+from hashpivot.optimizer.milp.problem import initial_state_from_decision, make_problem
+from hashpivot.optimizer.pipeline.document import decision_document
+from hashpivot.optimizer.milp.solve import PersistentLP, SolveSettings, solve
 
 log = logging.getLogger(__name__)
 

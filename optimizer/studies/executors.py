@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from models.errors import ConfigError
+from hashpivot.models.errors import ConfigError
 
 
 def run_jobs(fn: Callable[..., Any], shared: Sequence[Any], items: Sequence[Any], executor: str = "local",

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from optimizer.breakeven import asic_breakeven_usd_per_mwh, gpu_breakeven_usd_per_mwh
-from optimizer.schedule import asic_it_kw, gpu_it_kw, grid_flows_kw, site_kw
-from optimizer.solve import Solution
+from hashpivot.models.breakeven import asic_breakeven_usd_per_mwh, gpu_breakeven_usd_per_mwh
+from hashpivot.optimizer.milp.schedule import asic_it_kw, gpu_it_kw, grid_flows_kw, site_kw
+from hashpivot.optimizer.milp.solve import Solution
 
 
 @dataclass

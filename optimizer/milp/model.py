@@ -15,7 +15,7 @@ import pyomo.environ as pyo
 from pyomo.common.gc_manager import PauseGC
 from pyomo.core.expr.numeric_expr import LinearExpression, MonomialTermExpression
 
-from optimizer.problem import Problem
+from hashpivot.optimizer.milp.problem import Problem
 
 CONSTRAINT_GROUPS = (
     "unit_limits",

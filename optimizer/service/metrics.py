@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
-from feeds.collect import GroupResult, SeriesStatus
+from hashpivot.feeds.collect import GroupResult, SeriesStatus
 
 
 def failure_kind(reason: str) -> str:

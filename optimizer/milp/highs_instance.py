@@ -27,7 +27,7 @@ from pyomo.core.expr.numeric_expr import LinearExpression, MonomialTermExpressio
 from pyomo.core.expr.visitor import identify_mutable_parameters
 from pyomo.repn.standard_repn import generate_standard_repn
 
-from models.errors import SolverError
+from hashpivot.models.errors import SolverError
 
 _INF = highspy.kHighsInf
 _STATUS = {

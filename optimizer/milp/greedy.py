@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from optimizer.problem import Problem
-from optimizer.schedule import Schedule
+from hashpivot.optimizer.milp.problem import Problem
+from hashpivot.optimizer.milp.schedule import Schedule
 
 
 def greedy_schedule(problem: Problem) -> Schedule:

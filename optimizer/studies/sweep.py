@@ -18,14 +18,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from models.config import SiteConfig, apply_override, validate_config
-from models.errors import ConfigError
-from models.scenario import SERIES
-from optimizer.executors import run_jobs
-from optimizer.forecast import Forecast
-from optimizer.problem import make_problem
-from optimizer.solve import PersistentLP, SolveSettings
-from optimizer.whatif import solve_case, transform_forecast
+from hashpivot.models.config import SiteConfig, apply_override, validate_config
+from hashpivot.models.errors import ConfigError
+from hashpivot.models.scenario import SERIES
+from hashpivot.optimizer.studies.executors import run_jobs
+from hashpivot.optimizer.forecast import Forecast
+from hashpivot.optimizer.milp.problem import make_problem
+from hashpivot.optimizer.milp.solve import PersistentLP, SolveSettings
+from hashpivot.optimizer.studies.whatif import solve_case, transform_forecast
 
 MAX_POINTS = 20_000
 

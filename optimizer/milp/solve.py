@@ -26,15 +26,15 @@ import numpy as np
 import pyomo.environ as pyo
 from pyomo.common.gc_manager import PauseGC
 
-from models.errors import InfeasibleError, SolverError
-from optimizer.highs_instance import HighsInstance
-from optimizer.model import CONSTRAINT_GROUPS, GROUP_MEANING, build_model, set_objective, set_parameters, structure_key
-from optimizer.problem import Problem
-from optimizer.rounding import round_and_fill
-from optimizer.schedule import Schedule, evaluate, grid_flows_kw, hall_it_kw, site_kw, violations
+from hashpivot.models.errors import InfeasibleError, SolverError
+from hashpivot.optimizer.milp.highs_instance import HighsInstance
+from hashpivot.optimizer.milp.model import CONSTRAINT_GROUPS, GROUP_MEANING, build_model, set_objective, set_parameters, structure_key
+from hashpivot.optimizer.milp.problem import Problem
+from hashpivot.optimizer.milp.rounding import round_and_fill
+from hashpivot.optimizer.milp.schedule import Schedule, evaluate, grid_flows_kw, hall_it_kw, site_kw, violations
 
 if TYPE_CHECKING:
-    from models.config import SiteConfig
+    from hashpivot.models.config import SiteConfig
 
 log = logging.getLogger(__name__)
 

@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.config import SiteConfig
-from models.errors import ConfigError
-from optimizer.explain import binding_constraints
-from optimizer.forecast import Forecast
-from optimizer.hashprice import blocks_per_day_per_th
-from optimizer.problem import make_problem
-from optimizer.schedule import asic_it_kw, gpu_it_kw, grid_flows_kw, site_kw
-from optimizer.solve import SolveSettings, solve
+from hashpivot.models.config import SiteConfig
+from hashpivot.models.errors import ConfigError
+from hashpivot.optimizer.milp.explain import binding_constraints
+from hashpivot.optimizer.forecast import Forecast
+from hashpivot.models.hashprice import blocks_per_day_per_th
+from hashpivot.optimizer.milp.problem import make_problem
+from hashpivot.optimizer.milp.schedule import asic_it_kw, gpu_it_kw, grid_flows_kw, site_kw
+from hashpivot.optimizer.milp.solve import SolveSettings, solve
 
 
 def transform_forecast(f: Forecast, series: str, op: str, value: float | None = None, values: np.ndarray | None = None) -> Forecast:

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.config import CoolingDerate, SiteConfig
-from optimizer.forecast import Forecast
+from hashpivot.models.config import CoolingDerate, SiteConfig
+from hashpivot.optimizer.forecast import Forecast
 
 
 @dataclass
