@@ -10,24 +10,20 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 
-from hashpivot.feeds.base import Collector, FeedError, Observation
-from hashpivot.feeds.btc import CoinbaseSpot, CoinGeckoSimple, KrakenTicker, MempoolPrice
-from hashpivot.feeds.ercot import ErcotDayAhead, ErcotRealTime
-from hashpivot.feeds.gpu import AkashGpuPrices, VastOffers
+from hashpivot.feeds.base import FeedError, Observation
 from hashpivot.feeds.http import HttpClient, HttpSettings
-from hashpivot.feeds.network import MempoolNetwork
-from hashpivot.feeds.nyiso import NyisoRealTime
-from hashpivot.models.series import spec
+from hashpivot.feeds.registry import collectors_for
 from hashpivot.feeds.store import Store
 from hashpivot.feeds.validate import Rejected, validate
 from hashpivot.models.config import SiteConfig
+from hashpivot.models.clock import now_utc
+from hashpivot.models.errors import ConfigError
 from hashpivot.models.hashprice import hashprice_usd_per_th_day
+from hashpivot.models.series import FEED_GROUPS, spec
 
 log = logging.getLogger(__name__)
-
-GROUPS = ("btc", "network", "power_rt", "power_da", "power_rt_nyiso", "weather", "gpu")
 
 
 @dataclass
@@ -44,39 +40,6 @@ class GroupResult:
         return self.source is not None
 
 
-def collectors_for(cfg: SiteConfig, group: str) -> list[Collector]:
-    """The enabled sources of `group`, in fallback order, configured from the site config."""
-    f = cfg.feeds
-
-    def make(cls, name: str, **options) -> list[Collector]:
-        src = f.source(name)
-        return [cls(base_url=src.base_url or "", options=options)] if src.enabled else []
-
-    if group == "btc":
-        return (make(MempoolPrice, "mempool") + make(CoinbaseSpot, "coinbase") + make(KrakenTicker, "kraken")
-                + make(CoinGeckoSimple, "coingecko"))
-    if group == "network":
-        return make(MempoolNetwork, "mempool")
-    if group in ("power_rt", "power_da"):
-        if cfg.site.market == "NYISO" and group == "power_rt":
-            return make(NyisoRealTime, "nyiso_mis", zones=[cfg.site.settlement_point])
-        if cfg.site.market != "ERCOT":
-            return []
-        cls = ErcotRealTime if group == "power_rt" else ErcotDayAhead
-        return make(cls, "ercot_mis", settlement_points=[cfg.site.settlement_point])
-    if group == "power_rt_nyiso":
-        return make(NyisoRealTime, "nyiso_mis", zones=f.nyiso_zones) if f.nyiso_zones else []
-    if group == "weather":
-        if cfg.site.latitude is None or cfg.site.longitude is None:
-            return []
-        from hashpivot.feeds.weather import OpenMeteo
-
-        return make(OpenMeteo, "open_meteo", latitude=cfg.site.latitude, longitude=cfg.site.longitude)
-    if group == "gpu":
-        return make(VastOffers, "vast", models=f.gpu_models) + make(AkashGpuPrices, "akash")
-    raise ValueError(f"unknown feed group {group!r}; groups: {', '.join(GROUPS)}")
-
-
 def http_client(cfg: SiteConfig) -> HttpClient:
     f = cfg.feeds
     return HttpClient(HttpSettings(f.connect_timeout_s, f.read_timeout_s, f.retries, f.backoff_s, f.max_retry_after_s))
@@ -87,14 +50,14 @@ def collect_group(cfg: SiteConfig, store: Store, client: HttpClient, group: str)
     t0 = time.perf_counter()
     sources = collectors_for(cfg, group)
     for position, collector in enumerate(sources):
-        now = datetime.now(timezone.utc)
+        now = now_utc()
         bodies: list[bytes] = []
         try:
             payloads = collector.fetch(client)
             bodies = [p.body for p in payloads]
             rows = collector.parse(payloads)
             last_good = store.latest_values({r.series for r in rows})
-            validate(rows, last_good, cfg.feeds.jump_limits, now=datetime.now(timezone.utc))
+            validate(rows, last_good, cfg.feeds.jump_limits, now=now_utc())
         except FeedError as exc:
             _reject(store, result, group, collector.name, now, exc.reason, exc.payload or b"\n".join(bodies) or None)
             continue
@@ -121,7 +84,7 @@ def _reject(store: Store, result: GroupResult, group: str, source: str, now: dat
 
 def derive_hashprice(store: Store, now: datetime | None = None) -> Observation | None:
     """Hashprice from the latest stored difficulty, subsidy, fees and BTC price; stored with source 'computed'."""
-    now = now or datetime.now(timezone.utc)
+    now = now or now_utc()
     inputs = {s: store.latest(s) for s in ("difficulty", "subsidy_btc", "fees_btc_per_block", "btc_usd")}
     missing = [s for s, o in inputs.items() if o is None]
     if missing:
@@ -147,9 +110,9 @@ def collect(cfg: SiteConfig, store: Store, groups: list[str] | None = None, clie
     client = client or http_client(cfg)
     try:
         results = []
-        for group in groups or GROUPS:
-            if group not in GROUPS:
-                raise ValueError(f"unknown feed group {group!r}; groups: {', '.join(GROUPS)}")
+        for group in groups or FEED_GROUPS:
+            if group not in FEED_GROUPS:
+                raise ConfigError(f"--series {group!r}: unknown feed group; groups: {', '.join(FEED_GROUPS)}")
             if collectors_for(cfg, group):
                 results.append(collect_group(cfg, store, client, group))
         if any(r.ok and r.group in ("btc", "network") for r in results):
@@ -187,7 +150,7 @@ class SeriesStatus:
 
 def status(cfg: SiteConfig, store: Store, now: datetime | None = None) -> list[SeriesStatus]:
     """Last good value, age, source and staleness per stored (and per required) series."""
-    now = now or datetime.now(timezone.utc)
+    now = now or now_utc()
     required = set(required_series(cfg))
     out = []
     for series in sorted(set(store.series_names()) | required):

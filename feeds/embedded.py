@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from hashpivot.models.errors import DataError
+from hashpivot.models.hashprice import subsidy_schedule_btc
 from hashpivot.models.market import MarketData
 
 POWER_FILE = "ercot_hub_prices_hourly.csv"
@@ -21,7 +22,6 @@ NETWORK_FILE = "bitcoin_network_daily.csv"
 GPU_FILE = "gpu_rental_rates.csv"
 ANCILLARY_FILE = "ercot_ancillary_prices_hourly.csv"
 
-HALVING_SUBSIDIES_BTC = (50.0, 25.0, 12.5, 6.25, 3.125, 1.5625)
 
 
 def embedded_data_dir() -> Path:
@@ -59,7 +59,7 @@ def _utc_index(values: pd.Series, path: Path) -> pd.DatetimeIndex:
 def subsidy_from_issuance(issuance_btc: pd.Series, blocks: pd.Series) -> pd.Series:
     """Per-block subsidy snapped to the halving schedule (the day's issuance / blocks, e.g. 6.25 or 3.125)."""
     raw = (issuance_btc / blocks.replace(0, np.nan)).to_numpy()
-    schedule = np.array(HALVING_SUBSIDIES_BTC)
+    schedule = np.array(subsidy_schedule_btc())
     snapped = schedule[np.abs(raw[:, None] - schedule[None, :]).argmin(axis=1)]
     return pd.Series(snapped, index=issuance_btc.index)
 

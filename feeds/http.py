@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from hashpivot.feeds.base import FeedError, Payload
+from hashpivot.models.clock import now_utc
 
 log = logging.getLogger(__name__)
 
@@ -45,28 +45,36 @@ class _CappedRetry(Retry):
         return None if seconds is None else min(seconds, self.max_retry_after_s)
 
 
+def retrying_session(settings: HttpSettings) -> requests.Session:
+    """A `requests` session whose every request is retried by urllib3 on connection errors, read errors and
+    429/5xx answers (exponential backoff, Retry-After honoured up to `max_retry_after_s`). The last answer is
+    returned, not raised, so callers turn it into their own error. Used by the collectors and the webhook."""
+    retry = _CappedRetry(
+        total=settings.retries,
+        connect=settings.retries,
+        read=settings.retries,
+        status=settings.retries,
+        backoff_factor=settings.backoff_s,
+        status_forcelist=RETRY_STATUSES,
+        allowed_methods=frozenset({"GET", "POST"}),  # collectors only read; the webhook POST is idempotent per seq
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+    retry.max_retry_after_s = settings.max_retry_after_s
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=retry)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers["User-Agent"] = USER_AGENT
+    return session
+
+
 class HttpClient:
     """A session shared by every collector of one collection pass."""
 
     def __init__(self, settings: HttpSettings | None = None):
         self.settings = settings or HttpSettings()
-        retry = _CappedRetry(
-            total=self.settings.retries,
-            connect=self.settings.retries,
-            read=self.settings.retries,
-            status=self.settings.retries,
-            backoff_factor=self.settings.backoff_s,
-            status_forcelist=RETRY_STATUSES,
-            allowed_methods=frozenset({"GET", "POST"}),  # every request a collector makes is a read
-            respect_retry_after_header=True,
-            raise_on_status=False,  # the last response is returned and turned into a FeedError below
-        )
-        retry.max_retry_after_s = self.settings.max_retry_after_s
-        self.session = requests.Session()
-        adapter = HTTPAdapter(max_retries=retry)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
-        self.session.headers["User-Agent"] = USER_AGENT
+        self.session = retrying_session(self.settings)
 
     def close(self) -> None:
         self.session.close()
@@ -96,7 +104,7 @@ class HttpClient:
             raise FeedError(source, f"cannot connect: {shown} ({_root(exc)})") from None
         except requests.exceptions.RequestException as exc:
             raise FeedError(source, f"request failed: {shown} ({type(exc).__name__})") from None
-        fetched = datetime.now(timezone.utc)
+        fetched = now_utc()
         payload = Payload(source, shown, resp.status_code, resp.headers.get("Content-Type", ""), resp.content, fetched)
         if not 200 <= resp.status_code < 300:
             extra = f" after {self.settings.retries} retries" if resp.status_code in RETRY_STATUSES else ""

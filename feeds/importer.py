@@ -19,6 +19,8 @@ from hashpivot.feeds.base import Observation
 from hashpivot.feeds.embedded import gpu_rate_table, subsidy_from_issuance
 from hashpivot.feeds.store import Store
 from hashpivot.feeds.validate import Rejected, validate
+from hashpivot.models.calendar import dam_published_at_utc
+from hashpivot.models.clock import now_utc
 from hashpivot.models.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -69,8 +71,6 @@ def _obs(series: str, starts: pd.DatetimeIndex, values, unit: str, source: str, 
 
 def rows_from_file(path: Path) -> tuple[str, list[Observation]]:
     """Parse one history file into observations (pure apart from reading the file)."""
-    from hashpivot.optimizer.forecast import dam_published_at_utc
-
     kind = recognise(path)
     df = pd.read_csv(path)
     source = f"import:{path.name}"
@@ -122,7 +122,7 @@ def import_files(paths: list[Path], store: Store) -> list[ImportResult]:
             for series_rows in by_series.values():
                 validate(sorted(series_rows, key=lambda r: r.interval_start_utc))
         except Rejected as exc:
-            store.quarantine(f"import:{kind}", f"import:{path.name}", pd.Timestamp.now(tz="UTC").to_pydatetime(), exc.reason, None)
+            store.quarantine(f"import:{kind}", f"import:{path.name}", now_utc(), exc.reason, None)
             raise DataError(f"{path}: rejected, nothing imported: {exc.reason}") from None
         store.upsert(rows)
         log.info("imported file=%s kind=%s rows=%d", path, kind, len(rows))

@@ -8,12 +8,13 @@ congestion. The file has no DST flag: the repeated hour of a fall-back day is re
 from __future__ import annotations
 
 import io
-from datetime import datetime, timedelta
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 
 from hashpivot.feeds.base import Collector, FeedError, Observation, Payload
+from hashpivot.models.clock import now_utc
 
 MARKET_TZ = "America/New_York"
 COLUMNS = ["Time Stamp", "Name", "PTID", "LBMP ($/MWHr)"]
@@ -25,7 +26,7 @@ class NyisoRealTime(Collector):
     default_base_url = "http://mis.nyiso.com"
 
     def fetch(self, client) -> list[Payload]:
-        today = self.options.get("date") or datetime.now(ZoneInfo(MARKET_TZ)).strftime("%Y%m%d")
+        today = self.options.get("date") or now_utc().astimezone(ZoneInfo(MARKET_TZ)).strftime("%Y%m%d")
         return [client.get(self.name, f"{self.base_url}/public/csv/realtime/{today}realtime_zone.csv")]
 
     def parse(self, payloads: list[Payload]) -> list[Observation]:

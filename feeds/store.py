@@ -18,6 +18,9 @@ import pandas as pd
 from platformdirs import user_data_dir
 
 from hashpivot.feeds.base import Observation
+from hashpivot.models.calendar import ISO_FORMAT, to_utc
+from hashpivot.models.decision import Decision, load_decision
+from hashpivot.models.errors import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -76,14 +79,14 @@ def default_db_path() -> Path:
 
 
 def iso(ts: datetime | pd.Timestamp) -> str:
-    ts = pd.Timestamp(ts)
-    if ts.tzinfo is None:
+    """Stored time text; refuses naive times (every stored time is a known UTC instant)."""
+    if pd.Timestamp(ts).tzinfo is None:
         raise ValueError(f"timestamp must be tz-aware: {ts!r}")
-    return ts.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+    return to_utc(ts).strftime(ISO_FORMAT)
 
 
 def parse_iso(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    return datetime.strptime(text, ISO_FORMAT).replace(tzinfo=timezone.utc)
 
 
 class Store:
@@ -91,12 +94,15 @@ class Store:
 
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path is not None else default_db_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.execute("PRAGMA busy_timeout=30000")
-        self._migrate()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute("PRAGMA busy_timeout=30000")
+            self._migrate()
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"store {self.path}: cannot open ({exc})") from None
 
     def close(self) -> None:
         self.conn.close()
@@ -110,7 +116,7 @@ class Store:
     def _migrate(self) -> None:
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
-            raise RuntimeError(f"{self.path}: store schema {version} is newer than this hashpivot ({SCHEMA_VERSION}); upgrade hashpivot")
+            raise StoreError(f"{self.path}: store schema {version} is newer than this hashpivot ({SCHEMA_VERSION}); upgrade hashpivot")
         for number in range(version, SCHEMA_VERSION):
             try:  # one script, one transaction: a migration is applied whole or not at all
                 self.conn.executescript(f"BEGIN IMMEDIATE; {MIGRATIONS[number]}; PRAGMA user_version = {number + 1}; COMMIT;")
@@ -161,24 +167,25 @@ class Store:
 
         return _Tx()
 
-    def add_decision(self, doc: dict, decided_at: datetime, duration_s: float) -> int:
+    def add_decision(self, doc: Decision, decided_at: datetime, duration_s: float) -> int:
         """Store one decision document; returns its sequence number (the order decisions were taken in)."""
-        import json
-
         with self._transaction():
             cur = self.conn.execute(
                 "INSERT INTO decisions (interval_start_utc, decided_at_utc, status, safe, objective_usd, duration_s, document)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (doc["interval_start_utc"], iso(decided_at), doc["status"], int(doc["status"] == "safe"),
-                 doc.get("objective_usd"), duration_s, json.dumps(doc)),
+                (doc.interval_start_utc, iso(decided_at), doc.status, int(doc.status == "safe"),
+                 doc.objective_usd, duration_s, doc.model_dump_json()),
             )
         return int(cur.lastrowid)
 
-    def last_decision(self) -> tuple[int, dict] | None:
-        import json
-
+    def last_decision(self) -> tuple[int, Decision] | None:
         row = self.conn.execute("SELECT seq, document FROM decisions ORDER BY seq DESC LIMIT 1").fetchone()
-        return None if row is None else (int(row[0]), json.loads(row[1]))
+        return None if row is None else (int(row[0]), load_decision(row[1], f"{self.path}: decision {row[0]}"))
+
+    def fetch_failures(self) -> dict[str, int]:
+        """Failed fetches per source, over the whole log."""
+        rows = self.conn.execute("SELECT source, COUNT(*) FROM fetch_log WHERE ok = 0 GROUP BY source ORDER BY source")
+        return {source: int(n) for source, n in rows}
 
     def decisions(self, since: datetime | None = None, limit: int = 1000) -> pd.DataFrame:
         sql = ("SELECT seq, interval_start_utc, decided_at_utc, status, safe, objective_usd, duration_s, document "

@@ -12,10 +12,13 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from hashpivot.feeds.base import Observation
+from hashpivot.models.errors import HashpivotError
 from hashpivot.models.series import spec
 
 
-class Rejected(Exception):
+class Rejected(HashpivotError):
+    """Parsed rows failed a check: the payload is quarantined and the next source tried."""
+
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason

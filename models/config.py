@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from hashpivot.models.catalogue import ASIC_MODELS, GPU_MODELS, AsicModel
 from hashpivot.models.errors import ConfigError
+from hashpivot.models.series import FEED_GROUPS, FEED_SOURCES, SPECS
 
 log = logging.getLogger(__name__)
 
@@ -218,9 +219,6 @@ class SolverSettings(StrictModel):
     threads: int = Field(1, ge=1, le=64)
 
 
-FEED_SOURCES = ("mempool", "coinbase", "kraken", "coingecko", "ercot_mis", "nyiso_mis", "open_meteo", "vast", "akash")
-
-
 class FeedSource(StrictModel):
     enabled: bool = True
     base_url: str | None = Field(None, description="override the provider's URL (tests, proxies)")
@@ -251,8 +249,6 @@ class FeedsConfig(StrictModel):
     @field_validator("jump_limits")
     @classmethod
     def _known_families(cls, v: dict[str, float | None]) -> dict[str, float | None]:
-        from hashpivot.models.series import SPECS
-
         for k, x in v.items():
             if k not in SPECS:
                 raise ValueError(f"unknown series family {k!r}; must be one of: {', '.join(SPECS)}")
@@ -265,7 +261,6 @@ class FeedsConfig(StrictModel):
 
 
 CRON_FIELDS = ("year", "month", "day", "week", "day_of_week", "hour", "minute", "second")
-FEED_GROUPS = ("btc", "network", "power_rt", "power_da", "power_rt_nyiso", "weather", "gpu")
 
 
 def _check_cron(v: dict[str, str | int]) -> dict[str, str | int]:

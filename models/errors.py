@@ -22,4 +22,14 @@ class InfeasibleError(HashpivotError):
 
 
 class SolverError(HashpivotError):
-    """HiGHS stopped without a usable solution (time limit with no incumbent, numerical trouble, …)."""
+    """HiGHS stopped without a usable solution (time limit with no incumbent, numerical trouble, …), or the
+    solution failed its certificate (the model and the independent checker disagree)."""
+
+
+class InputError(HashpivotError):
+    """A file or command-line value other than the site config is unusable (decision JSON, scenario CSV,
+    output path, option value): the message names it and what is allowed."""
+
+
+class StoreError(HashpivotError):
+    """The SQLite store cannot be opened, read or written: the message names the file and the cause."""

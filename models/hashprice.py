@@ -17,6 +17,11 @@ def block_subsidy_btc(height: int) -> float:
     return INITIAL_SUBSIDY_BTC / (2**halvings)
 
 
+def subsidy_schedule_btc(halvings: int = 8) -> tuple[float, ...]:
+    """The subsidy of each halving era (50, 25, 12.5, 6.25, 3.125, …), from `block_subsidy_btc`."""
+    return tuple(block_subsidy_btc(era * HALVING_INTERVAL_BLOCKS) for era in range(halvings))
+
+
 def blocks_per_day_per_th(difficulty: float) -> float:
     """Expected blocks a day found by 1 TH/s: 86,400 s x 1e12 H/s / (difficulty x 2^32 hashes per block)."""
     if not difficulty > 0:

@@ -14,28 +14,15 @@ price blended toward the trailing mean with the same decay. Hashprice and GPU ra
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
-from zoneinfo import ZoneInfo
-
 import numpy as np
 import pandas as pd
 
+from hashpivot.models.calendar import dam_published_at_utc, duration_text, to_utc
 from hashpivot.models.config import SiteConfig
 from hashpivot.models.errors import DataError
-from hashpivot.models.market import MarketData
 from hashpivot.models.hashprice import hashprice_usd_per_th_day
-
-MARKET_TZ = ZoneInfo("America/Chicago")
-DAM_PUBLISH_LOCAL = timedelta(hours=13, minutes=30)
-
-# How old the latest value of each series may be before a solve refuses it.
-STALENESS_LIMITS = {
-    "power_rt": pd.Timedelta(hours=6),
-    "btc_usd": pd.Timedelta(hours=48),
-    "network": pd.Timedelta(days=4),
-    "gpu_rate": pd.Timedelta(days=62),
-    "ancillary": pd.Timedelta(days=2),
-}
+from hashpivot.models.market import MarketData
+from hashpivot.models.series import staleness
 
 
 @dataclass
@@ -61,13 +48,6 @@ class Forecast:
         return self.step_minutes / 60.0
 
 
-def dam_published_at_utc(interval_start_utc: pd.DatetimeIndex) -> pd.DatetimeIndex:
-    """When ERCOT's day-ahead prices for the operating days holding these intervals were published (UTC)."""
-    local_day = interval_start_utc.tz_convert(MARKET_TZ).normalize().tz_localize(None)
-    publish_local = local_day - pd.Timedelta(days=1) + DAM_PUBLISH_LOCAL
-    return publish_local.tz_localize(MARKET_TZ).tz_convert("UTC")
-
-
 def published_day_ahead(series: pd.Series, at: pd.Timestamp) -> pd.Series:
     """The day-ahead values of `series` that were published by `at` (only the recent window is scanned)."""
     recent = series[series.index >= at - pd.Timedelta(days=3)]
@@ -84,20 +64,20 @@ def default_at(market: MarketData) -> pd.Timestamp:
 
 
 def _known(df: pd.DataFrame, at: pd.Timestamp, interval: pd.Timedelta, series: str) -> pd.DataFrame:
-    """Rows whose interval has ended by `at`; DataError if none is younger than the staleness limit."""
+    """Rows whose interval has ended by `at`; DataError if none is younger than the series' staleness limit."""
     known = df[df.index + interval <= at].dropna(how="all")
-    limit = STALENESS_LIMITS[series]
+    limit = pd.Timedelta(staleness(series))
     if known.empty or at - (known.index[-1] + interval) > limit:
         span = f"{df.index[0]:%Y-%m-%dT%H:%MZ} .. {df.index[-1]:%Y-%m-%dT%H:%MZ}" if len(df) else "no rows"
         last = f"last value ends {known.index[-1] + interval:%Y-%m-%dT%H:%MZ}" if len(known) else "no value before it"
         raise DataError(
-            f"{series}: no value within {limit} before {at:%Y-%m-%dT%H:%MZ} ({last}); available: {span}"
+            f"{series}: no value within {duration_text(limit)} before {at:%Y-%m-%dT%H:%MZ} ({last}); available: {span}"
         )
     return known
 
 
 def _power_forecast(market: MarketData, grid: pd.DatetimeIndex, at: pd.Timestamp, decay: float, trailing_hours: int):
-    rt_known = _known(market.power[["rt_price_usd_per_mwh"]], at, market.power_interval, "power_rt")["rt_price_usd_per_mwh"]
+    rt_known = _known(market.power[["rt_price_usd_per_mwh"]], at, market.power_interval, "power_rt_usd_per_mwh")["rt_price_usd_per_mwh"]
     last_time, last_rt = rt_known.index[-1], float(rt_known.iloc[-1])
     trailing = float(rt_known[rt_known.index > last_time - pd.Timedelta(hours=trailing_hours)].mean())
     da = market.power["da_price_usd_per_mwh"]
@@ -143,10 +123,7 @@ def _ambient(market: MarketData, grid: pd.DatetimeIndex, at: pd.Timestamp, defau
 
 def build_forecast(cfg: SiteConfig, market: MarketData, at: pd.Timestamp | str | None = None) -> Forecast:
     """Assemble the horizon's inputs from `market` as known at `at` (default: the data's latest time)."""
-    at = default_at(market) if at is None else pd.Timestamp(at)
-    if at.tzinfo is None:
-        at = at.tz_localize("UTC")
-    at = at.tz_convert("UTC")
+    at = default_at(market) if at is None else to_utc(at)
     step = pd.Timedelta(minutes=cfg.horizon.step_minutes)
     start = at.floor(step)
     grid = pd.date_range(start, periods=cfg.horizon.steps, freq=step, tz="UTC")
@@ -155,7 +132,7 @@ def build_forecast(cfg: SiteConfig, market: MarketData, at: pd.Timestamp | str |
 
     btc_known = _known(market.btc, at, market.btc_interval, "btc_usd")
     btc_usd = float(btc_known["btc_usd"].iloc[-1])
-    net = _known(market.network, at, market.network_interval, "network").iloc[-1]
+    net = _known(market.network, at, market.network_interval, "difficulty").iloc[-1]
     hashprice = hashprice_usd_per_th_day(
         float(net["difficulty"]), btc_usd, float(net["subsidy_btc"]), float(net["fees_btc_per_block"])
     )
@@ -175,7 +152,7 @@ def build_forecast(cfg: SiteConfig, market: MarketData, at: pd.Timestamp | str |
                     f"available: {', '.join(market.gpu_rates.columns)}"
                 )
             series = market.gpu_rates[[pool.rate_series]].dropna()
-            rate = float(_known(series, at, pd.Timedelta(0), "gpu_rate").iloc[-1, 0])
+            rate = float(_known(series, at, pd.Timedelta(0), f"gpu_rate_usd_per_gpu_hour.{pool.rate_series}").iloc[-1, 0])
         else:
             rate = float(pool.marketplace_rate_usd_per_gpu_hour)
         gpu_rates[pool.name] = np.full(len(grid), rate)

@@ -15,9 +15,9 @@ import pytest
 from hashpivot.feeds.embedded import load_market_data
 from hashpivot.models.config import load_config, validate_config
 from hashpivot.models.market import MarketData
-from hashpivot.optimizer.studies.backtest import hourly_profit, run_backtest
+from hashpivot.optimizer.studies.backtest import run_backtest
 from hashpivot.models.hashprice import blocks_per_day_per_th
-from hashpivot.optimizer.milp.schedule import evaluate
+from hashpivot.optimizer.milp.schedule import evaluate, profit_by_step
 
 ROOT = Path(__file__).resolve().parents[1]
 START = pd.Timestamp("2024-08-06T15:00Z")
@@ -73,7 +73,7 @@ def test_one_spike_with_a_ramp_limit_by_hand():
 
 def test_hourly_profit_adds_up():
     r = profits([20.0, 20.0, 500.0, 20.0])["rolling"]
-    assert hourly_profit(r.problem, r.schedule).sum() == pytest.approx(evaluate(r.problem, r.schedule)["objective_usd"])
+    assert profit_by_step(r.problem, r.schedule)["objective_usd"].sum() == pytest.approx(evaluate(r.problem, r.schedule)["objective_usd"])
 
 
 @pytest.fixture(scope="module")

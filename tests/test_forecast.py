@@ -12,7 +12,8 @@ import pytest
 from hashpivot.feeds.embedded import load_market_data
 from hashpivot.models.config import load_config
 from hashpivot.models.errors import DataError
-from hashpivot.optimizer.forecast import build_forecast, dam_published_at_utc, default_at
+from hashpivot.models.calendar import dam_published_at_utc
+from hashpivot.optimizer.forecast import build_forecast, default_at
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "configs" / "site.toml"
 
@@ -78,7 +79,7 @@ def test_default_time_is_the_end_of_the_last_real_time_interval(market):
 
 
 def test_missing_data_names_the_series_and_the_available_range(market, cfg):
-    with pytest.raises(DataError, match=r"power_rt: no value within .* before 2019-01-01T00:00Z .*available: 2024-01-01T0\d:00Z \.\. 2025-05-31"):
+    with pytest.raises(DataError, match=r"power_rt_usd_per_mwh: no value within .* before 2019-01-01T00:00Z .*available: 2024-01-01T0\d:00Z \.\. 2025-05-31"):
         build_forecast(cfg, market, "2019-01-01T00:00Z")
-    with pytest.raises(DataError, match=r"power_rt: no value within 0 days 06:00:00 before 2026-01-01T00:00Z \(last value ends 2025-06-01"):
+    with pytest.raises(DataError, match=r"power_rt_usd_per_mwh: no value within 3 h before 2026-01-01T00:00Z \(last value ends 2025-06-01"):
         build_forecast(cfg, market, "2026-01-01T00:00Z")

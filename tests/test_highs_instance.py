@@ -9,7 +9,7 @@ import pytest
 
 from hashpivot.models.errors import SolverError
 from hashpivot.optimizer.milp.highs_instance import HighsInstance
-from hashpivot.optimizer.milp.model import build_model
+from hashpivot.optimizer.milp.families import build_model
 from hashpivot.optimizer.milp.solve import extract_schedule
 from tests.builders import asic, gpu, problem
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from hashpivot.models.errors import InfeasibleError
-from hashpivot.optimizer.milp.schedule import violations
+from hashpivot.optimizer.milp.families import violations
 from hashpivot.optimizer.milp.solve import SolveSettings, solve
 from tests.builders import asic, gpu, problem
 

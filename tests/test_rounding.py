@@ -12,10 +12,10 @@ from hashpivot.feeds.embedded import load_market_data
 from hashpivot.models.config import load_config
 from hashpivot.optimizer.forecast import build_forecast
 from hashpivot.optimizer.milp.highs_instance import HighsInstance
-from hashpivot.optimizer.milp.model import build_model
+from hashpivot.optimizer.milp.families import build_model, violations
 from hashpivot.optimizer.milp.problem import make_problem
 from hashpivot.optimizer.milp.rounding import ramp_repair, round_schedule
-from hashpivot.optimizer.milp.schedule import Schedule, site_kw, violations
+from hashpivot.optimizer.milp.schedule import Schedule, site_kw
 from hashpivot.optimizer.milp.solve import SolveSettings, extract_schedule, solve
 from tests.builders import asic, problem
 from tests.test_properties import SETTINGS, problems

@@ -14,7 +14,7 @@ from hashpivot.feeds.importer import import_files
 from hashpivot.feeds.market_store import market_from_store
 from hashpivot.feeds.store import SCHEMA_VERSION, Store
 from hashpivot.models.config import load_config
-from hashpivot.models.errors import DataError
+from hashpivot.models.errors import DataError, StoreError
 from hashpivot.optimizer.forecast import build_forecast
 from hashpivot.optimizer.milp.problem import make_problem
 from hashpivot.optimizer.milp.solve import solve
@@ -45,7 +45,7 @@ def test_wal_schema_version_and_reopen(tmp_path):
     conn = sqlite3.connect(path)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.close()
-    with pytest.raises(RuntimeError, match="newer than this hashpivot"):
+    with pytest.raises(StoreError, match="newer than this hashpivot"):
         Store(path)
 
 
@@ -127,9 +127,9 @@ def test_series_fetched_only_after_the_as_of_time_read_as_missing_data(tmp_path)
 
 def test_decisions_read_a_bounded_window_that_covers_every_staleness_limit(tmp_path):
     from hashpivot.feeds.market_store import LOOKBACK, market_from_store
-    from hashpivot.optimizer.forecast import STALENESS_LIMITS
+    from hashpivot.models.series import SPECS
 
-    assert LOOKBACK >= max(STALENESS_LIMITS.values()).to_pytimedelta() + timedelta(days=3)
+    assert LOOKBACK >= max(s.staleness for s in SPECS.values()) + timedelta(days=3)
     with Store(tmp_path / "s.sqlite") as store:
         old = T0 - LOOKBACK - timedelta(hours=1)
         store.upsert([Observation("power_rt_usd_per_mwh.HB_WEST", old, 11.0, "USD/MWh", "ercot_mis", old),

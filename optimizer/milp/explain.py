@@ -7,27 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from hashpivot.models.breakeven import asic_breakeven_usd_per_mwh, gpu_breakeven_usd_per_mwh
+from hashpivot.models.decision import PoolDecision
 from hashpivot.optimizer.milp.schedule import asic_it_kw, gpu_it_kw, grid_flows_kw, site_kw
 from hashpivot.optimizer.milp.solve import Solution
-
-
-@dataclass
-class PoolDecision:
-    name: str
-    kind: str  # "asic" | "gpu"
-    hall: str
-    units_on: int
-    units_available: int
-    mode: str | None
-    units_by_mode: dict[str, int]
-    power_kw: float  # IT kW at step 0
-    revenue_usd_per_hour: float
-    cost_usd_per_hour: float  # energy at the marginal price, site meter (x PUE)
-    breakeven_usd_per_mwh: float
-    margin_usd_per_mwh: float
-    reason: str
-    contract_on: int | None = None
-    market_on: int | None = None
 
 
 @dataclass

@@ -208,15 +208,3 @@ def initial_site_kw(problem: Problem) -> float | None:
     for g in problem.gpu:
         it_kw += (g.initial_contract_on or 0) * g.full_power_kw + (g.initial_market_on or 0) * g.market_power_kw
     return it_kw * problem.pue
-
-
-def initial_state_from_decision(doc: dict) -> InitialState:
-    """The state a previous decision document (hashpivot solve --format json) left the site in (its step 0)."""
-    state = InitialState()
-    for pool in doc["pools"]:
-        if pool["kind"] == "asic":
-            state.asic_on_by_mode[pool["name"]] = {k: int(v) for k, v in pool["units_by_mode"].items()}
-        else:
-            state.gpu_contract_on[pool["name"]] = int(pool["contract_on"])
-            state.gpu_market_on[pool["name"]] = int(pool["market_on"])
-    return state

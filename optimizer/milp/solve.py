@@ -1,8 +1,8 @@
-"""Solve the allocation model with HiGHS (the Pyomo model loaded by `optimizer.highs_instance`) and extract the schedule.
+"""Solve the allocation model with HiGHS (the Pyomo model loaded by `optimizer.milp.highs_instance`) and extract the schedule.
 
 Strategy "auto" earns integrality at LP cost where it can:
 1. solve the LP relaxation: its objective is an upper bound on any integral allocation, its duals price the caps;
-2. floor the unit counts, mend ramp rows flooring broke (`optimizer.rounding`), give back profitable units
+2. floor the unit counts, mend ramp rows flooring broke (`optimizer.milp.rounding`), give back profitable units
    where caps allow, and check the result with the independent checker;
 3. if that is not within `mip_rel_gap` of the LP bound, solve the MIP restricted to the LP optimum's
    neighbourhood in growing boxes (integral LP values fixed, fractional ones floor or ceiling; then two units
@@ -10,8 +10,12 @@ Strategy "auto" earns integrality at LP cost where it can:
 4. a schedule within `mip_rel_gap` of the LP bound is returned, certified by the bound; otherwise HiGHS's
    full branch-and-bound runs, warm-started from the best schedule so far. `time_limit_s` bounds all of it.
 Strategy "mip" skips 2–3 (the LP still gives the bound and the duals). Every termination condition is checked;
-an infeasible model is diagnosed by a deletion filter over constraint groups, which names a minimal set of
-groups that conflict.
+an infeasible model is diagnosed (`optimizer.milp.diagnosis`).
+
+The certificate can fail: every schedule's profit comes from the independent checker
+(`optimizer.milp.schedule.evaluate`), and a profit above the bound by more than numerical tolerance raises
+SolverError naming both numbers — it means the model's objective and the checker disagree (a term added to
+one and not the other), which no `max()` may hide.
 """
 
 from __future__ import annotations
@@ -20,38 +24,29 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 import pyomo.environ as pyo
 from pyomo.common.gc_manager import PauseGC
 
-from hashpivot.models.errors import InfeasibleError, SolverError
+from hashpivot.models.errors import SolverError
+from hashpivot.optimizer.milp.diagnosis import diagnose_infeasibility
+from hashpivot.optimizer.milp.families import build_model, violations
 from hashpivot.optimizer.milp.highs_instance import HighsInstance
-from hashpivot.optimizer.milp.model import CONSTRAINT_GROUPS, GROUP_MEANING, build_model, set_objective, set_parameters, structure_key
+from hashpivot.optimizer.milp.model import set_objective, set_parameters, structure_key
 from hashpivot.optimizer.milp.problem import Problem
 from hashpivot.optimizer.milp.rounding import round_and_fill
-from hashpivot.optimizer.milp.schedule import Schedule, evaluate, grid_flows_kw, hall_it_kw, site_kw, violations
+from hashpivot.optimizer.milp.schedule import Schedule, evaluate, grid_flows_kw, hall_it_kw, site_kw, starts
+from hashpivot.optimizer.milp.settings import SolveSettings, Strategy, load_highs
 
-if TYPE_CHECKING:
-    from hashpivot.models.config import SiteConfig
+__all__ = ["PersistentLP", "Solution", "SolveSettings", "Strategy", "solve"]
 
 log = logging.getLogger(__name__)
 
-Strategy = Literal["auto", "mip"]
-
-
-@dataclass
-class SolveSettings:
-    mip_rel_gap: float = 1e-4
-    time_limit_s: float = 30.0
-    threads: int = 1
-    strategy: Strategy = "auto"
-
-    @classmethod
-    def from_config(cls, cfg: SiteConfig, strategy: Strategy = "auto") -> SolveSettings:
-        """The site config's `[solver]` table."""
-        return cls(cfg.solver.mip_rel_gap, cfg.solver.time_limit_s, cfg.solver.threads, strategy)
+# How far a schedule's profit may lie above its bound before the certificate fails: HiGHS's feasibility and
+# optimality tolerances (1e-7) leave the LP objective that much short of the exact optimum.
+CERTIFICATE_REL_TOL = 1e-6
 
 
 @dataclass
@@ -70,11 +65,6 @@ class Solution:
     @property
     def gap(self) -> float:
         return max(0.0, self.bound_usd - self.objective_usd) / max(abs(self.bound_usd), 1.0)
-
-
-def _load(model: pyo.ConcreteModel, settings: SolveSettings) -> HighsInstance:
-    return HighsInstance(model, threads=settings.threads, time_limit_s=settings.time_limit_s,
-                         mip_rel_gap=settings.mip_rel_gap)
 
 
 def extract_schedule(inst: HighsInstance, col_values: np.ndarray, problem: Problem) -> Schedule:
@@ -101,20 +91,20 @@ def _set_values(m: pyo.ConcreteModel, problem: Problem, sched: Schedule) -> None
     buy, sell = grid_flows_kw(problem, site)
     for a, pool in enumerate(problem.asic):
         on = sched.asic_units[a].sum(axis=0)
-        prev = np.concatenate([[on[0] if pool.initial_on is None else pool.initial_on], on[:-1]])
+        started = starts(on, pool.initial_on)
         for t in range(T):
             for k in range(len(pool.mode_names)):
                 m.n[a, k, t].set_value(float(sched.asic_units[a][k, t]), skip_validation=True)
             if (a, t) in m.on:
                 m.on[a, t].set_value(float(on[t]), skip_validation=True)
-            m.s[a, t].set_value(float(max(on[t] - prev[t], 0.0)), skip_validation=True)
+            m.s[a, t].set_value(float(started[t]), skip_validation=True)
     for g, x in enumerate(problem.gpu):
         mk = sched.gpu_market_on[g]
-        prev = np.concatenate([[mk[0] if x.initial_market_on is None else x.initial_market_on], mk[:-1]])
+        started = starts(mk, x.initial_market_on)
         for t in range(T):
             m.gc[g, t].set_value(float(sched.gpu_contract_on[g][t]), skip_validation=True)
             m.gm[g, t].set_value(float(mk[t]), skip_validation=True)
-            m.gs[g, t].set_value(float(max(mk[t] - prev[t], 0.0)), skip_validation=True)
+            m.gs[g, t].set_value(float(started[t]), skip_validation=True)
     hall_kw = hall_it_kw(problem, sched)
     for (h, t), var in m.hall_kw.items():
         var.set_value(float(hall_kw[h][t]), skip_validation=True)
@@ -155,7 +145,7 @@ class PersistentLP:
 
     def _build(self, problem: Problem) -> None:
         self.key = structure_key(problem)
-        self.instance = _load(build_model(problem, relax=True), self.settings)
+        self.instance = load_highs(build_model(problem, relax=True), self.settings)
         self.untouched_for = problem  # the instance is exactly as built for this problem
         self.rebuilds += 1
 
@@ -196,7 +186,7 @@ def solve(problem: Problem, settings: SolveSettings | None = None, persistent: P
         model = build_model(problem, relax=True)
         timings["build_lp_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        lp = _load(model, settings)
+        lp = load_highs(model, settings)
         timings["load_lp_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     res = lp.solve(_left(deadline))
@@ -216,11 +206,13 @@ def solve(problem: Problem, settings: SolveSettings | None = None, persistent: P
         t0 = time.perf_counter()
         relaxed = extract_schedule(lp, res.col_values, problem)
         best, best_obj = round_and_fill(problem, relaxed)
+        certify(best_obj, lp_bound, "LP rounding against the LP bound")
         timings["rounding_s"] = time.perf_counter() - t0
         if not _within_gap(best_obj, lp_bound, settings):
             t0 = time.perf_counter()
             found, found_obj = _neighbourhood(lp, problem, relaxed, settings, lp_bound, deadline)
             timings["neighbourhood_s"] = time.perf_counter() - t0
+            certify(found_obj, lp_bound, "LP neighbourhood against the LP bound")
             if found is not None and found_obj > best_obj:
                 best, best_obj, method = found, found_obj, "lp-neighbourhood"
 
@@ -231,6 +223,7 @@ def solve(problem: Problem, settings: SolveSettings | None = None, persistent: P
             status = "feasible"  # the time limit is spent: the best schedule so far, with its gap
         else:
             method, status, best, best_obj, bound = _branch_and_bound(problem, settings, best, timings, lp_bound, deadline)
+            certify(best_obj, bound, "branch-and-bound against its bound")
     timings["total_s"] = time.perf_counter() - t_start
     log.info(
         "solve method=%s status=%s objective_usd=%.2f bound_usd=%.2f total_s=%.3f",
@@ -240,7 +233,7 @@ def solve(problem: Problem, settings: SolveSettings | None = None, persistent: P
         status=status,
         method=method,
         objective_usd=best_obj,
-        bound_usd=max(bound, best_obj),
+        bound_usd=bound,
         schedule=best,
         problem=problem,
         breakdown=evaluate(problem, best),
@@ -248,6 +241,16 @@ def solve(problem: Problem, settings: SolveSettings | None = None, persistent: P
         hall_cap_dual_usd_per_kw_step=hall_dual,
         timings_s=timings,
     )
+
+
+def certify(objective_usd: float, bound_usd: float, what: str) -> None:
+    """SolverError if a schedule's profit (from the independent checker) is above an upper bound on every
+    schedule's profit: then the model and the checker compute different things."""
+    if objective_usd > bound_usd + CERTIFICATE_REL_TOL * max(abs(bound_usd), 1.0):
+        raise SolverError(
+            f"certificate failed ({what}): the schedule's profit {objective_usd:,.2f} USD from the independent "
+            f"checker is above the bound {bound_usd:,.2f} USD; the model and the checker disagree"
+        )
 
 
 def _left(deadline: float) -> float:
@@ -300,7 +303,7 @@ def _branch_and_bound(problem: Problem, settings: SolveSettings, start: Schedule
     deadline = time.perf_counter() + settings.time_limit_s if deadline is None else deadline
     t0 = time.perf_counter()
     model = build_model(problem, relax=False)
-    inst = _load(model, settings)
+    inst = load_highs(model, settings)
     timings["build_mip_s"] = time.perf_counter() - t0
     if start is not None:
         _set_values(model, problem, start)
@@ -321,7 +324,7 @@ def _branch_and_bound(problem: Problem, settings: SolveSettings, start: Schedule
         # HiGHS 1.16 can report a better incumbent than the column values it hands back when a MIP start was
         # given and presolve finishes the problem; solve again without the start rather than lose that incumbent.
         log.warning("HiGHS returned the MIP start (%.6f) instead of its incumbent (%.6f); re-solving cold", obj, res.objective)
-        inst = _load(model, settings)
+        inst = load_highs(model, settings)
         res = inst.solve(_left(deadline))
         if not res.has_solution:
             raise SolverError(f"HiGHS found no integral allocation on the cold re-solve (status {res.status})")
@@ -330,7 +333,8 @@ def _branch_and_bound(problem: Problem, settings: SolveSettings, start: Schedule
         start = None
     status = "optimal" if res.status == "optimal" else "feasible"
     bound = min(res.bound if res.bound is not None else math.inf, lp_bound)
-    bound = obj if math.isinf(bound) else bound
+    if math.isinf(bound):
+        raise SolverError("HiGHS returned an integral allocation without a bound (no LP bound either)")
     return ("mip-warm-start" if start is not None else "mip"), status, sched, obj, bound
 
 
@@ -341,59 +345,3 @@ def _rounded(sched: Schedule) -> Schedule:
         gpu_market_on=[np.round(x) for x in sched.gpu_market_on],
         reserve_kw=sched.reserve_kw,
     )
-
-
-# --------------------------------------------------------------------------- infeasibility
-
-
-def _feasible(problem: Problem, exclude: frozenset[str], relax: bool, settings: SolveSettings) -> bool:
-    return _load(build_model(problem, relax=relax, exclude=exclude), settings).solve().status != "infeasible"
-
-
-def conflicting_groups(problem: Problem, settings: SolveSettings | None = None, relax: bool = True) -> list[str]:
-    """A minimal set of constraint groups that cannot hold together (deletion filter over groups).
-
-    Variable bounds (units available) always stay; a result of only `contract_floors`, say, means the floor
-    conflicts with the bounds alone.
-    """
-    settings = settings or SolveSettings()
-    excluded: set[str] = set()
-    for group in CONSTRAINT_GROUPS:
-        trial = frozenset(excluded | {group})
-        if not _feasible(problem, trial, relax, settings):
-            excluded.add(group)  # still infeasible without it: not needed to explain the conflict
-    return [g for g in CONSTRAINT_GROUPS if g not in excluded]
-
-
-def diagnose_infeasibility(problem: Problem, settings: SolveSettings | None = None, relax: bool = True) -> InfeasibleError:
-    groups = conflicting_groups(problem, settings, relax)
-    lines = [f"  - {g}: {GROUP_MEANING[g]}" for g in groups]
-    details = _conflict_details(problem, groups)
-    message = "no feasible allocation: these constraint groups conflict:\n" + "\n".join(lines)
-    if details:
-        message += "\n" + "\n".join(f"  {d}" for d in details)
-    return InfeasibleError(message, groups)
-
-
-def _conflict_details(problem: Problem, groups: list[str]) -> list[str]:
-    out = []
-    if "contract_floors" in groups:
-        firm_by_hall: dict[str, float] = {}
-        for g in problem.gpu:
-            if g.firm and g.committed_gpus:
-                if g.committed_gpus > g.gpus_available:
-                    out.append(f"gpu pool {g.name}: firm contract {g.committed_gpus} GPUs > {g.gpus_available} available")
-                firm_by_hall[g.hall] = firm_by_hall.get(g.hall, 0.0) + g.committed_gpus * g.full_power_kw
-        for hall, kw in firm_by_hall.items():
-            cap = float(problem.hall_cap_kw[hall].min())
-            if "hall_caps" in groups and kw > cap:
-                out.append(f"hall {hall}: firm contracts need {kw:,.0f} kW > hall cap {cap:,.0f} kW")
-        total = sum(firm_by_hall.values()) * problem.pue
-        if "site_cap" in groups and total > problem.site_cap_kw:
-            out.append(f"site: firm contracts need {total:,.0f} kW at the meter > interconnect cap {problem.site_cap_kw:,.0f} kW")
-    if "ramp_limits" in groups and problem.initial_site_kw is not None:
-        out.append(
-            f"initial site load {problem.initial_site_kw:,.0f} kW, ramp limit {problem.ramp_limit_kw:,.0f} kW/step, "
-            f"interconnect cap {problem.site_cap_kw:,.0f} kW"
-        )
-    return out

@@ -6,13 +6,10 @@ running job finish and exit 0; misfired runs coalesce into one; each job opens i
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import signal
-import sqlite3
 import time
-from datetime import timezone
 from pathlib import Path
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -20,62 +17,27 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from hashpivot.feeds.collect import collect, status
-from hashpivot.feeds.store import Store
+from hashpivot.feeds.store import Store, default_db_path
+from hashpivot.models.calendar import iso_utc
 from hashpivot.models.config import SiteConfig
+from hashpivot.models.decision import Decision
 from hashpivot.models.errors import HashpivotError
 from hashpivot.models.clock import now_utc
+from hashpivot.optimizer.service.lock import InstanceLock
 from hashpivot.optimizer.service.metrics import Metrics
 from hashpivot.optimizer.service.publish import post_webhook, publish_files
-from hashpivot.optimizer.service.rolling import decide
+from hashpivot.optimizer.service.rolling import decide_interval
 from hashpivot.optimizer.milp.solve import PersistentLP, SolveSettings
 
 log = logging.getLogger(__name__)
 
 
-class InstanceLock:
-    """An exclusive lock on `<store>.lock`; a second holder is refused with the first one's PID."""
-
-    def __init__(self, store_path: Path):
-        self.path = Path(str(store_path) + ".lock")
-        self.fh = None
-
-    def __enter__(self) -> "InstanceLock":
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fh = open(self.path, "a+", encoding="utf-8")
-        except OSError as exc:
-            raise HashpivotError(f"cannot create the lock file {self.path} ({exc.strerror})") from None
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            pid = fh.read().strip() or "unknown"
-            fh.close()
-            raise HashpivotError(f"another hashpivot run (PID {pid}) holds {self.path}; stop it first") from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
-        self.fh = fh
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.fh is not None:
-            fcntl.flock(self.fh.fileno(), fcntl.LOCK_UN)
-            self.fh.close()
-
-
 def _check_store(db: Path) -> None:
     """Create/migrate the store before any job, turning an unusable path into an operator's error."""
-    try:
-        Store(db).close()
-    except (OSError, sqlite3.Error, RuntimeError) as exc:
-        raise HashpivotError(f"store {db}: cannot open ({exc})") from None
+    Store(db).close()
 
 
 def store_path(cfg: SiteConfig, db: Path | None) -> Path:
-    from hashpivot.feeds.store import default_db_path
-
     return Path(db) if db else (Path(cfg.feeds.db_path).expanduser() if cfg.feeds.db_path else default_db_path())
 
 
@@ -90,15 +52,14 @@ def collect_job(cfg: SiteConfig, db: Path, groups: list[str] | None, metrics: Me
 
 
 def decision_job(cfg: SiteConfig, db: Path, metrics: Metrics | None, wait_for_webhook: bool = False,
-                 kept_model: PersistentLP | None = None) -> tuple[int, dict]:
+                 kept_model: PersistentLP | None = None) -> tuple[int, Decision]:
     """Decide, store, publish. The webhook is posted in the background; `wait_for_webhook` (a one-shot tick,
     whose process ends right after) waits for it instead of letting the exiting process cut it off.
     `kept_model` carries the model between the daemon's intervals."""
     now = now_utc()
     t0 = time.perf_counter()
     with Store(db) as store:
-        doc = decide(cfg, store, now, kept_model)
-        doc["decided_at_utc"] = now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        doc = decide_interval(cfg, store, now, kept_model).model_copy(update={"decided_at_utc": iso_utc(now)})
         duration = time.perf_counter() - t0
         seq = store.add_decision(doc, now, duration)
     publish_files(doc, seq, Path(cfg.daemon.publish_dir), cfg.daemon.keep_published)
@@ -109,12 +70,11 @@ def decision_job(cfg: SiteConfig, db: Path, metrics: Metrics | None, wait_for_we
     if metrics is not None:
         metrics.record_decision(doc, now.timestamp(), duration)
     log.info("job=decide seq=%d interval=%s status=%s objective_usd=%s site_kw=%s duration_s=%.3f reason=%r", seq,
-             doc["interval_start_utc"], doc["status"], doc.get("objective_usd"), doc["site"]["site_power_kw"], duration,
-             doc.get("reason", ""))
+             doc.interval_start_utc, doc.status, doc.objective_usd, doc.site.site_power_kw, duration, doc.reason)
     return seq, doc
 
 
-def tick(cfg: SiteConfig, db: Path) -> tuple[int, dict]:
+def tick(cfg: SiteConfig, db: Path) -> tuple[int, Decision]:
     """One collection pass over every group, then one decision (for cron or a systemd timer)."""
     with InstanceLock(db):
         _check_store(db)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from hashpivot.feeds.collect import GroupResult, SeriesStatus
+from hashpivot.models.decision import Decision
 
 
 def failure_kind(reason: str) -> str:
@@ -39,16 +40,16 @@ class Metrics:
     def serve(self, host: str, port: int) -> None:
         start_http_server(port, addr=host, registry=self.registry)
 
-    def record_decision(self, doc: dict, decided_at_s: float, duration_s: float) -> None:
+    def record_decision(self, doc: Decision, decided_at_s: float, duration_s: float) -> None:
         self.last_decision.set(decided_at_s)
         self.solve_duration.set(duration_s)
-        if doc.get("objective_usd") is not None:
-            self.objective.set(doc["objective_usd"])
-        self.site_power.set(doc["site"]["site_power_kw"])
-        for pool in doc["pools"]:
-            self.pool_power.labels(pool["name"]).set(pool["power_kw"])
-        self.safe.set(1 if doc["status"] == "safe" else 0)
-        self.decisions.labels(doc["status"]).inc()
+        if doc.objective_usd is not None:
+            self.objective.set(doc.objective_usd)
+        self.site_power.set(doc.site.site_power_kw)
+        for pool in doc.pools:
+            self.pool_power.labels(pool.name).set(pool.power_kw)
+        self.safe.set(1 if doc.status == "safe" else 0)
+        self.decisions.labels(doc.status).inc()
 
     def record_feeds(self, results: list[GroupResult], statuses: list[SeriesStatus]) -> None:
         for r in results:

@@ -3,15 +3,16 @@ webhook POST in the background (retries, timeout) that never blocks the next sol
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import requests
+
+from hashpivot.feeds.http import HttpSettings, retrying_session
+from hashpivot.models.decision import Decision
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,8 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def publish_files(doc: dict, seq: int, directory: Path, keep: int = 2000) -> Path:
-    text = json.dumps(doc, indent=2)
+def publish_files(doc: Decision, seq: int, directory: Path, keep: int = 2000) -> Path:
+    text = doc.to_json()
     path = directory / f"decision-{seq:08d}.json"
     write_atomic(path, text)
     write_atomic(directory / "latest.json", text)
@@ -48,23 +49,23 @@ def publish_files(doc: dict, seq: int, directory: Path, keep: int = 2000) -> Pat
     return path
 
 
-def post_webhook(url: str, doc: dict, timeout_s: float, retries: int) -> threading.Thread:
-    """POST the document in a daemon thread, retrying `retries` times one second apart; failures are logged,
-    never raised."""
+def post_webhook(url: str, doc: Decision, timeout_s: float, retries: int) -> threading.Thread:
+    """POST the document in a daemon thread through the feeds' retrying session (urllib3 Retry: connection
+    errors, 429 and 5xx retried `retries` times with backoff); redirects are not followed (a 3xx is a failed
+    delivery). Failures are logged, never raised."""
 
     def send() -> None:
-        for attempt in range(retries + 1):
-            if attempt:
-                time.sleep(1.0)
+        with retrying_session(HttpSettings(retries=retries, backoff_s=0.5)) as session:
             try:
-                resp = requests.post(url, json=doc, timeout=timeout_s)
-                if resp.status_code < 300:
-                    log.info("webhook ok status=%s attempt=%d", resp.status_code, attempt + 1)
-                    return
-                reason = f"HTTP {resp.status_code}"
+                resp = session.post(url, data=doc.to_json(), headers={"Content-Type": "application/json"},
+                                    timeout=timeout_s, allow_redirects=False)
             except requests.RequestException as exc:
-                reason = type(exc).__name__
-            log.warning("webhook failed attempt=%d reason=%s", attempt + 1, reason)
+                log.warning("webhook failed reason=%s retries=%d", type(exc).__name__, retries)
+                return
+        if 200 <= resp.status_code < 300:
+            log.info("webhook ok status=%s", resp.status_code)
+        else:
+            log.warning("webhook failed reason=HTTP %s retries=%d", resp.status_code, retries)
 
     thread = threading.Thread(target=send, name="webhook", daemon=True)
     thread.start()

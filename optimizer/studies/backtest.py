@@ -25,14 +25,18 @@ import numpy as np
 import pandas as pd
 
 from hashpivot.models.config import SiteConfig
-from hashpivot.models.errors import DataError
+from hashpivot.models.calendar import to_utc
+from hashpivot.models.decision import Decision
+from hashpivot.models.errors import ConfigError, DataError, SolverError
 from hashpivot.models.market import MarketData
 from hashpivot.optimizer.studies.executors import run_jobs
 from hashpivot.optimizer.forecast import Forecast, build_forecast
 from hashpivot.models.hashprice import blocks_per_day_per_th, hashprice_usd_per_th_day
 from hashpivot.optimizer.milp.problem import InitialState, Problem, make_problem
-from hashpivot.optimizer.milp.schedule import Schedule, asic_it_kw, evaluate, gpu_it_kw, site_kw, violations
+from hashpivot.optimizer.milp.families import violations
+from hashpivot.optimizer.milp.schedule import Schedule, asic_it_kw, evaluate, gpu_it_kw, profit_by_step, site_kw, starts
 from hashpivot.optimizer.milp.solve import PersistentLP, SolveSettings, solve
+from hashpivot.optimizer.pipeline.decide import decide
 
 log = logging.getLogger(__name__)
 
@@ -121,11 +125,14 @@ RECENT_START_HOURS = 12  # start-up history handed to the next solve (minimum ru
 
 def _recent_starts(on: np.ndarray, t: int) -> list[int]:
     """Units started in hours t, t-1, … (most recent first); the first hour of the replay starts nothing."""
-    return [int(max(on[t - i] - on[t - i - 1], 0)) if t - i >= 1 else 0 for i in range(min(RECENT_START_HOURS, t + 1))]
+    started = starts(on[: t + 1], None)
+    return [int(x) for x in started[::-1][:RECENT_START_HOURS]]
 
 
 def _state_after(problem: Problem, applied: Schedule, t: int) -> InitialState:
-    """The state after applied hour t, with the start-ups of recent hours (for minimum run/rental times)."""
+    """The state a rule-based strategy leaves after applied hour t, with the start-ups of recent hours (for
+    minimum rental times). The rolling strategy carries its state through its decision documents instead,
+    exactly as the daemon does."""
     state = InitialState()
     for a, pool in enumerate(problem.asic):
         state.asic_on_by_mode[pool.name] = {m: int(applied.asic_units[a][k, t]) for k, m in enumerate(pool.mode_names)}
@@ -231,14 +238,12 @@ def run_backtest(
 ) -> BacktestResult:
     """Replay [start, end) hourly with `strategy`; score on the realised prices."""
     if strategy not in STRATEGIES:
-        raise ValueError(f"strategy {strategy!r}: must be one of {', '.join(STRATEGIES)}")
+        raise ConfigError(f"strategy {strategy!r}: must be one of {', '.join(STRATEGIES)}")
     cfg = _hour_cfg(cfg)
-    start, end = pd.Timestamp(start), pd.Timestamp(end)
-    start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
-    end = end.tz_localize("UTC") if end.tzinfo is None else end.tz_convert("UTC")
+    start, end = to_utc(start), to_utc(end)
     hours = int((end - start) / pd.Timedelta(hours=1))
     if hours <= 0:
-        raise ValueError(f"--to {end} must be after --from {start}")
+        raise ConfigError(f"--to {end} must be after --from {start}")
     settings = settings or SolveSettings.from_config(cfg)
     realised = make_problem(cfg, realised_forecast(cfg, market, start, hours))
     realised.initial_site_kw = None
@@ -251,26 +256,29 @@ def run_backtest(
     else:
         applied = _empty(realised)
         state: InitialState | None = None
+        previous: Decision | None = None
         kept = PersistentLP(settings)  # one model for the whole replay: each hour only moves its numbers
         for t in range(hours):
             at = start + pd.Timedelta(hours=t)
-            forecast = build_forecast(cfg, market, at)  # only what was published by `at`
             t0 = time.perf_counter()
-            if strategy == "rolling":
-                step = solve(make_problem(cfg, forecast, state), settings, kept).schedule
+            if strategy == "rolling":  # the daemon's loop: the pipeline, from the previous hour's document
+                decided = decide(cfg, market, at, previous, kept)  # the forecast sees only what was published by `at`
+                step, previous = decided.solution.schedule, decided.document
             else:
                 # strike-price curtailment reacts to the latest real-time price, not to a forecast
+                forecast = build_forecast(cfg, market, at)
                 one = make_problem(cfg, _first_step(forecast, float(forecast.notes["last_rt_price_usd_per_mwh"])), state)
                 prev = None if t == 0 else float(site_kw(realised, applied)[t - 1])
                 step = _rule_step(one, strategy, prev, cfg.site.ramp_limit_kw_per_step)
             times.append(time.perf_counter() - t0)
             _copy_step(applied, t, step)
-            state = _state_after(realised, applied, t)
+            if strategy != "rolling":
+                state = _state_after(realised, applied, t)
             if progress is not None:
                 progress(t + 1, hours)
     problems = violations(realised, applied)
     if problems:
-        raise AssertionError(f"{strategy}: applied schedule breaks constraints: {problems[:3]}")
+        raise SolverError(f"{strategy}: the applied schedule breaks constraints (a bug, please report): {problems[:3]}")
     totals = evaluate(realised, applied)
     return BacktestResult(strategy, realised, applied, _totals(realised, applied, totals, times), _steps(realised, applied, times, start), times)
 
@@ -322,30 +330,6 @@ def _steps(p: Problem, s: Schedule, times: list[float], start: pd.Timestamp) -> 
     return df
 
 
-def hourly_profit(p: Problem, s: Schedule) -> np.ndarray:
-    """Realised profit per step (USD); sums to `evaluate(p, s)["objective_usd"]`."""
-    from hashpivot.optimizer.milp.schedule import grid_flows_kw
-
-    dt = p.step_hours
-    profit = sum((u * r).sum(axis=0) for u, r in zip(s.asic_units, p.asic_revenue_usd())) + np.zeros(p.steps)
-    for a, u in zip(p.asic, s.asic_units):
-        on = u.sum(axis=0)
-        prev = np.concatenate([[on[0] if a.initial_on is None else a.initial_on], on[:-1]])
-        profit -= np.maximum(on - prev, 0.0) * a.startup_cost_usd
-    for g, c, m in zip(p.gpu, s.gpu_contract_on, s.gpu_market_on):
-        profit += (c * g.contract_rate_usd_per_gpu_hour + m * g.market_net_usd_per_gpu_hour) * dt
-        profit -= (g.committed_gpus - c) * g.sla_penalty_usd_per_gpu_hour * dt
-        prev = np.concatenate([[m[0] if g.initial_market_on is None else g.initial_market_on], m[:-1]])
-        profit -= np.maximum(m - prev, 0.0) * g.startup_cost_usd
-    buy, sell = grid_flows_kw(p, site_kw(p, s))
-    profit -= buy * (p.price_usd_per_mwh + p.adder_usd_per_mwh) * dt / 1000.0
-    profit += sell * p.price_usd_per_mwh * dt / 1000.0
-    profit += s.reserve_kw * p.reserve_price_usd_per_mw_hour * dt / 1000.0
-    if p.block_kw.sum() > 0:
-        profit -= p.block_cost_usd * p.block_kw / p.block_kw.sum()
-    return profit
-
-
 @dataclass
 class WindowedResult:
     strategy: str
@@ -370,12 +354,10 @@ def run_backtest_windows(cfg: SiteConfig, market: MarketData, start, end, strate
     """The period cut into `windows` contiguous windows, each replayed from a free start and scored on its own
     realised prices; windows are independent, so they run in parallel on Dask with the same numbers as locally.
     One window (the default) is the exact sequential replay."""
-    start, end = pd.Timestamp(start), pd.Timestamp(end)
-    start = start.tz_localize("UTC") if start.tzinfo is None else start
-    end = end.tz_localize("UTC") if end.tzinfo is None else end
+    start, end = to_utc(start), to_utc(end)
     hours = int((end - start) / pd.Timedelta(hours=1))
     if not 1 <= windows <= max(hours, 1):
-        raise ValueError(f"--windows {windows}: must be between 1 and the number of hours ({hours})")
+        raise ConfigError(f"--windows {windows}: must be between 1 and the number of hours ({hours})")
     edges = [start + pd.Timedelta(hours=round(hours * i / windows)) for i in range(windows + 1)]
     spans = list(zip(edges[:-1], edges[1:]))
     # hours without real-time prices (the source has week-long holes) cannot be decided or scored: cut them out,
@@ -389,7 +371,7 @@ def run_backtest_windows(cfg: SiteConfig, market: MarketData, start, end, strate
     if not spans:
         raise DataError(f"no real-time prices between {start} and {end}")
     if executor not in ("local", "dask"):
-        raise ValueError(f"--executor {executor!r}: must be local or dask")
+        raise ConfigError(f"--executor {executor!r}: must be local or dask")
     if executor == "local" and len(spans) == 1:  # the sequential replay: progress hour by hour
         results = [run_backtest(cfg, market, spans[0][0], spans[0][1], strategy, progress=progress)]
     else:
@@ -399,5 +381,5 @@ def run_backtest_windows(cfg: SiteConfig, market: MarketData, start, end, strate
     totals["mean_solve_time_s"] = float(np.mean(times)) if times else 0.0
     totals["hours_without_data"] = float(skipped)
     steps = pd.concat([r.steps for r in results], ignore_index=True)
-    profit = np.concatenate([hourly_profit(r.problem, r.schedule) for r in results])
+    profit = np.concatenate([profit_by_step(r.problem, r.schedule)["objective_usd"] for r in results])
     return WindowedResult(strategy, results, totals, steps, profit)

@@ -1,8 +1,10 @@
-"""What-ifs and sweeps: transform a forecast (pure), solve, and summarise each case the same way."""
+"""What-ifs: apply scenario files (config overrides, series transforms) to the base case, decide each through
+the one pipeline and summarise every case the same way (sweeps reuse `solve_case`)."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,14 +12,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hashpivot.models.config import SiteConfig
-from hashpivot.models.errors import ConfigError
-from hashpivot.optimizer.milp.explain import binding_constraints
-from hashpivot.optimizer.forecast import Forecast
+from hashpivot.feeds.embedded import load_market_data
+from hashpivot.models.config import SiteConfig, apply_override, load_config, load_raw_config, validate_config
+from hashpivot.models.errors import ConfigError, InputError
 from hashpivot.models.hashprice import blocks_per_day_per_th
-from hashpivot.optimizer.milp.problem import make_problem
+from hashpivot.models.scenario import load_scenario
+from hashpivot.optimizer.forecast import Forecast, build_forecast
 from hashpivot.optimizer.milp.schedule import asic_it_kw, gpu_it_kw, grid_flows_kw, site_kw
-from hashpivot.optimizer.milp.solve import SolveSettings, solve
+from hashpivot.optimizer.milp.solve import PersistentLP
+from hashpivot.optimizer.pipeline.decide import decide_on_forecast
 
 
 def transform_forecast(f: Forecast, series: str, op: str, value: float | None = None, values: np.ndarray | None = None) -> Forecast:
@@ -32,7 +35,7 @@ def transform_forecast(f: Forecast, series: str, op: str, value: float | None = 
             return x + float(value)
         if op == "csv":
             return np.asarray(values, dtype=float)
-        raise ValueError(f"unknown op {op!r}")
+        raise ConfigError(f"unknown op {op!r}: must be set, scale, add or csv")
 
     if series == "btc_usd":
         btc = apply(f.btc_usd)
@@ -56,8 +59,8 @@ def csv_values(path: Path, f: Forecast) -> np.ndarray:
     """Values for every horizon step from a CSV with columns interval_start_utc,value (hourly or finer)."""
     try:
         df = pd.read_csv(path)
-    except (OSError, pd.errors.ParserError) as exc:
-        raise ConfigError(f"{path}: cannot read ({exc})") from None
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputError(f"{path}: cannot read as CSV ({exc})") from None
     if list(df.columns[:2]) != ["interval_start_utc", "value"]:
         raise ConfigError(f"{path}: header must be interval_start_utc,value; got {','.join(df.columns)}")
     series = pd.Series(df["value"].astype(float).to_numpy(), index=pd.DatetimeIndex(pd.to_datetime(df["interval_start_utc"], utc=True)))
@@ -89,10 +92,10 @@ class CaseResult:
         return out
 
 
-def solve_case(name: str, cfg: SiteConfig, forecast: Forecast, settings: SolveSettings | None = None,
-               persistent=None) -> CaseResult:
-    settings = settings or SolveSettings.from_config(cfg)
-    sol = solve(make_problem(cfg, forecast), settings, persistent)
+def solve_case(name: str, cfg: SiteConfig, forecast: Forecast, persistent: PersistentLP | None = None) -> CaseResult:
+    """Decide one case from a free start and summarise it."""
+    decided = decide_on_forecast(cfg, forecast, kept=persistent)
+    sol = decided.solution
     p, s = sol.problem, sol.schedule
     kw = {pool.name: x for pool, x in zip(p.asic, asic_it_kw(p, s))}
     kw.update({g.name: x for g, x in zip(p.gpu, gpu_it_kw(p, s))})
@@ -111,6 +114,38 @@ def solve_case(name: str, cfg: SiteConfig, forecast: Forecast, settings: SolveSe
         gpu_hours=float(sum((c + m).sum() for c, m in zip(s.gpu_contract_on, s.gpu_market_on)) * dt),
         energy_bought_mwh=float(buy.sum()) * dt / 1000.0,
         energy_sold_mwh=float(sell.sum()) * dt / 1000.0,
-        binding=binding_constraints(sol),
+        binding=decided.document.binding_constraints,
         status=sol.status,
     )
+
+
+def _toml_value(value) -> str:
+    return json.dumps(value) if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def run_whatif(config_path: Path, overrides: list[str], scenario_paths: list[Path], at: str | None = None,
+               data: Path | None = None) -> tuple[SiteConfig, list[dict]]:
+    """The base case and each scenario (its `set` keys over its `base` config or `config_path`, its transforms
+    over the forecast at its `at` or `at`), as one summary row each."""
+    base_cfg = load_config(config_path, overrides)
+
+    def forecast_for(cfg: SiteConfig, when: str | None) -> Forecast:
+        return build_forecast(cfg, load_market_data(data, cfg.site.settlement_point), when)
+
+    rows = [solve_case("base", base_cfg, forecast_for(base_cfg, at)).row()]
+    for path in scenario_paths:
+        scenario, spath = load_scenario(path)
+        cfg_path = (spath.parent / scenario.base) if scenario.base else config_path
+        raw, label = load_raw_config(cfg_path, overrides)
+        for key, value in scenario.set.items():
+            apply_override(raw, f"{key}={_toml_value(value)}")
+        cfg = validate_config(raw, f"{spath} (set over {label})")
+        forecast = forecast_for(cfg, scenario.at or at)
+        for i, t in enumerate(scenario.transform):
+            values = csv_values(spath.parent / t.file, forecast) if t.op == "csv" else None
+            try:
+                forecast = transform_forecast(forecast, t.series, t.op, t.value, values)
+            except ConfigError as exc:
+                raise ConfigError(f"{spath}: transform[{i}].series = {t.series!r}: {exc}") from None
+        rows.append(solve_case(scenario.name, cfg, forecast).row())
+    return base_cfg, rows

@@ -1,0 +1,150 @@
+"""What every command shares: the typer app and its sub-apps, shared options, error handling, output.
+
+Commands import the library inside their functions: loading Pyomo, pandas, Dask and matplotlib for every
+`--help` would make each call slower by seconds, and `hashpivot solve` stays near 1 s.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from enum import Enum
+from importlib.metadata import version
+from importlib.resources import files
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from hashpivot.models.errors import HashpivotError, InputError
+
+app = typer.Typer(
+    name="hashpivot",
+    help="Decide, interval by interval, how much power each ASIC and GPU pool of a mining site gets.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="markdown",
+    pretty_exceptions_show_locals=False,
+)
+feeds_app = typer.Typer(help="Collect, import and inspect market data in the local store.", no_args_is_help=True,
+                        rich_markup_mode="markdown")
+decisions_app = typer.Typer(help="Decisions taken by `run` / `tick`.", no_args_is_help=True, rich_markup_mode="markdown")
+app.add_typer(feeds_app, name="feeds")
+app.add_typer(decisions_app, name="decisions")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"hashpivot {version('hashpivot')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                               help="print the version and exit")] = False,
+) -> None:
+    """Decide, interval by interval, how much power each ASIC and GPU pool of a mining site gets."""
+
+
+DEFAULT_CONFIG = Path("configs/site.toml")
+
+
+def utc(text: str, option: str):
+    """A command-line time as a tz-aware UTC pandas Timestamp (naive times are UTC); InputError if not a time."""
+    from hashpivot.models.calendar import to_utc
+
+    try:
+        return to_utc(text)
+    except (ValueError, TypeError):
+        raise InputError(f"{option} {text!r}: not a date/time (use ISO 8601, e.g. 2024-08-05T14:00Z)") from None
+
+
+def config_path(path: Path) -> Path:
+    """The given config; the default falls back to the example site shipped with the package."""
+    if path == DEFAULT_CONFIG and not path.exists():
+        return Path(str(files("hashpivot.configs") / "site.toml"))
+    return path
+
+
+def load_site(path: Path, overrides: Optional[list[str]]):
+    from hashpivot.models.config import load_config
+
+    return load_config(config_path(path), overrides or [])
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+def operator_errors(func):
+    """Turn hashpivot's own errors into `error: …` on stderr and exit code 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except HashpivotError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("pyomo").setLevel(logging.WARNING)
+
+
+def emit(text: str, output: Optional[Path]) -> None:
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {output}", err=True)
+
+
+def open_store(cfg, db: Optional[Path]):
+    from hashpivot.feeds.store import Store
+
+    return Store(db or (Path(cfg.feeds.db_path).expanduser() if cfg.feeds.db_path else None))
+
+
+def frame_out(df, format: OutputFormat, title: str) -> None:
+    import pandas as pd
+    from rich.console import Console
+    from rich.table import Table
+
+    if format is OutputFormat.json:
+        typer.echo(df.to_json(orient="records", date_format="iso", indent=2))
+    elif format is OutputFormat.csv:
+        typer.echo(df.to_csv(index=False), nl=False)
+    else:
+        table = Table(title=title)
+        for col in df.columns:
+            table.add_column(str(col), justify="right" if pd.api.types.is_numeric_dtype(df[col]) else "left")
+        for row in df.itertuples(index=False):
+            table.add_row(*["" if v is None or (isinstance(v, float) and v != v) else (f"{v:,.6g}" if isinstance(v, float) else str(v)) for v in row])
+        Console(width=160).print(table)
+
+
+def echo_json(value) -> None:
+    typer.echo(json.dumps(value, indent=2, default=str))
+
+
+# options several commands share
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="site config TOML")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="override a config key: key.path=value (repeatable)")]
+DbOpt = Annotated[Optional[Path], typer.Option(help="SQLite store (default: feeds.db_path, else the user data dir)")]
+FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="table, json or csv")]
+AtOpt = Annotated[Optional[str], typer.Option(help="decision time, UTC ISO 8601 (default: latest in the data)")]
+DataOpt = Annotated[Optional[Path], typer.Option(help="directory of market CSVs (default: the embedded data)")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="log timings and steps to stderr")]

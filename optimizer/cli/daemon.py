@@ -1,0 +1,124 @@
+"""`hashpivot run`, `tick`, `status` and `decisions show`: the daemon and what it has decided."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from hashpivot.optimizer.cli.common import (
+    DEFAULT_CONFIG, ConfigOpt, DbOpt, FormatOpt, OutputFormat, SetOpt, app, decisions_app, echo_json, frame_out,
+    load_site, open_store, operator_errors, setup_logging, utc,
+)
+
+
+@app.command(epilog=(
+    "**Examples**\n\n"
+    "    hashpivot run --config /etc/hashpivot/site.toml --db /var/lib/hashpivot/store.sqlite\n\n"
+    "    hashpivot run --set 'daemon.decision_cron.minute=\"*/15\"' --set daemon.metrics_port=9200"))
+@operator_errors
+def run(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbOpt = None,
+        verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log every job (default on)")] = True) -> None:
+    """Run unattended: collect feeds and re-solve the rolling horizon on the [daemon] cron schedules.
+
+    Publishes each decision to daemon.publish_dir (and the webhook), serves Prometheus metrics on
+    daemon.metrics_host:metrics_port. SIGTERM/SIGINT finish the running job and exit 0.
+    """
+    setup_logging(verbose)
+    from hashpivot.optimizer.service.daemon import run as run_daemon
+    from hashpivot.optimizer.service.daemon import store_path
+
+    cfg = load_site(config, set_)
+    run_daemon(cfg, store_path(cfg, db))
+
+
+@app.command(epilog=(
+    "**Examples**\n\n"
+    "    hashpivot tick --db /var/lib/hashpivot/store.sqlite\n\n"
+    "    */5 * * * * cd /srv/hashpivot && hashpivot tick --db store.sqlite >> tick.log 2>&1   # crontab"))
+@operator_errors
+def tick(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbOpt = None, format: FormatOpt = OutputFormat.table,
+         verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log the pass to stderr")] = False) -> None:
+    """Exactly one pass: collect every feed, decide, store and publish; then exit (for cron / systemd timers)."""
+    setup_logging(verbose)
+    from hashpivot.optimizer.cli.render import RENDERERS
+    from hashpivot.optimizer.service.daemon import store_path
+    from hashpivot.optimizer.service.daemon import tick as run_tick
+
+    cfg = load_site(config, set_)
+    seq, doc = run_tick(cfg, store_path(cfg, db))
+    if format is not OutputFormat.table:
+        typer.echo(RENDERERS[format.value](doc), nl=False)
+    elif doc.status in ("safe", "kept"):
+        typer.echo(f"decision {seq}: {doc.status.upper()} allocation for {doc.interval_start_utc}: {doc.reason}")
+        for pool in doc.pools:
+            typer.echo(f"  {pool.name}: {pool.units_on} on, {pool.power_kw:,.0f} kW")
+    else:
+        typer.echo(f"decision {seq}")
+        typer.echo(RENDERERS["table"](doc), nl=False)
+
+
+@decisions_app.command("show", epilog=(
+    "**Examples**\n\n    hashpivot decisions show --since 2026-11-25T00:00Z\n\n    hashpivot decisions show --format csv > decisions.csv"))
+@operator_errors
+def decisions_show(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbOpt = None,
+                   since: Annotated[Optional[str], typer.Option(help="decided at or after, UTC ISO 8601")] = None,
+                   limit: Annotated[int, typer.Option(help="latest N decisions")] = 50,
+                   format: FormatOpt = OutputFormat.table) -> None:
+    """The decisions history: when, for which interval, status, objective, site power and power per pool."""
+    import pandas as pd
+
+    from hashpivot.models.decision import load_decision
+
+    cfg = load_site(config, set_)
+    with open_store(cfg, db) as store:
+        df = store.decisions(utc(since, "--since") if since else None, limit)
+    rows = []
+    for r in df.itertuples(index=False):
+        doc = load_decision(r.document, f"decision {r.seq}")
+        row = {"seq": r.seq, "decided_at_utc": r.decided_at_utc, "interval_start_utc": r.interval_start_utc, "status": r.status,
+               "objective_usd": r.objective_usd, "site_power_kw": doc.site.site_power_kw, "duration_s": round(r.duration_s, 3)}
+        row.update({f"{p.name}_kw": p.power_kw for p in doc.pools})
+        rows.append(row)
+    frame_out(pd.DataFrame(rows), format, "decisions")
+
+
+@app.command(epilog="**Examples**\n\n    hashpivot status --db /var/lib/hashpivot/store.sqlite\n\n    hashpivot status --format json")
+@operator_errors
+def status(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbOpt = None, format: FormatOpt = OutputFormat.table) -> None:
+    """For a human: the last decision (when, status, objective, power per pool) and every feed's age and freshness."""
+    import pandas as pd
+
+    from hashpivot.feeds.collect import status as feed_status
+
+    cfg = load_site(config, set_)
+    with open_store(cfg, db) as store:
+        last = store.last_decision()
+        feeds = feed_status(cfg, store)
+        fails = store.fetch_failures()
+    doc = last[1] if last else None
+    summary = {
+        "last_decision_seq": last[0] if last else None,
+        "last_decision": None if doc is None else {
+            "decided_at_utc": doc.decided_at_utc, "interval_start_utc": doc.interval_start_utc, "status": doc.status,
+            "objective_usd": doc.objective_usd, "reason": doc.reason},
+        "site_power_kw": doc.site.site_power_kw if doc else None,
+        "pools_power_kw": {p.name: p.power_kw for p in doc.pools} if doc else {},
+        "safe_allocation": bool(doc and doc.status == "safe"),
+        "feed_failures": fails,
+        "feeds": [{"series": s.series, "age_h": None if s.age_s is None else round(s.age_s / 3600, 2), "fresh": s.fresh,
+                   "source": s.source} for s in feeds],
+    }
+    if format is OutputFormat.json:
+        echo_json(summary)
+        return
+    if doc is not None:
+        d = summary["last_decision"]
+        typer.echo(f"last decision #{last[0]} at {d['decided_at_utc']} for {d['interval_start_utc']}: {d['status']}"
+                   f" (objective {d['objective_usd']}, site {summary['site_power_kw']:,} kW){' SAFE ALLOCATION' if summary['safe_allocation'] else ''}")
+        typer.echo("  " + ", ".join(f"{k} {v:,.0f} kW" for k, v in summary["pools_power_kw"].items()))
+    else:
+        typer.echo("no decision yet")
+    if summary["feed_failures"]:
+        typer.echo("feed failures: " + ", ".join(f"{k} {v}" for k, v in summary["feed_failures"].items()))
+    frame_out(pd.DataFrame(summary["feeds"]), OutputFormat.csv if format is OutputFormat.csv else OutputFormat.table, "feeds")

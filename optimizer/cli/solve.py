@@ -1,0 +1,119 @@
+"""`hashpivot solve` (one interval, through the one pipeline) and `hashpivot hashprice`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from hashpivot.models.errors import InputError
+from hashpivot.optimizer.cli.common import (
+    DEFAULT_CONFIG, AtOpt, DataOpt, FormatOpt, OutputFormat, SetOpt, VerboseOpt, app, emit, load_site, open_store,
+    operator_errors, setup_logging, utc,
+)
+
+
+@app.command(
+    epilog=(
+        "**Examples**\n\n"
+        "    hashpivot solve\n\n"
+        "    hashpivot solve --at 2024-08-05T14:00Z --format json --output decision.json\n\n"
+        "    hashpivot solve --set site.interconnect_cap_kw=80000 --set asic_pools.s21.units_available=5000\n\n"
+        "    hashpivot solve --initial decision.json --at 2024-08-05T15:00Z   # continue from the last decision\n\n"
+        "    hashpivot solve --source store --db ~/hashpivot.sqlite          # latest values collected by `feeds fetch`"
+    )
+)
+@operator_errors
+def solve(
+    config: Annotated[Path, typer.Option("--config", "-c", help="site config TOML (default: ./configs/site.toml, else the bundled example site)")] = DEFAULT_CONFIG,
+    at: AtOpt = None,
+    set_: SetOpt = None,
+    data: DataOpt = None,
+    source: Annotated[str, typer.Option(help="embedded (offline default) or store (latest values from `feeds fetch`)")] = "embedded",
+    db: Annotated[Optional[Path], typer.Option(help="store path for --source store (default: feeds.db_path, else the user data dir)")] = None,
+    initial: Annotated[Optional[Path], typer.Option(help="what runs now: a previous decision JSON (default: free start)")] = None,
+    strategy: Annotated[str, typer.Option(help="auto (LP rounding certified by the LP bound, else MIP) or mip")] = "auto",
+    format: FormatOpt = OutputFormat.table,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="write to this file instead of stdout")] = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Solve one interval: how many units of each pool run, in which mode, at what power, earning what, and why."""
+    setup_logging(verbose)
+    import pandas as pd
+
+    from hashpivot.feeds.embedded import load_market_data
+    from hashpivot.feeds.market_store import market_from_store
+    from hashpivot.models.decision import load_decision
+    from hashpivot.optimizer.cli.render import RENDERERS
+    from hashpivot.optimizer.pipeline.decide import decide
+
+    if strategy not in ("auto", "mip"):
+        raise InputError(f"--strategy {strategy!r}: must be auto or mip")
+    if source not in ("embedded", "store"):
+        raise InputError(f"--source {source!r}: must be embedded or store")
+    cfg = load_site(config, set_)
+    at_ts = utc(at, "--at") if at else None
+    if source == "store":
+        at_ts = at_ts if at_ts is not None else pd.Timestamp.now(tz="UTC")
+        with open_store(cfg, db) as store:
+            market = market_from_store(store, cfg.site.settlement_point, as_of=at_ts.to_pydatetime())
+    else:
+        market = load_market_data(data, cfg.site.settlement_point)
+    previous = None
+    if initial is not None:
+        try:
+            text = initial.read_bytes()
+        except OSError as exc:
+            raise InputError(f"--initial {initial}: cannot read ({exc.strerror})") from None
+        previous = load_decision(text, f"--initial {initial}")
+    decided = decide(cfg, market, at_ts, previous, strategy=strategy)  # type: ignore[arg-type]
+    emit(RENDERERS[format.value](decided.document), output)
+
+
+@app.command(
+    epilog=(
+        "**Examples**\n\n"
+        "    hashpivot hashprice --difficulty 8.9e13 --btc-usd 58000 --height 856000 --fees-btc-per-block 0.05\n\n"
+        "    hashpivot hashprice --difficulty 20082460130795 --btc-usd 60865.45 --subsidy-btc 6.25 --format json"
+    )
+)
+@operator_errors
+def hashprice(
+    difficulty: Annotated[float, typer.Option(help="network difficulty")],
+    btc_usd: Annotated[float, typer.Option(help="BTC price, USD")],
+    fees_btc_per_block: Annotated[float, typer.Option(help="average fees per block, BTC (e.g. last 144 blocks)")] = 0.0,
+    subsidy_btc: Annotated[Optional[float], typer.Option(help="block subsidy, BTC (or give --height)")] = None,
+    height: Annotated[Optional[int], typer.Option(help="block height, to derive the subsidy from the halving schedule")] = None,
+    format: FormatOpt = OutputFormat.table,
+) -> None:
+    """Hashprice (USD per TH/s per day and per PH/s per day) from difficulty, subsidy, fees and BTC price."""
+    from hashpivot.models.hashprice import block_subsidy_btc, hashprice_usd_per_th_day
+
+    if (subsidy_btc is None) == (height is None):
+        raise InputError("give exactly one of --subsidy-btc or --height")
+    if height is not None and height < 0:
+        raise InputError(f"--height {height}: must be >= 0")
+    if not difficulty > 0:
+        raise InputError(f"--difficulty {difficulty}: must be > 0")
+    if btc_usd < 0 or fees_btc_per_block < 0 or (subsidy_btc is not None and subsidy_btc < 0):
+        raise InputError("--btc-usd, --fees-btc-per-block and --subsidy-btc must be >= 0")
+    subsidy = subsidy_btc if subsidy_btc is not None else block_subsidy_btc(height)
+    th = hashprice_usd_per_th_day(difficulty, btc_usd, subsidy, fees_btc_per_block)
+    row = {
+        "difficulty": difficulty,
+        "btc_usd": btc_usd,
+        "subsidy_btc": subsidy,
+        "fees_btc_per_block": fees_btc_per_block,
+        "hashprice_usd_per_th_day": th,
+        "hashprice_usd_per_ph_day": th * 1000,
+    }
+    if format is OutputFormat.json:
+        typer.echo(json.dumps(row, indent=2))
+    elif format is OutputFormat.csv:
+        typer.echo(",".join(row))
+        typer.echo(",".join(repr(v) for v in row.values()))
+    else:
+        typer.echo(f"hashprice {th:.6f} USD/TH/day = {th * 1000:.3f} USD/PH/day")
+        typer.echo(f"(difficulty {difficulty:.6g}, subsidy {subsidy:g} BTC, fees {fees_btc_per_block:g} BTC/block, BTC {btc_usd:,.2f} USD)")

@@ -1,0 +1,181 @@
+"""`hashpivot backtest`, `whatif` and `sweep`: studies over the one decision pipeline, with CSVs and PNG charts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from hashpivot.models.errors import InputError
+from hashpivot.optimizer.cli.common import (
+    DEFAULT_CONFIG, AtOpt, ConfigOpt, DataOpt, DbOpt, FormatOpt, OutputFormat, SetOpt, app, config_path, frame_out,
+    load_site, open_store, operator_errors, utc,
+)
+
+
+@app.command(epilog=(
+    "**Examples**\n\n"
+    "    hashpivot backtest --from 2024-08-01 --to 2024-08-08 --strategy rolling\n\n"
+    "    hashpivot backtest --from 2024-06-01 --to 2024-09-01 --compare --out summer-2024\n\n"
+    "    hashpivot backtest --from 2025-01-01 --to 2025-01-15 --strategy breakeven --set site.interconnect_cap_kw=70000 -f json"))
+@operator_errors
+def backtest(
+    from_: Annotated[str, typer.Option("--from", help="first hour, UTC (e.g. 2024-06-01)")],
+    to: Annotated[str, typer.Option("--to", help="end (exclusive), UTC")],
+    strategy: Annotated[Optional[list[str]], typer.Option(help="rolling, breakeven, always-on, perfect-foresight (repeatable)")] = None,
+    compare: Annotated[bool, typer.Option(help="run all four strategies and print each one's ratio to perfect foresight")] = False,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    set_: SetOpt = None,
+    data: DataOpt = None,
+    source: Annotated[str, typer.Option(help="embedded or store")] = "embedded",
+    db: DbOpt = None,
+    out: Annotated[Optional[Path], typer.Option(help="output folder (default: ./backtest-<from>-<to>)")] = None,
+    windows: Annotated[int, typer.Option(help="cut the period into N independent windows (each from a free start)")] = 1,
+    executor: Annotated[str, typer.Option(help="local or dask (windows run in parallel)")] = "local",
+    scheduler: Annotated[Optional[str], typer.Option(help="Dask scheduler address (default: a 2-worker LocalCluster)")] = None,
+    format: FormatOpt = OutputFormat.table,
+) -> None:
+    """Replay history hour by hour (no look-ahead) and compare strategies; writes per-hour CSVs and PNG charts."""
+    import pandas as pd
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from hashpivot.feeds.embedded import load_market_data
+    from hashpivot.feeds.market_store import market_from_store
+    from hashpivot.optimizer.studies.backtest import STRATEGIES, run_backtest_windows
+    from hashpivot.optimizer.studies.charts import cumulative_profit_chart, stacked_power_chart
+
+    cfg = load_site(config, set_)
+    chosen = list(STRATEGIES) if compare else (strategy or ["rolling"])
+    unknown = [s for s in chosen if s not in STRATEGIES]
+    if unknown:
+        raise InputError(f"--strategy {unknown[0]!r}: must be one of {', '.join(STRATEGIES)}")
+    start, end = utc(from_, "--from"), utc(to, "--to")
+    if end <= start:
+        raise InputError(f"--to {to} must be after --from {from_}")
+    if source == "store":
+        with open_store(cfg, db) as store:
+            market = market_from_store(store, cfg.site.settlement_point)
+    else:
+        market = load_market_data(data, cfg.site.settlement_point)
+    out = out or Path(f"backtest-{start:%Y%m%d}-{end:%Y%m%d}")
+    out.mkdir(parents=True, exist_ok=True)
+    if executor not in ("local", "dask"):
+        raise InputError(f"--executor {executor!r}: must be local or dask")
+    results = {}
+    with Progress(transient=True, console=Console(stderr=True)) as bar:
+        for name in chosen:
+            task = bar.add_task(f"{name}", total=None)
+            results[name] = run_backtest_windows(
+                cfg, market, start, end, name, windows, executor, scheduler,
+                progress=lambda done, total, task=task: bar.update(task, completed=done, total=total))
+            bar.update(task, completed=1, total=1)
+    rows = []
+    profits = {}
+    for name, r in results.items():
+        times = pd.DatetimeIndex(r.steps["interval_start_utc"])
+        steps = r.steps.copy()
+        steps["interval_start_utc"] = times.strftime("%Y-%m-%dT%H:%M:%SZ")
+        steps["profit_usd"] = r.hourly_profit_usd
+        steps.to_csv(out / f"steps-{name}.csv", index=False)
+        profits[name] = pd.Series(r.hourly_profit_usd, index=times)
+        stacked_power_chart(r.steps, times, f"{cfg.site.name}: {name}, {start:%Y-%m-%d} to {end:%Y-%m-%d}", out / f"power-{name}.png")
+        rows.append({"strategy": name, **{k: round(v, 2) if isinstance(v, float) else v for k, v in r.totals.items()}})
+    table = pd.DataFrame(rows)
+    if "perfect-foresight" in results:
+        pf = results["perfect-foresight"].totals["profit_usd"]
+        table["ratio_to_perfect_foresight"] = [round(r["profit_usd"] / pf, 4) if pf else None for r in rows]
+    table.to_csv(out / "summary.csv", index=False)
+    cumulative_profit_chart(profits, f"{cfg.site.name}: cumulative profit, {start:%Y-%m-%d} to {end:%Y-%m-%d}", out / "cumulative-profit.png")
+    columns = ["strategy", "profit_usd", "asic_revenue_usd", "gpu_revenue_usd", "energy_cost_usd", "resale_revenue_usd",
+               "reserve_revenue_usd", "mining_revenue_usd", "gpu_hours", "curtailed_asic_unit_hours", "ramp_events",
+               "mean_solve_time_s", "hours_without_data"] + (["ratio_to_perfect_foresight"] if "ratio_to_perfect_foresight" in table else [])
+    frame_out(table[columns], format, f"backtest {start:%Y-%m-%d} to {end:%Y-%m-%d}")
+    typer.echo(f"wrote {out}/ (summary.csv, steps-*.csv, power-*.png, cumulative-profit.png)", err=True)
+
+
+@app.command(epilog=(
+    "**Examples**\n\n"
+    "    hashpivot whatif scenarios/btc-crash.toml scenarios/second-h100-hall.toml\n\n"
+    "    hashpivot whatif scenarios/*.toml --at 2024-08-05T14:00Z --out whatif-aug --format csv"))
+@operator_errors
+def whatif(
+    scenarios: Annotated[list[Path], typer.Argument(help="scenario TOML files (see README: What-ifs)")],
+    config: ConfigOpt = DEFAULT_CONFIG,
+    set_: SetOpt = None,
+    at: AtOpt = None,
+    data: DataOpt = None,
+    out: Annotated[Optional[Path], typer.Option(help="output folder (default: ./whatif-<time>)")] = None,
+    format: FormatOpt = OutputFormat.table,
+) -> None:
+    """Compare scenarios side by side against the base case: profit, MW per pool, BTC, GPU-hours, energy, binding constraints."""
+    import pandas as pd
+
+    from hashpivot.optimizer.studies.charts import whatif_chart
+    from hashpivot.optimizer.studies.whatif import run_whatif
+
+    if at:
+        utc(at, "--at")
+    base_cfg, rows = run_whatif(config_path(config), set_ or [], scenarios, at, data)
+    out = out or Path(f"whatif-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}")
+    out.mkdir(parents=True, exist_ok=True)
+    table = pd.DataFrame(rows)
+    table.to_csv(out / "whatif.csv", index=False)
+    pools = [c.removesuffix("_mw") for c in table.columns if c.endswith("_mw") and not c.startswith("energy")]
+    whatif_chart(rows, pools, f"{base_cfg.site.name}: what-if scenarios", out / "whatif.png")
+    frame_out(table, format, "what-if")
+    typer.echo(f"wrote {out}/ (whatif.csv, whatif.png)", err=True)
+
+
+@app.command(epilog=(
+    "**Examples**\n\n"
+    "    hashpivot sweep --param btc_usd=10000:150000:5000\n\n"
+    "    hashpivot sweep --param btc_usd=20000:120000:10000 --param gpu_rate.h100=1.0:4.0:0.25 --out grid\n\n"
+    "    hashpivot sweep --param set:site.interconnect_cap_kw=50000:100000:5000 --executor dask"))
+@operator_errors
+def sweep(
+    param: Annotated[list[str], typer.Option(help="name=start:stop:step or name=v1,v2 (one or two)")],
+    config: ConfigOpt = DEFAULT_CONFIG,
+    set_: SetOpt = None,
+    at: AtOpt = None,
+    data: DataOpt = None,
+    executor: Annotated[str, typer.Option(help="local or dask")] = "local",
+    scheduler: Annotated[Optional[str], typer.Option(help="Dask scheduler address (default: a 2-worker LocalCluster)")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="output folder (default: ./sweep-<params>)")] = None,
+    format: FormatOpt = OutputFormat.table,
+) -> None:
+    """Solve the same horizon over a 1-D or 2-D grid of one or two parameters; CSV plus PNG charts, flips marked."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from hashpivot.feeds.embedded import load_market_data
+    from hashpivot.models.config import config_from_raw, load_raw_config
+    from hashpivot.optimizer.forecast import build_forecast
+    from hashpivot.optimizer.studies.charts import sweep_chart, sweep_heatmap
+    from hashpivot.optimizer.studies.sweep import flips, parse_param, run_sweep
+
+    params = [parse_param(p) for p in param]
+    raw, label = load_raw_config(config_path(config), set_ or [])
+    cfg = config_from_raw(raw, label)
+    forecast = build_forecast(cfg, load_market_data(data, cfg.site.settlement_point), utc(at, "--at") if at else None)
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("sweep", total=None)
+        df = run_sweep(raw, forecast, params, executor, scheduler, progress=lambda d, t: bar.update(task, completed=d, total=t))
+    out = out or Path("sweep-" + "-".join(p.name.replace(":", "_").replace(".", "_") for p in params))
+    out.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out / "sweep.csv", index=False)
+    pools = [p.name for p in cfg.asic_pools] + [g.name for g in cfg.gpu_pools]
+    title = f"{cfg.site.name}: sweep of {' x '.join(p.name for p in params)} at {forecast.interval_start_utc[0]:%Y-%m-%d %H:%M}Z"
+    if len(params) == 1:
+        marks = flips(df, params[0].name, [p.name for p in cfg.asic_pools], [g.name for g in cfg.gpu_pools])
+        sweep_chart(df, params[0].name, pools, marks, title, out / "sweep.png")
+        if marks:
+            typer.echo("allocation flips at " + params[0].name + " = " + ", ".join(f"{x:g}" for x in marks), err=True)
+    else:
+        x, y = params[0].name, params[1].name
+        df["asic_mw"] = df[[f"{p.name}_mw" for p in cfg.asic_pools]].sum(axis=1)
+        sweep_heatmap(df, x, y, "profit_usd", "horizon profit (USD)", title, out / "sweep-profit.png")
+        sweep_heatmap(df, x, y, "asic_mw", "ASIC IT power at step 0 (MW)", title, out / "sweep-asic-mw.png")
+    frame_out(df.drop(columns=[c for c in df.columns if c.endswith("_mean_mw")]), format, "sweep")
+    typer.echo(f"wrote {out}/", err=True)
