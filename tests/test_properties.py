@@ -192,3 +192,54 @@ def test_a_kept_model_solves_the_next_interval_exactly_like_a_fresh_build(pair):
     assert kept.bound_usd == pytest.approx(fresh.bound_usd, rel=1e-7, abs=1e-6)  # the same LP
     assert violations(b, kept.schedule) == []
     assert kept.gap <= 1e-4 + 1e-9 or kept.status == "feasible"
+
+
+def lp_point_profit(p) -> tuple[float, float] | None:
+    """(LP objective, the independent checker's profit of the LP's own point), or None if infeasible."""
+    from hashpivot.optimizer.milp.families import build_model
+    from hashpivot.optimizer.milp.settings import load_highs
+    from hashpivot.optimizer.milp.solve import extract_schedule
+
+    inst = load_highs(build_model(p, relax=True), SolveSettings())
+    res = inst.solve()
+    if res.status == "infeasible":
+        return None
+    assert res.status == "optimal"
+    return res.objective, evaluate(p, extract_schedule(inst, res.col_values, p))["objective_usd"]
+
+
+def assert_checker_agrees_with_the_lp(p) -> None:
+    result = lp_point_profit(p)
+    if result is not None:
+        lp, checker = result
+        assert checker == pytest.approx(lp, rel=1e-6, abs=1e-6)
+
+
+@given(problems(dynamics=True))
+@settings(**SETTINGS)
+def test_the_checker_prices_the_lp_relaxation_s_own_point_at_the_lp_objective(p):
+    """The model's objective and the independent checker are two computations of one profit: on the LP
+    relaxation's own (fractional) point they agree. A term in one and not the other breaks this."""
+    assert_checker_agrees_with_the_lp(p)
+
+
+def _checker_without(term: str):
+    from hashpivot.optimizer.milp import schedule
+
+    return tuple(t for t in schedule.PROFIT_TERMS if t[0] != term)
+
+
+def test_a_cost_term_dropped_from_the_checker_breaks_the_agreement_and_the_certificate(monkeypatch):
+    """The two checks above can fail: with the energy cost dropped from the checker only, the property no
+    longer holds and `solve` refuses to certify, naming both numbers."""
+    from hashpivot.models.errors import SolverError
+    from hashpivot.optimizer.milp import schedule
+
+    p = problem([80.0, 20.0], [asic("a", 10, [(3.0, 100.0)])], hashprice=0.05)  # 100 TH/s earns ~5 USD/day
+    assert_checker_agrees_with_the_lp(p)
+    assert solve(p).objective_usd <= solve(p).bound_usd
+    monkeypatch.setattr(schedule, "PROFIT_TERMS", _checker_without("energy_cost_usd"))
+    with pytest.raises(AssertionError):
+        assert_checker_agrees_with_the_lp(p)
+    with pytest.raises(SolverError, match=r"certificate failed .*profit [\d,.]+ USD .* above the bound [\d,.-]+ USD"):
+        solve(p)
