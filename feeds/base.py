@@ -64,7 +64,7 @@ class Observation:
         for name in ("interval_start_utc", "fetched_at_utc"):
             ts = getattr(self, name)
             if ts.tzinfo is None or ts.utcoffset() != timezone.utc.utcoffset(None):
-                raise ValueError(f"{name} must be tz-aware UTC, got {ts!r}")
+                raise FeedError(self.source, f"{self.series}: {name} must be tz-aware UTC, got {ts!r}")
 
 
 @dataclass

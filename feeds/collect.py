@@ -42,7 +42,8 @@ class GroupResult:
 
 def http_client(cfg: SiteConfig) -> HttpClient:
     f = cfg.feeds
-    return HttpClient(HttpSettings(f.connect_timeout_s, f.read_timeout_s, f.retries, f.backoff_s, f.max_retry_after_s))
+    return HttpClient(HttpSettings(f.connect_timeout_s, f.read_timeout_s, f.retries, f.backoff_s, f.max_retry_after_s,
+                                   budget_s=f.pass_budget_s))
 
 
 def collect_group(cfg: SiteConfig, store: Store, client: HttpClient, group: str) -> GroupResult:
@@ -104,15 +105,22 @@ def derive_hashprice(store: Store, now: datetime | None = None) -> Observation |
     return row
 
 
+def check_groups(groups: list[str] | None) -> tuple[str, ...]:
+    """The groups asked for (default: all), or ConfigError naming the first unknown one."""
+    for group in groups or ():
+        if group not in FEED_GROUPS:
+            raise ConfigError(f"--series {group!r}: unknown feed group; groups: {', '.join(FEED_GROUPS)}")
+    return tuple(groups) if groups else FEED_GROUPS
+
+
 def collect(cfg: SiteConfig, store: Store, groups: list[str] | None = None, client: HttpClient | None = None) -> list[GroupResult]:
     """One pass over `groups` (default: every group with an enabled source)."""
+    groups = check_groups(groups)
     own = client is None
     client = client or http_client(cfg)
     try:
         results = []
-        for group in groups or FEED_GROUPS:
-            if group not in FEED_GROUPS:
-                raise ConfigError(f"--series {group!r}: unknown feed group; groups: {', '.join(FEED_GROUPS)}")
+        for group in groups:
             if collectors_for(cfg, group):
                 results.append(collect_group(cfg, store, client, group))
         if any(r.ok and r.group in ("btc", "network") for r in results):

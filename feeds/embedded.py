@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hashpivot.feeds.tables import read_table
 from hashpivot.models.errors import DataError
 from hashpivot.models.hashprice import subsidy_schedule_btc
 from hashpivot.models.market import MarketData
@@ -21,6 +22,14 @@ BTC_FILE = "btc_usd_hourly.csv"
 NETWORK_FILE = "bitcoin_network_daily.csv"
 GPU_FILE = "gpu_rental_rates.csv"
 ANCILLARY_FILE = "ercot_ancillary_prices_hourly.csv"
+
+# The columns of each file as the embedded data has them (`feeds import` recognises a file by its header)
+POWER_COLUMNS = ["interval_start_utc", "settlement_point", "rt_price_usd_per_mwh", "da_price_usd_per_mwh"]
+BTC_COLUMNS = ["interval_start_utc", "btc_usd"]
+NETWORK_COLUMNS = ["date_utc", "btc_usd", "difficulty", "hashrate_th_s", "blocks", "fees_btc_per_block", "issuance_btc"]
+GPU_COLUMNS = ["timestamp_utc", "gpu_model", "source", "usd_per_gpu_hour", "series", "index_code", "index_status"]
+ANCILLARY_COLUMNS = ["interval_start_utc", "regup_usd_per_mw_hour", "regdn_usd_per_mw_hour", "rrs_usd_per_mw_hour",
+                     "nspin_usd_per_mw_hour", "ecrs_usd_per_mw_hour"]
 
 
 
@@ -38,22 +47,8 @@ def _find(directory: Path, name: str, required: bool = True) -> Path | None:
     return None
 
 
-def _read(path: Path, required_columns: set[str]) -> pd.DataFrame:
-    try:
-        df = pd.read_csv(path)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: cannot read CSV: {exc}") from None
-    missing = required_columns - set(df.columns)
-    if missing:
-        raise DataError(f"{path}: missing columns {sorted(missing)}; found {list(df.columns)}")
-    return df
-
-
-def _utc_index(values: pd.Series, path: Path) -> pd.DatetimeIndex:
-    try:
-        return pd.DatetimeIndex(pd.to_datetime(values, utc=True), name="interval_start_utc")
-    except (ValueError, TypeError) as exc:
-        raise DataError(f"{path}: bad timestamps: {exc}") from None
+def _index(times: pd.Series) -> pd.DatetimeIndex:
+    return pd.DatetimeIndex(times, name="interval_start_utc")
 
 
 def subsidy_from_issuance(issuance_btc: pd.Series, blocks: pd.Series) -> pd.Series:
@@ -84,38 +79,39 @@ def load_market_data(directory: str | Path | None = None, settlement_point: str 
         raise DataError(f"{directory}: not a directory of market data CSVs")
 
     path = _find(directory, POWER_FILE)
-    df = _read(path, {"interval_start_utc", "settlement_point", "rt_price_usd_per_mwh", "da_price_usd_per_mwh"})
+    df = read_table(path, POWER_COLUMNS, numeric=POWER_COLUMNS[2:], times=POWER_COLUMNS[:1])
     available = sorted(df["settlement_point"].unique())
     df = df[df["settlement_point"] == settlement_point]
     if df.empty:
         raise DataError(f"{path}: no prices for settlement point {settlement_point!r}; available: {', '.join(available)}")
-    power = df.set_index(_utc_index(df["interval_start_utc"], path))[["rt_price_usd_per_mwh", "da_price_usd_per_mwh"]]
+    power = df.set_index(_index(df["interval_start_utc"]))[["rt_price_usd_per_mwh", "da_price_usd_per_mwh"]]
     power = power[~power.index.duplicated(keep="last")].sort_index()
 
     path = _find(directory, BTC_FILE)
-    df = _read(path, {"interval_start_utc", "btc_usd"})
-    btc = df.set_index(_utc_index(df["interval_start_utc"], path))[["btc_usd"]].sort_index()
+    df = read_table(path, BTC_COLUMNS, numeric=["btc_usd"], times=["interval_start_utc"])
+    btc = df.set_index(_index(df["interval_start_utc"]))[["btc_usd"]].sort_index()
 
     path = _find(directory, NETWORK_FILE)
-    df = _read(path, {"date_utc", "difficulty", "fees_btc_per_block", "issuance_btc", "blocks"})
+    df = read_table(path, {"date_utc", "difficulty", "fees_btc_per_block", "issuance_btc", "blocks"},
+                    numeric=NETWORK_COLUMNS[1:], times=["date_utc"])
     network = pd.DataFrame(
         {
-            "difficulty": df["difficulty"].astype(float).to_numpy(),
-            "fees_btc_per_block": df["fees_btc_per_block"].astype(float).to_numpy(),
+            "difficulty": df["difficulty"].to_numpy(),
+            "fees_btc_per_block": df["fees_btc_per_block"].to_numpy(),
             "subsidy_btc": subsidy_from_issuance(df["issuance_btc"], df["blocks"]).to_numpy(),
         },
-        index=_utc_index(df["date_utc"], path),
+        index=_index(df["date_utc"]),
     ).sort_index()
 
     path = _find(directory, GPU_FILE)
-    df = _read(path, {"timestamp_utc", "gpu_model", "usd_per_gpu_hour", "series"})
-    df = df.assign(timestamp_utc=_utc_index(df["timestamp_utc"], path))
+    df = read_table(path, {"timestamp_utc", "gpu_model", "usd_per_gpu_hour", "series"}, numeric=["usd_per_gpu_hour"],
+                    times=["timestamp_utc"])
     gpu_rates = gpu_rate_table(df)
 
     path = _find(directory, ANCILLARY_FILE, required=False)
     if path is not None:
-        df = _read(path, {"interval_start_utc"})
-        ancillary = df.set_index(_utc_index(df["interval_start_utc"], path)).drop(columns=["interval_start_utc"]).sort_index()
+        df = read_table(path, ANCILLARY_COLUMNS[:1], numeric=ANCILLARY_COLUMNS[1:], times=ANCILLARY_COLUMNS[:1])
+        ancillary = df.set_index(_index(df["interval_start_utc"])).drop(columns=["interval_start_utc"]).sort_index()
     else:
         ancillary = pd.DataFrame(index=pd.DatetimeIndex([], tz="UTC", name="interval_start_utc"))
 

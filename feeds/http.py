@@ -6,6 +6,7 @@ API keys come from environment variables, are sent only in headers/params and ne
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 import requests
@@ -28,12 +29,14 @@ class HttpSettings:
     retries: int = 3
     backoff_s: float = 1.0  # urllib3 backoff factor: sleeps backoff x 2^(n-1) between attempts
     max_retry_after_s: float = 60.0
+    budget_s: float | None = None  # every request of the client's life (a collection pass) ends within this
 
 
 class _CappedRetry(Retry):
     """urllib3 Retry that honours Retry-After but never sleeps longer than `max_retry_after_s`."""
 
     max_retry_after_s: float = 60.0
+    budget_s: float | None = None  # every request of the client's life (a collection pass) ends within this
 
     def new(self, **kw):
         new = super().new(**kw)
@@ -75,6 +78,7 @@ class HttpClient:
     def __init__(self, settings: HttpSettings | None = None):
         self.settings = settings or HttpSettings()
         self.session = retrying_session(self.settings)
+        self.deadline = None if self.settings.budget_s is None else time.monotonic() + self.settings.budget_s
 
     def close(self) -> None:
         self.session.close()
@@ -92,6 +96,11 @@ class HttpClient:
         if params:
             shown += "?" + "&".join(f"{k}={'***' if k in redact else v}" for k, v in params.items())
         timeout = (self.settings.connect_timeout_s, self.settings.read_timeout_s)
+        if self.deadline is not None:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise FeedError(source, f"not fetched: the pass budget of {self.settings.budget_s:g} s (feeds.pass_budget_s) is spent")
+            timeout = (min(timeout[0], left), min(timeout[1], left))
         try:
             resp = self.session.request(method, url, params=params, json=json, headers=headers, timeout=timeout)
         except requests.exceptions.RetryError as exc:

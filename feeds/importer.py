@@ -8,7 +8,6 @@ a value before it was published.
 
 from __future__ import annotations
 
-import gzip
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,10 @@ from pathlib import Path
 import pandas as pd
 
 from hashpivot.feeds.base import Observation
-from hashpivot.feeds.embedded import gpu_rate_table, subsidy_from_issuance
+from hashpivot.feeds.embedded import (
+    ANCILLARY_COLUMNS, BTC_COLUMNS, GPU_COLUMNS, NETWORK_COLUMNS, POWER_COLUMNS, gpu_rate_table, subsidy_from_issuance,
+)
+from hashpivot.feeds.tables import convert_columns, read_table
 from hashpivot.feeds.store import Store
 from hashpivot.feeds.validate import Rejected, validate
 from hashpivot.models.calendar import dam_published_at_utc
@@ -25,14 +27,12 @@ from hashpivot.models.errors import DataError
 
 log = logging.getLogger(__name__)
 
-HEADERS = {
-    "power": ["interval_start_utc", "settlement_point", "rt_price_usd_per_mwh", "da_price_usd_per_mwh"],
-    "btc": ["interval_start_utc", "btc_usd"],
-    "network": ["date_utc", "btc_usd", "difficulty", "hashrate_th_s", "blocks", "fees_btc_per_block", "issuance_btc"],
-    "gpu": ["timestamp_utc", "gpu_model", "source", "usd_per_gpu_hour", "series", "index_code", "index_status"],
-    "ancillary": ["interval_start_utc", "regup_usd_per_mw_hour", "regdn_usd_per_mw_hour", "rrs_usd_per_mw_hour",
-                  "nspin_usd_per_mw_hour", "ecrs_usd_per_mw_hour"],
-}
+HEADERS = {"power": POWER_COLUMNS, "btc": BTC_COLUMNS, "network": NETWORK_COLUMNS, "gpu": GPU_COLUMNS,
+           "ancillary": ANCILLARY_COLUMNS}
+TIME_COLUMN = {"power": "interval_start_utc", "btc": "interval_start_utc", "network": "date_utc", "gpu": "timestamp_utc",
+               "ancillary": "interval_start_utc"}
+NUMERIC = {"power": POWER_COLUMNS[2:], "btc": BTC_COLUMNS[1:], "network": NETWORK_COLUMNS[1:], "gpu": ["usd_per_gpu_hour"],
+           "ancillary": ANCILLARY_COLUMNS[1:]}
 
 
 @dataclass
@@ -43,22 +43,18 @@ class ImportResult:
     series: list[str]
 
 
-def _header(path: Path) -> list[str]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rt", encoding="utf-8") as fh:
-            return [c.strip() for c in fh.readline().strip().split(",")]
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc})") from None
-
-
-def recognise(path: Path) -> str:
-    header = _header(path)
-    for kind, columns in HEADERS.items():
-        if header == columns:
-            return kind
-    known = "; ".join(f"{k}: {','.join(c)}" for k, c in HEADERS.items())
-    raise DataError(f"{path}: unrecognised header {','.join(header)!r}; expected one of: {known}")
+def rows_from_file(path: Path) -> tuple[str, list[Observation]]:
+    """Parse one history file into observations (pure apart from reading the file); DataError naming the
+    file, line and column of anything damaged, or the headers it could have had."""
+    path = Path(path)
+    df = read_table(path, [])
+    header = df.columns.tolist()
+    kind = next((k for k, columns in HEADERS.items() if header == columns), None)
+    if kind is None:
+        known = "; ".join(f"{k}: {','.join(c)}" for k, c in HEADERS.items())
+        raise DataError(f"{path}: unrecognised header {','.join(header)!r}; expected one of: {known}")
+    df = convert_columns(df, path, numeric=NUMERIC[kind], times=[TIME_COLUMN[kind]])
+    return kind, _rows(kind, df, f"import:{path.name}")
 
 
 def _obs(series: str, starts: pd.DatetimeIndex, values, unit: str, source: str, known: pd.DatetimeIndex) -> list[Observation]:
@@ -69,24 +65,19 @@ def _obs(series: str, starts: pd.DatetimeIndex, values, unit: str, source: str, 
     ]
 
 
-def rows_from_file(path: Path) -> tuple[str, list[Observation]]:
-    """Parse one history file into observations (pure apart from reading the file)."""
-    kind = recognise(path)
-    df = pd.read_csv(path)
-    source = f"import:{path.name}"
+def _rows(kind: str, df: pd.DataFrame, source: str) -> list[Observation]:
     rows: list[Observation] = []
     hour = pd.Timedelta(hours=1)
     if kind == "power":
-        df["t"] = pd.to_datetime(df["interval_start_utc"], utc=True)
         for point, g in df.groupby("settlement_point", sort=True):
-            idx = pd.DatetimeIndex(g["t"])
+            idx = pd.DatetimeIndex(g["interval_start_utc"])
             rows += _obs(f"power_rt_usd_per_mwh.{point}", idx, g["rt_price_usd_per_mwh"], "USD/MWh", source, idx + hour)
             rows += _obs(f"power_da_usd_per_mwh.{point}", idx, g["da_price_usd_per_mwh"], "USD/MWh", source, dam_published_at_utc(idx))
     elif kind == "btc":
-        idx = pd.DatetimeIndex(pd.to_datetime(df["interval_start_utc"], utc=True))
+        idx = pd.DatetimeIndex(df["interval_start_utc"])
         rows += _obs("btc_usd", idx, df["btc_usd"], "USD/BTC", source, idx + hour)
     elif kind == "network":
-        idx = pd.DatetimeIndex(pd.to_datetime(df["date_utc"], utc=True))
+        idx = pd.DatetimeIndex(df["date_utc"])
         known = idx + pd.Timedelta(days=1)
         subsidy = subsidy_from_issuance(df["issuance_btc"], df["blocks"])
         rows += _obs("difficulty", idx, df["difficulty"], "1", source, known)
@@ -94,27 +85,34 @@ def rows_from_file(path: Path) -> tuple[str, list[Observation]]:
         rows += _obs("fees_btc_per_block", idx, df["fees_btc_per_block"], "BTC", source, known)
         rows += _obs("subsidy_btc", idx, subsidy, "BTC", source, known)
     elif kind == "gpu":
-        rates = gpu_rate_table(df.assign(timestamp_utc=pd.to_datetime(df["timestamp_utc"], utc=True)))
+        rates = gpu_rate_table(df)
         for model in rates.columns:
             col = rates[model].dropna()
             idx = pd.DatetimeIndex(col.index)
             rows += _obs(f"gpu_rate_usd_per_gpu_hour.{model}", idx, col, "USD/GPU-h", source, idx)
     elif kind == "ancillary":
-        idx = pd.DatetimeIndex(pd.to_datetime(df["interval_start_utc"], utc=True))
+        idx = pd.DatetimeIndex(df["interval_start_utc"])
         for column in HEADERS["ancillary"][1:]:
             product = column.removesuffix("_usd_per_mw_hour")
             rows += _obs(f"ancillary_usd_per_mw_hour.{product}", idx, df[column], "USD/MW-h", source, dam_published_at_utc(idx))
-    return kind, rows
+    return rows
+
+
+def parse_files(paths: list[Path]) -> list[tuple[Path, str, list[Observation]]]:
+    """Read and parse every file before anything is stored: one unreadable or unrecognised file stops the
+    import with nothing written."""
+    return [(Path(path), *rows_from_file(Path(path))) for path in paths]
 
 
 def import_files(paths: list[Path], store: Store) -> list[ImportResult]:
-    """Validate and store every file; a file that fails validation is rejected whole (quarantined), others go on."""
+    """Parse and validate every file, then store them all; a file whose rows fail validation is quarantined
+    and the import stops with nothing imported."""
+    return store_files(parse_files(paths), store)
+
+
+def store_files(parsed: list[tuple[Path, str, list[Observation]]], store: Store) -> list[ImportResult]:
     results = []
-    for path in paths:
-        path = Path(path)
-        if not path.exists():
-            raise DataError(f"{path}: no such file")
-        kind, rows = rows_from_file(path)
+    for path, kind, rows in parsed:
         by_series: dict[str, list[Observation]] = {}
         for r in rows:
             by_series.setdefault(r.series, []).append(r)
@@ -124,7 +122,8 @@ def import_files(paths: list[Path], store: Store) -> list[ImportResult]:
         except Rejected as exc:
             store.quarantine(f"import:{kind}", f"import:{path.name}", now_utc(), exc.reason, None)
             raise DataError(f"{path}: rejected, nothing imported: {exc.reason}") from None
-        store.upsert(rows)
-        log.info("imported file=%s kind=%s rows=%d", path, kind, len(rows))
         results.append(ImportResult(path, kind, len(rows), sorted(by_series)))
+    store.upsert([r for _, _, rows in parsed for r in rows])
+    for r in results:
+        log.info("imported file=%s kind=%s rows=%d", r.path, r.kind, r.rows)
     return results

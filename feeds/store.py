@@ -9,7 +9,9 @@ which sorts chronologically.
 from __future__ import annotations
 
 import logging
+import shutil
 import sqlite3
+from contextlib import contextmanager
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -81,7 +83,7 @@ def default_db_path() -> Path:
 def iso(ts: datetime | pd.Timestamp) -> str:
     """Stored time text; refuses naive times (every stored time is a known UTC instant)."""
     if pd.Timestamp(ts).tzinfo is None:
-        raise ValueError(f"timestamp must be tz-aware: {ts!r}")
+        raise StoreError(f"timestamp must be tz-aware: {ts!r}")
     return to_utc(ts).strftime(ISO_FORMAT)
 
 
@@ -155,17 +157,23 @@ class Store:
                 (group, source, iso(fetched_at), int(ok), rows, reason),
             )
 
+    @contextmanager
     def _transaction(self):
-        store = self
-
-        class _Tx:
-            def __enter__(self):
-                store.conn.execute("BEGIN IMMEDIATE")
-
-            def __exit__(self, exc_type, *rest):
-                store.conn.execute("ROLLBACK" if exc_type else "COMMIT")
-
-        return _Tx()
+        """One write transaction: committed whole or rolled back; SQLite's errors (read-only file, disk full,
+        locked past the busy timeout) become one StoreError naming the file and the free space left."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            free = shutil.disk_usage(self.path.parent).free if self.path.parent.exists() else 0
+            raise StoreError(f"store {self.path}: cannot write ({exc}; {free / 1e6:,.0f} MB free on its disk)") from None
 
     def add_decision(self, doc: Decision, decided_at: datetime, duration_s: float) -> int:
         """Store one decision document; returns its sequence number (the order decisions were taken in)."""

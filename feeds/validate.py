@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from hashpivot.feeds.base import Observation
-from hashpivot.models.errors import HashpivotError
+from hashpivot.models.errors import DataError, HashpivotError
 from hashpivot.models.series import spec
 
 
@@ -41,7 +41,7 @@ def validate(rows: list[Observation], last_good: Mapping[str, float] | None = No
     for row in rows:
         try:
             s = spec(row.series)
-        except KeyError as exc:
+        except DataError as exc:
             raise Rejected(str(exc)) from None
         where = f"{row.series} at {row.interval_start_utc:%Y-%m-%dT%H:%MZ}"
         if row.unit != s.unit:

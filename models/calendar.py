@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
+from hashpivot.models.errors import InputError
+
 MARKET_TZ = ZoneInfo("America/Chicago")
 DAM_PUBLISH_LOCAL = timedelta(hours=13, minutes=30)
 ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -20,7 +22,7 @@ def to_utc(ts: str | datetime | pd.Timestamp) -> pd.Timestamp:
     """A tz-aware UTC Timestamp: naive times are taken as UTC, aware ones converted. ValueError if not a time."""
     ts = pd.Timestamp(ts)
     if ts is pd.NaT:
-        raise ValueError("not a time: NaT")
+        raise InputError("not a time: NaT")
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 

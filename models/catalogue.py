@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hashpivot.models.errors import ConfigError
+
 ECO_POWER_FRACTION = 0.75
 ECO_HASHRATE_FRACTION = 0.82
 TURBO_POWER_FRACTION = 1.18
@@ -86,7 +88,7 @@ def asic_model(name: str) -> AsicModel:
     try:
         return ASIC_MODELS[name]
     except KeyError:
-        raise KeyError(f"unknown ASIC model {name!r}; known: {', '.join(ASIC_MODELS)}") from None
+        raise ConfigError(f"unknown ASIC model {name!r}; known: {', '.join(ASIC_MODELS)}") from None
 
 
 def gpu_model(name: str) -> GpuModel:
@@ -94,4 +96,4 @@ def gpu_model(name: str) -> GpuModel:
     try:
         return GPU_MODELS[name]
     except KeyError:
-        raise KeyError(f"unknown GPU model {name!r}; known: {', '.join(GPU_MODELS)}") from None
+        raise ConfigError(f"unknown GPU model {name!r}; known: {', '.join(GPU_MODELS)}") from None

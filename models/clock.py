@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from datetime import datetime, timezone
 
-import pandas as pd
+from hashpivot.models.calendar import to_utc
 
 FAKE_NOW_ENV = "HASHPIVOT_FAKE_NOW_FILE"
 
@@ -25,8 +25,7 @@ def now_utc() -> datetime:
                 return datetime.fromtimestamp(datetime.now(timezone.utc).timestamp() + float(text), tz=timezone.utc)
             except ValueError:
                 pass
-            ts = pd.Timestamp(text)
-            return (ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")).to_pydatetime()
+            return to_utc(text).to_pydatetime()
         except (OSError, ValueError):
             pass  # a half-written file: fall back to the real clock for this call
     return datetime.now(timezone.utc)

@@ -38,6 +38,9 @@ class CoolingDerate(StrictModel):
     min_fraction: float = Field(0.5, ge=0, le=1)
 
 
+MARKETS = ("ERCOT", "NYISO")  # markets whose real-time prices a collector fetches (feeds/registry.py)
+
+
 class Hall(StrictModel):
     name: str = Field(min_length=1)
     cap_kw: float = Field(gt=0, description="IT power limit of the hall's feeders/cooling, kW")
@@ -49,11 +52,20 @@ class Site(StrictModel):
     interconnect_cap_kw: float = Field(gt=0, description="site-meter limit, kW (IT load x PUE)")
     pue: float = Field(1.0, ge=1.0, le=3.0)
     ramp_limit_kw_per_step: float | None = Field(None, gt=0, description="max change of site-meter kW per step")
-    market: Literal["ERCOT", "CAISO", "NYISO"] = "ERCOT"
+    market: str = Field("ERCOT", description="the ISO whose real-time prices the site pays")
     settlement_point: str = "HB_WEST"
     latitude: float | None = Field(None, ge=-90, le=90)
     longitude: float | None = Field(None, ge=-180, le=180)
     halls: list[Hall] = Field(min_length=1)
+
+    @field_validator("market")
+    @classmethod
+    def _collected_market(cls, v: str) -> str:
+        if v == "CAISO":
+            raise ValueError("CAISO prices are not collected yet; supported: ERCOT, NYISO")
+        if v not in MARKETS:
+            raise ValueError(f"must be one of: {', '.join(MARKETS)}")
+        return v
 
 
 class AsicMode(StrictModel):
@@ -233,6 +245,7 @@ class FeedsConfig(StrictModel):
     retries: int = Field(3, ge=0, le=10)
     backoff_s: float = Field(1.0, ge=0, le=60)
     max_retry_after_s: float = Field(60.0, ge=0, le=3600)
+    pass_budget_s: float = Field(30.0, gt=0, le=3600, description="one collection pass, retries included, ends by then")
     sources: dict[str, FeedSource] = {}
     jump_limits: dict[str, float | None] = Field({}, description="series family -> max relative jump (null = off)")
     nyiso_zones: list[str] = []
@@ -338,6 +351,12 @@ def read_toml(path: Path, what: str = "config file") -> dict[str, Any]:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such {what}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a {what} (give the .toml file)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the {what} ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (a {what} is TOML text)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 

@@ -26,9 +26,10 @@ class SolverError(HashpivotError):
     solution failed its certificate (the model and the independent checker disagree)."""
 
 
-class InputError(HashpivotError):
-    """A file or command-line value other than the site config is unusable (decision JSON, scenario CSV,
-    output path, option value): the message names it and what is allowed."""
+class InputError(HashpivotError, ValueError):
+    """A file, command-line or argument value other than the site config is unusable (decision JSON, scenario
+    CSV, output path, option value, a negative difficulty): the message names it and what is allowed. Also a
+    ValueError, so code that validates numbers the usual way catches it."""
 
 
 class StoreError(HashpivotError):

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from hashpivot.models.errors import DataError
+
 
 @dataclass(frozen=True)
 class SeriesSpec:
@@ -64,7 +66,7 @@ def spec(series: str) -> SeriesSpec:
     try:
         return SPECS[family(series)]
     except KeyError:
-        raise KeyError(f"unknown series {series!r}; families: {', '.join(SPECS)}") from None
+        raise DataError(f"unknown series {series!r}; families: {', '.join(SPECS)}") from None
 
 
 def staleness(series: str) -> timedelta:

@@ -101,13 +101,17 @@ def test_an_interval_without_an_allocation_keeps_the_previous_decision_then_reco
     args = site_args(server.url_for("/"), tmp_path)
     first = json.loads(run(["tick", "--format", "json", *args]).stdout)
     proc = run(["tick", "--format", "json", *args, "--set", override])
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 3, proc.stderr  # a kept decision is a failure cron and systemd see
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: decision 2 is KEPT: previous decision kept: ")
     kept = json.loads(proc.stdout)
     assert kept["status"] == "kept"
     assert kept["reason"].startswith("previous decision kept: ")
     for part in reason:
         assert part in kept["reason"]
-    assert kept["pools"] == first["pools"]
+    def units(doc):
+        return [{k: v for k, v in p.items() if k != "recent_starts"} for p in doc["pools"]]
+
+    assert units(kept) == units(first)
     third = json.loads(run(["tick", "--format", "json", *args]).stdout)
     assert third["status"] in ("optimal", "feasible")
     assert [d["status"] for d in published(tmp_path)] == [first["status"], "kept", third["status"]]
@@ -116,7 +120,8 @@ def test_an_interval_without_an_allocation_keeps_the_previous_decision_then_reco
 def test_stale_inputs_publish_the_safe_allocation(tmp_path):
     args = site_args("http://127.0.0.1:9", tmp_path)  # nothing answers: no data at all
     proc = run(["tick", "--format", "json", *args])
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 3, proc.stderr
+    assert "error: decision 1 is SAFE: inputs too stale to decide" in proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["status"] == "safe" and "inputs too stale to decide" in doc["reason"]
     pools = {p["name"]: p for p in doc["pools"]}
@@ -218,7 +223,9 @@ def test_clock_moving_backwards_or_skipping_keeps_history_in_order(server, tmp_p
     for shift in (0, -3600, 3600 * 2):
         clock.write_text((now + dt.timedelta(seconds=shift)).isoformat())
         proc = run(["tick", "--format", "json", *args], env=env)
-        assert proc.returncode == 0, proc.stderr
+        # the one clock reaches feed validation too: an hour back, the server's rows are "from the future" and
+        # refused, so that decision may be the safe allocation (exit 3); the history stays in order either way
+        assert proc.returncode in (0, 3), proc.stderr
     with Store(tmp_path / "store.sqlite") as store:
         stored = store.decisions()
     assert list(stored["seq"]) == [1, 2, 3]

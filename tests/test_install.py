@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,10 +21,14 @@ def installed(tmp_path_factory) -> Path:
     """The project installed (no dependencies, offline: the build uses this environment's setuptools) into a
     fresh target directory standing in for site-packages."""
     target = tmp_path_factory.mktemp("site-packages")
-    build = tmp_path_factory.mktemp("build")
-    env = dict(os.environ, PIP_NO_INDEX="1", TMPDIR=str(build))
+    source = tmp_path_factory.mktemp("source")  # pip builds in the source tree: build a copy, not the checkout
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    for name in ("models", "feeds", "optimizer", "configs"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    env = dict(os.environ, PIP_NO_INDEX="1")
     proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                           "--target", str(target), str(ROOT)], capture_output=True, text=True, env=env, timeout=600)
+                           "--target", str(target), str(source)], capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr
     return target
 

@@ -51,6 +51,11 @@ def _root(
 
 DEFAULT_CONFIG = Path("configs/site.toml")
 
+# Exit codes (README: CLI reference)
+EXIT_ERROR = 1  # bad input, unusable data, solver failure: one `error: …` line
+EXIT_USAGE = 2  # unknown option, bad option value, missing argument
+EXIT_DEGRADED = 3  # tick: the decision published is `safe` or `kept` (cron and systemd see the failure)
+
 
 def utc(text: str, option: str):
     """A command-line time as a tz-aware UTC pandas Timestamp (naive times are UTC); InputError if not a time."""
@@ -90,7 +95,7 @@ def operator_errors(func):
             return func(*args, **kwargs)
         except HashpivotError as exc:
             typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from None
+            raise typer.Exit(EXIT_ERROR) from None
 
     return wrapper
 
@@ -102,20 +107,49 @@ def setup_logging(verbose: bool) -> None:
         stream=sys.stderr,
     )
     logging.getLogger("pyomo").setLevel(logging.WARNING)
+    logging.getLogger("urllib3").setLevel(logging.ERROR)  # its per-retry warnings; hashpivot logs one line per failed source
 
 
 def emit(text: str, output: Optional[Path]) -> None:
+    """Print `text`, or write it to `output` whole (temp file and rename: never half a file, nothing left
+    behind on failure)."""
+    from hashpivot.optimizer.service.publish import write_atomic
+
     if output is None:
         typer.echo(text, nl=False)
-    else:
-        output.write_text(text, encoding="utf-8")
-        typer.echo(f"wrote {output}", err=True)
+        return
+    if output.is_dir():
+        raise InputError(f"--output {output}: is a directory; give a file name")
+    if not output.parent.is_dir():
+        raise InputError(f"--output {output}: the directory {output.parent} does not exist")
+    try:
+        write_atomic(output, text)
+    except OSError as exc:
+        raise InputError(f"--output {output}: cannot write ({exc.strerror})") from None
+    typer.echo(f"wrote {output}", err=True)
 
 
-def open_store(cfg, db: Optional[Path]):
-    from hashpivot.feeds.store import Store
+def out_dir(out: Path, option: str = "--out") -> Path:
+    """A study's output folder, made once its results exist (a failed run leaves no empty folder)."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{option} {out}: is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{option} {out}: cannot create the folder ({exc.strerror})") from None
+    return out
 
-    return Store(db or (Path(cfg.feeds.db_path).expanduser() if cfg.feeds.db_path else None))
+
+def open_store(cfg, db: Optional[Path], create: bool = True):
+    """The store at `--db`, else `feeds.db_path`, else the user data dir. Commands that only read it pass
+    `create=False`: a path that does not exist is an error rather than a new empty database."""
+    from hashpivot.feeds.store import Store, default_db_path
+    from hashpivot.models.errors import StoreError
+
+    path = db or (Path(cfg.feeds.db_path).expanduser() if cfg.feeds.db_path else default_db_path())
+    if not create and not Path(path).exists():
+        raise StoreError(f"store {path}: no such file (`hashpivot feeds fetch` or `feeds import` creates it)")
+    return Store(path)
 
 
 def frame_out(df, format: OutputFormat, title: str) -> None:

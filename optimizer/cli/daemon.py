@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from hashpivot.optimizer.cli.common import (
-    DEFAULT_CONFIG, ConfigOpt, DbOpt, FormatOpt, OutputFormat, SetOpt, app, decisions_app, echo_json, frame_out,
+    DEFAULT_CONFIG, EXIT_DEGRADED, ConfigOpt, DbOpt, FormatOpt, OutputFormat, SetOpt, app, decisions_app, echo_json, frame_out,
     load_site, open_store, operator_errors, setup_logging, utc,
 )
 
@@ -39,14 +39,27 @@ def run(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbOpt = Non
 @operator_errors
 def tick(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbOpt = None, format: FormatOpt = OutputFormat.table,
          verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log the pass to stderr")] = False) -> None:
-    """Exactly one pass: collect every feed, decide, store and publish; then exit (for cron / systemd timers)."""
+    """Exactly one pass: collect every feed, decide, store and publish; then exit (for cron / systemd timers).
+
+    Exit code 0 for an optimal or feasible decision, 3 when the decision published is the safe allocation or
+    the previous one kept (required feeds stale, or the solve failed), 1 for an error.
+    """
     setup_logging(verbose)
-    from hashpivot.optimizer.cli.render import RENDERERS
     from hashpivot.optimizer.service.daemon import store_path
     from hashpivot.optimizer.service.daemon import tick as run_tick
 
     cfg = load_site(config, set_)
     seq, doc = run_tick(cfg, store_path(cfg, db))
+    _print_decision(seq, doc, format)
+    if doc.status in ("safe", "kept"):
+        reason = " ".join(line.strip() for line in doc.reason.splitlines())
+        typer.echo(f"error: decision {seq} is {doc.status.upper()}: {reason}", err=True)
+        raise typer.Exit(EXIT_DEGRADED)
+
+
+def _print_decision(seq: int, doc, format: OutputFormat) -> None:
+    from hashpivot.optimizer.cli.render import RENDERERS
+
     if format is not OutputFormat.table:
         typer.echo(RENDERERS[format.value](doc), nl=False)
     elif doc.status in ("safe", "kept"):
@@ -71,8 +84,11 @@ def decisions_show(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: 
     from hashpivot.models.decision import load_decision
 
     cfg = load_site(config, set_)
-    with open_store(cfg, db) as store:
+    with open_store(cfg, db, create=False) as store:
         df = store.decisions(utc(since, "--since") if since else None, limit)
+        where = store.path
+    if df.empty:
+        typer.echo(f"no decisions in {where}" + (f" since {since}" if since else " yet (run `hashpivot tick` or `run`)"), err=True)
     rows = []
     for r in df.itertuples(index=False):
         doc = load_decision(r.document, f"decision {r.seq}")
@@ -90,9 +106,11 @@ def status(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbOpt = 
     import pandas as pd
 
     from hashpivot.feeds.collect import status as feed_status
+    from hashpivot.models.calendar import to_utc
+    from hashpivot.models.clock import now_utc
 
     cfg = load_site(config, set_)
-    with open_store(cfg, db) as store:
+    with open_store(cfg, db, create=False) as store:
         last = store.last_decision()
         feeds = feed_status(cfg, store)
         fails = store.fetch_failures()
@@ -102,6 +120,8 @@ def status(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbOpt = 
         "last_decision": None if doc is None else {
             "decided_at_utc": doc.decided_at_utc, "interval_start_utc": doc.interval_start_utc, "status": doc.status,
             "objective_usd": doc.objective_usd, "reason": doc.reason},
+        "last_decision_age_s": None if doc is None or doc.decided_at_utc is None
+        else round((now_utc() - to_utc(doc.decided_at_utc)).total_seconds(), 1),
         "site_power_kw": doc.site.site_power_kw if doc else None,
         "pools_power_kw": {p.name: p.power_kw for p in doc.pools} if doc else {},
         "safe_allocation": bool(doc and doc.status == "safe"),
@@ -114,8 +134,11 @@ def status(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbOpt = 
         return
     if doc is not None:
         d = summary["last_decision"]
-        typer.echo(f"last decision #{last[0]} at {d['decided_at_utc']} for {d['interval_start_utc']}: {d['status']}"
-                   f" (objective {d['objective_usd']}, site {summary['site_power_kw']:,} kW){' SAFE ALLOCATION' if summary['safe_allocation'] else ''}")
+        objective = "n/a" if d["objective_usd"] is None else f"{d['objective_usd']:,.0f} USD"
+        age = f", {summary['last_decision_age_s'] / 60:,.0f} min ago" if summary["last_decision_age_s"] is not None else ""
+        typer.echo(f"last decision #{last[0]} at {d['decided_at_utc']}{age} for {d['interval_start_utc']}: {d['status']}"
+                   f" (horizon profit {objective}, site {summary['site_power_kw']:,} kW)"
+                   f"{' SAFE ALLOCATION: ' + d['reason'] if summary['safe_allocation'] else ''}")
         typer.echo("  " + ", ".join(f"{k} {v:,.0f} kW" for k, v in summary["pools_power_kw"].items()))
     else:
         typer.echo("no decision yet")

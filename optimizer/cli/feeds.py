@@ -35,10 +35,11 @@ def feeds_fetch(
     setup_logging(verbose)
     import pandas as pd
 
-    from hashpivot.feeds.collect import collect, status
+    from hashpivot.feeds.collect import check_groups, collect, status
     cfg = load_site(config, set_)
+    groups = check_groups(series)  # before the store is opened: a typo creates nothing
     with open_store(cfg, db) as store:
-        results = collect(cfg, store, series)
+        results = collect(cfg, store, list(groups))
         stale = [s for s in status(cfg, store) if s.required and not s.fresh]
     df = pd.DataFrame([
         {"group": r.group, "ok": r.ok, "source": r.source, "rows": r.rows, "fallback": r.fallback,
@@ -70,7 +71,7 @@ def feeds_show(
 
     cfg = load_site(config, set_)
     since_ts = utc(since, "--since") if since else None
-    with open_store(cfg, db) as store:
+    with open_store(cfg, db, create=False) as store:
         frames = [store.history(s, since=since_ts) for s in (series or [None])]
     df = pd.concat([f for f in frames if not f.empty], ignore_index=True) if any(not f.empty for f in frames) else pd.DataFrame(
         columns=["series", "interval_start_utc", "value", "unit", "source", "fetched_at_utc"])
@@ -90,7 +91,7 @@ def feeds_status(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: Db
 
     from hashpivot.feeds.collect import status
     cfg = load_site(config, set_)
-    with open_store(cfg, db) as store:
+    with open_store(cfg, db, create=False) as store:
         rows = status(cfg, store)
     df = pd.DataFrame([
         {"series": s.series, "value": s.value, "unit": s.unit,
@@ -117,9 +118,11 @@ def feeds_import(
     """Load history (recognised by header) through the same validation as live data."""
     import pandas as pd
 
-    from hashpivot.feeds.importer import import_files
+    from hashpivot.feeds.importer import parse_files, store_files
+
     cfg = load_site(config, set_)
+    parsed = parse_files(paths)  # every file read and parsed before the store is opened
     with open_store(cfg, db) as store:
-        results = import_files(paths, store)
+        results = store_files(parsed, store)
     df = pd.DataFrame([{"file": str(r.path), "kind": r.kind, "rows": r.rows, "series": len(r.series)} for r in results])
     frame_out(df, format, f"imported into {db or cfg.feeds.db_path or 'default store'}")

@@ -54,10 +54,10 @@ def solve(
     if source not in ("embedded", "store"):
         raise InputError(f"--source {source!r}: must be embedded or store")
     cfg = load_site(config, set_)
-    at_ts = utc(at, "--at") if at else None
+    at_ts = utc(at, "--at") if at is not None else None
     if source == "store":
         at_ts = at_ts if at_ts is not None else pd.Timestamp.now(tz="UTC")
-        with open_store(cfg, db) as store:
+        with open_store(cfg, db, create=False) as store:
             market = market_from_store(store, cfg.site.settlement_point, as_of=at_ts.to_pydatetime())
     else:
         market = load_market_data(data, cfg.site.settlement_point)

@@ -10,7 +10,7 @@ import typer
 from hashpivot.models.errors import InputError
 from hashpivot.optimizer.cli.common import (
     DEFAULT_CONFIG, AtOpt, ConfigOpt, DataOpt, DbOpt, FormatOpt, OutputFormat, SetOpt, app, config_path, frame_out,
-    load_site, open_store, operator_errors, utc,
+    load_site, open_store, operator_errors, out_dir, utc,
 )
 
 
@@ -55,12 +55,13 @@ def backtest(
     if end <= start:
         raise InputError(f"--to {to} must be after --from {from_}")
     if source == "store":
-        with open_store(cfg, db) as store:
+        with open_store(cfg, db, create=False) as store:
             market = market_from_store(store, cfg.site.settlement_point)
     else:
         market = load_market_data(data, cfg.site.settlement_point)
     out = out or Path(f"backtest-{start:%Y%m%d}-{end:%Y%m%d}")
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: is a file, not a folder")
     if executor not in ("local", "dask"):
         raise InputError(f"--executor {executor!r}: must be local or dask")
     results = {}
@@ -71,6 +72,7 @@ def backtest(
                 cfg, market, start, end, name, windows, executor, scheduler,
                 progress=lambda done, total, task=task: bar.update(task, completed=done, total=total))
             bar.update(task, completed=1, total=1)
+    out = out_dir(out)
     rows = []
     profits = {}
     for name, r in results.items():
@@ -115,11 +117,10 @@ def whatif(
     from hashpivot.optimizer.studies.charts import whatif_chart
     from hashpivot.optimizer.studies.whatif import run_whatif
 
-    if at:
+    if at is not None:
         utc(at, "--at")
     base_cfg, rows = run_whatif(config_path(config), set_ or [], scenarios, at, data)
-    out = out or Path(f"whatif-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}")
-    out.mkdir(parents=True, exist_ok=True)
+    out = out_dir(out or Path(f"whatif-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}"))
     table = pd.DataFrame(rows)
     table.to_csv(out / "whatif.csv", index=False)
     pools = [c.removesuffix("_mw") for c in table.columns if c.endswith("_mw") and not c.startswith("energy")]
@@ -153,17 +154,18 @@ def sweep(
     from hashpivot.models.config import config_from_raw, load_raw_config
     from hashpivot.optimizer.forecast import build_forecast
     from hashpivot.optimizer.studies.charts import sweep_chart, sweep_heatmap
-    from hashpivot.optimizer.studies.sweep import flips, parse_param, run_sweep
+    from hashpivot.optimizer.studies.sweep import flips, grid, parse_param, run_sweep
 
     params = [parse_param(p) for p in param]
+    grid(params)  # a bad grid is refused before the data is loaded and the progress bar drawn
     raw, label = load_raw_config(config_path(config), set_ or [])
     cfg = config_from_raw(raw, label)
-    forecast = build_forecast(cfg, load_market_data(data, cfg.site.settlement_point), utc(at, "--at") if at else None)
+    forecast = build_forecast(cfg, load_market_data(data, cfg.site.settlement_point), utc(at, "--at") if at is not None else None)
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("sweep", total=None)
         df = run_sweep(raw, forecast, params, executor, scheduler, progress=lambda d, t: bar.update(task, completed=d, total=t))
     out = out or Path("sweep-" + "-".join(p.name.replace(":", "_").replace(".", "_") for p in params))
-    out.mkdir(parents=True, exist_ok=True)
+    out = out_dir(out)
     df.to_csv(out / "sweep.csv", index=False)
     pools = [p.name for p in cfg.asic_pools] + [g.name for g in cfg.gpu_pools]
     title = f"{cfg.site.name}: sweep of {' x '.join(p.name for p in params)} at {forecast.interval_start_utc[0]:%Y-%m-%d %H:%M}Z"

@@ -64,6 +64,8 @@ def parse_param(text: str) -> Param:
 def grid(params: list[Param]) -> list[dict[str, float]]:
     if not 1 <= len(params) <= 2:
         raise ConfigError("give one or two --param")
+    if len(params) == 2 and params[0].name == params[1].name:
+        raise ConfigError(f"--param {params[0].name} is given twice; sweep two different parameters")
     points = [dict(zip([p.name for p in params], combo)) for combo in itertools.product(*[p.values for p in params])]
     if len(points) > MAX_POINTS:
         raise ConfigError(f"{len(points):,} grid points, more than {MAX_POINTS:,}")

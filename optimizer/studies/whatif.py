@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 
 from hashpivot.feeds.embedded import load_market_data
+from hashpivot.feeds.tables import convert_columns, read_table
 from hashpivot.models.config import SiteConfig, apply_override, load_config, load_raw_config, validate_config
-from hashpivot.models.errors import ConfigError, InputError
+from hashpivot.models.errors import ConfigError
 from hashpivot.models.hashprice import blocks_per_day_per_th
 from hashpivot.models.scenario import load_scenario
 from hashpivot.optimizer.forecast import Forecast, build_forecast
@@ -57,13 +58,11 @@ def transform_forecast(f: Forecast, series: str, op: str, value: float | None = 
 
 def csv_values(path: Path, f: Forecast) -> np.ndarray:
     """Values for every horizon step from a CSV with columns interval_start_utc,value (hourly or finer)."""
-    try:
-        df = pd.read_csv(path)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise InputError(f"{path}: cannot read as CSV ({exc})") from None
+    df = read_table(path, [])
     if list(df.columns[:2]) != ["interval_start_utc", "value"]:
         raise ConfigError(f"{path}: header must be interval_start_utc,value; got {','.join(df.columns)}")
-    series = pd.Series(df["value"].astype(float).to_numpy(), index=pd.DatetimeIndex(pd.to_datetime(df["interval_start_utc"], utc=True)))
+    df = convert_columns(df, path, numeric=["value"], times=["interval_start_utc"])
+    series = pd.Series(df["value"].to_numpy(), index=pd.DatetimeIndex(df["interval_start_utc"]))
     out = series.reindex(pd.DatetimeIndex(f.interval_start_utc), method="ffill")
     if out.isna().any():
         raise ConfigError(f"{path}: no value for {out.index[out.isna()][0]:%Y-%m-%dT%H:%MZ} (the horizon starts {f.interval_start_utc[0]:%Y-%m-%dT%H:%MZ})")
