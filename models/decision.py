@@ -59,6 +59,9 @@ class SiteState(_Doc):
     it_power_kw: float
     site_power_kw: float
     pue: float = 1.0
+    bought_kw: float | None = Field(None, description="bought at the real-time price at step 0 (site meter)")
+    block_kw: float | None = Field(None, description="fixed-block energy delivered at step 0 (take-or-pay)")
+    resold_kw: float | None = Field(None, description="unused fixed-block energy resold at the real-time price")
 
 
 class Inputs(_Doc):
@@ -68,8 +71,12 @@ class Inputs(_Doc):
     hashprice_usd_per_th_day: float
     hashprice_usd_per_ph_day: float
     power_price_usd_per_mwh: float
-    marginal_power_price_usd_per_mwh: float
+    marginal_power_price_usd_per_mwh: float = Field(
+        description="what one more MWh costs the site at step 0: the real-time price plus power.adder_usd_per_mwh "
+        "when energy is bought, the real-time price alone when it comes out of unused fixed-block energy")
+    adder_usd_per_mwh: float = 0.0
     reserve_price_usd_per_mw_hour: float
+    reserve_product: str | None = Field(None, description="ancillary product offered (power.reserve.product), or fixed")
     gpu_rates_usd_per_gpu_hour: dict[str, float] = Field(default_factory=dict)
     forecast_notes: dict[str, Any] = Field(default_factory=dict)
 
@@ -100,7 +107,8 @@ class Decision(_Doc):
     inputs: Inputs | None = None
     pools: list[PoolDecision]
     reserve_kw: float = Field(0.0, description="reserve offered at step 0, site-meter kW")
-    binding_constraints: list[str] = Field(default_factory=list)
+    binding_constraints: list[str] = Field(default_factory=list, description="row groups binding at step 0")
+    binding_explained: list[str] = Field(default_factory=list, description="the same, in an operator's words")
     shadow_price_usd_per_mw_hour: float | None = None
     hall_shadow_prices_usd_per_mw_hour: dict[str, float] = Field(default_factory=dict)
     breakdown_usd: dict[str, float] = Field(default_factory=dict)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -66,10 +67,21 @@ def test_json_figures_are_consistent(decision):
     assert decision["shadow_price_usd_per_mw_hour"] > 0
 
 
-def test_table_is_the_default_and_has_a_totals_line():
-    proc = run("solve", "--at", "2024-08-05T14:00Z")
+def test_the_default_table_shows_the_whole_decision_in_100_columns():
+    proc = subprocess.run([sys.executable, "-m", "hashpivot.optimizer.cli", "solve", "--at", "2024-08-05T14:00Z"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, env=dict(os.environ, COLUMNS="100"))
     assert proc.returncode == 0, proc.stderr
-    assert "total (IT)" in proc.stdout and "s19xp" in proc.stdout and "site-cap shadow price" in proc.stdout
+    lines = proc.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 100 and "…" not in proc.stdout  # fits, nothing cut
+    text = " ".join(line.strip() for line in lines)
+    assert "total (IT)" in text and "site-cap shadow price" in text
+    assert "eco 4,409 · stock 2,091" in text  # split modes per pool
+    assert "reserve: 30.0 MW ecrs offered at" in text
+    assert "fixed blocks: 25,000 kW delivered, 0 kW resold" in text
+    assert "binding at step 0: interconnect 90,000 kW reached at steps 0–6" in text
+    assert "marginal power 18.16 USD/MWh = real-time 15.66 + adder 2.50" in text
+    assert "s19xp: all 6,500 units on, in eco + stock mode: the interconnect cap keeps them out of a hungrier mode" in text
+    assert "site_cap[t=0]" not in text  # row names stay in the JSON
 
 
 def test_csv_has_one_row_per_pool(tmp_path):

@@ -8,14 +8,15 @@ import numpy as np
 
 from hashpivot.models.breakeven import asic_breakeven_usd_per_mwh, gpu_breakeven_usd_per_mwh
 from hashpivot.models.decision import PoolDecision
-from hashpivot.optimizer.milp.schedule import asic_it_kw, gpu_it_kw, grid_flows_kw, site_kw
+from hashpivot.optimizer.milp.schedule import asic_it_kw, grid_flows_kw, hall_it_kw, site_kw
 from hashpivot.optimizer.milp.solve import Solution
 
 
 @dataclass
 class Explanation:
     pools: list[PoolDecision]
-    binding_constraints: list[str]
+    binding_constraints: list[str]  # row-group names, e.g. "site_cap[t=0]"
+    binding_explained: list[str]  # the same in an operator's words, e.g. "interconnect 90,000 kW reached at steps 0–5"
     marginal_price_usd_per_mwh: float
     shadow_price_usd_per_mw_hour: float | None  # value of one more MW of interconnect at step 0 (LP dual)
     hall_shadow_prices_usd_per_mw_hour: dict[str, float]
@@ -40,37 +41,66 @@ def _increment_kw(sol: Solution) -> float:
     return (min(options) if options else 0.0) * p.pue + 1e-6
 
 
-def binding_constraints(sol: Solution) -> list[str]:
-    """Constraint groups at step 0 with less slack than one more unit needs (or than 0.1 % of a cap)."""
+@dataclass(frozen=True)
+class Binding:
+    """A constraint binding at step 0: its row-group name (kept in the JSON) and what it means for an operator."""
+
+    name: str
+    words: str
+
+
+def _steps_text(steps: np.ndarray) -> str:
+    """[0, 1, 2, 5] -> "steps 0–2, 5"."""
+    runs: list[list[int]] = []
+    for t in map(int, steps):
+        if runs and t == runs[-1][1] + 1:
+            runs[-1][1] = t
+        else:
+            runs.append([t, t])
+    text = ", ".join(f"{a}" if a == b else f"{a}–{b}" for a, b in runs)
+    return ("step " if len(steps) == 1 else "steps ") + text
+
+
+def binding_constraints(sol: Solution) -> list[Binding]:
+    """Constraints at step 0 with less slack than one more unit needs (or than 0.1 % of the limit), each with
+    the words an operator reads (the cap, where it binds over the horizon, what sets it)."""
     p, s = sol.problem, sol.schedule
     inc = _increment_kw(sol)
-    out = []
+    out: list[Binding] = []
     site = site_kw(p, s)
-    if p.site_cap_kw - site[0] < max(inc, 1e-3 * p.site_cap_kw):
-        out.append("site_cap[t=0]")
-    hall_kw = {h: 0.0 for h in p.hall_cap_kw}
-    for pool, kw in zip(p.asic, asic_it_kw(p, s)):
-        hall_kw[pool.hall] += kw[0]
-    for g, kw in zip(p.gpu, gpu_it_kw(p, s)):
-        hall_kw[g.hall] += kw[0]
+    site_tol = max(inc, 1e-3 * p.site_cap_kw)
+    if p.site_cap_kw - site[0] < site_tol:
+        at = np.flatnonzero(p.site_cap_kw - site < site_tol)
+        out.append(Binding("site_cap[t=0]", f"interconnect {p.site_cap_kw:,.0f} kW reached at {_steps_text(at)}"))
+    hall_kw = {h: kw[0] for h, kw in hall_it_kw(p, s).items()}
     for h, kw in hall_kw.items():
-        if p.hall_cap_kw[h][0] - kw < max(inc / p.pue, 1e-3 * p.hall_cap_kw[h][0]) and kw > 0:
-            out.append(f"hall_caps[{h},t=0]")
+        cap = float(p.hall_cap_kw[h][0])
+        if cap - kw < max(inc / p.pue, 1e-3 * cap) and kw > 0:
+            base = p.hall_base_cap_kw.get(h, cap)
+            derate = (f" after the cooling derate at {p.ambient_temp_c[0]:.0f} °C (nameplate {base:,.0f} kW)"
+                      if base - cap > 0.5 and p.ambient_temp_c is not None else "")
+            out.append(Binding(f"hall_caps[{h},t=0]", f"{h}: cap {cap:,.0f} kW{derate} reached at step 0"))
     if p.ramp_limit_kw is not None:
-        if p.initial_site_kw is not None and abs(site[0] - p.initial_site_kw) > p.ramp_limit_kw - inc:
-            out.append("ramp_limits[t=0]")
-        if p.steps > 1 and abs(site[1] - site[0]) > p.ramp_limit_kw - inc:
-            out.append("ramp_limits[t=1]")
+        # the relative tolerance matters: rounding leaves a few kW of a 25 MW ramp unused, more than one unit
+        ramp_tol = max(inc, 1e-3 * p.ramp_limit_kw)
+        if p.initial_site_kw is not None and abs(site[0] - p.initial_site_kw) > p.ramp_limit_kw - ramp_tol:
+            direction = "up" if site[0] > p.initial_site_kw else "down"
+            out.append(Binding("ramp_limits[t=0]", f"ramp limit {p.ramp_limit_kw:,.0f} kW/step binding at step 0 "
+                                                   f"({direction} from {p.initial_site_kw:,.0f} kW now)"))
+        if p.steps > 1 and abs(site[1] - site[0]) > p.ramp_limit_kw - ramp_tol:
+            out.append(Binding("ramp_limits[t=1]", f"ramp limit {p.ramp_limit_kw:,.0f} kW/step binding between steps 0 and 1"))
     for pool, u in zip(p.asic, s.asic_units):
         if pool.units_available and u[:, 0].sum() >= pool.units_available:
-            out.append(f"unit_limits[{pool.name},t=0]")
+            out.append(Binding(f"unit_limits[{pool.name},t=0]", f"{pool.name}: all {pool.units_available:,} available units on"))
     for g, c in zip(p.gpu, s.gpu_contract_on):
         if g.firm and g.committed_gpus and c[0] <= g.committed_gpus:
-            out.append(f"contract_floors[{g.name},t=0]")
+            out.append(Binding(f"contract_floors[{g.name},t=0]", f"{g.name}: firm contract keeps {g.committed_gpus:,} GPUs on"))
     if p.reserve_max_kw > 0 and s.reserve_kw[0] > 0:
         asic_site = sum((kw[0] for kw in asic_it_kw(p, s)), 0.0) * p.pue
         if s.reserve_kw[0] >= min(p.reserve_max_kw, asic_site) - 1e-6:
-            out.append("reserve_limits[t=0]")
+            limit = ("power.reserve.max_offer_mw" if p.reserve_max_kw <= asic_site
+                     else f"the curtailable ASIC load, {asic_site:,.0f} kW at the meter")
+            out.append(Binding("reserve_limits[t=0]", f"reserve offer {s.reserve_kw[0]:,.0f} kW at its limit ({limit})"))
     return out
 
 
@@ -82,11 +112,12 @@ def explain(sol: Solution) -> Explanation:
     price = float(p.price_usd_per_mwh[0])
     marginal = price + p.adder_usd_per_mwh if buy[0] > 1e-6 or p.block_kw[0] <= site[0] else price
     binding = binding_constraints(sol)
+    names = [b.name for b in binding]
     shadow = None
     if sol.site_cap_dual_usd_per_kw_step is not None:
         shadow = float(sol.site_cap_dual_usd_per_kw_step[0]) * 1000.0 / dt
     hall_shadow = {h: float(d[0]) * 1000.0 / dt for h, d in sol.hall_cap_dual_usd_per_kw_step.items()}
-    ctx = _Context(binding, marginal, shadow, hall_shadow)
+    ctx = _Context(names, marginal, shadow, hall_shadow)
 
     pools: list[PoolDecision] = []
     revenue = p.asic_revenue_usd()
@@ -107,7 +138,9 @@ def explain(sol: Solution) -> Explanation:
                 power_kw=power, revenue_usd_per_hour=float(rev[:, 0] @ u[:, 0]) / dt,
                 cost_usd_per_hour=power * p.pue * marginal / 1000.0, breakeven_usd_per_mwh=be,
                 margin_usd_per_mwh=be - marginal,
-                reason=ctx.reason(pool.name, pool.hall, on, pool.units_available, be, mode),
+                reason=ctx.reason(pool.name, pool.hall, on, pool.units_available, be,
+                                  " + ".join(m for m, n in counts.items() if n) or None,
+                                  hungrier_mode=bool((u[pool.mode_power_kw < pool.mode_power_kw.max(), 0] > 0).any())),
             )
         )
     for g, c, mk in zip(p.gpu, s.gpu_contract_on, s.gpu_market_on):
@@ -121,6 +154,9 @@ def explain(sol: Solution) -> Explanation:
         if g.committed_gpus:
             if g.firm:
                 parts.append(f"firm contract: {gc}/{g.committed_gpus} committed GPUs on (never curtailed)")
+            elif g.committed_gpus * g.full_power_kw > p.hall_cap_kw[g.hall][0] + 1e-6 and gc < g.contract_ub:
+                parts.append(f"contract: {gc}/{g.committed_gpus} GPUs on: does not fit: hall {g.hall} cap "
+                             f"{p.hall_cap_kw[g.hall][0]:,.0f} kW < contract {g.committed_gpus * g.full_power_kw:,.0f} kW")
             else:
                 parts.append("contract: " + ctx.reason(g.name, g.hall, gc, g.contract_ub, contract_be, None, unit="GPUs"))
         if g.market_ub:
@@ -136,7 +172,7 @@ def explain(sol: Solution) -> Explanation:
                 contract_on=gc, market_on=gm,
             )
         )
-    return Explanation(pools, binding, marginal, shadow, hall_shadow)
+    return Explanation(pools, names, [b.words for b in binding], marginal, shadow, hall_shadow)
 
 
 @dataclass
@@ -146,8 +182,10 @@ class _Context:
     shadow: float | None
     hall_shadow: dict[str, float]
 
-    def reason(self, name: str, hall: str, on: int, available: int, be: float, mode: str | None, unit: str = "units") -> str:
-        """One sentence an operator can act on: what holds this pool where it is."""
+    def reason(self, name: str, hall: str, on: int, available: int, be: float, mode: str | None, unit: str = "units",
+               hungrier_mode: bool = False) -> str:
+        """One sentence an operator can act on: what holds this pool where it is. `mode`: the modes its units
+        run in; `hungrier_mode`: some run a mode that draws less than the pool's hungriest."""
         p, b = self.price, self.binding
         at_text = f"{mode} mode, " if mode else ""
         if available == 0:
@@ -155,27 +193,31 @@ class _Context:
         ramp = any(x.startswith("ramp_limits") for x in b)
         hall_bound = f"hall_caps[{hall},t=0]" in b
         site_bound = "site_cap[t=0]" in b
+        margin = f"margin {be - p:+,.0f} USD/MWh"
         if on >= available:
             if be < p:
                 why = "held on by the ramp limit" if ramp else "kept on: start-up cost / minimum run time / look-ahead"
-                return f"all {available} {unit} on ({at_text}breakeven {be:,.0f} < price {p:,.0f} USD/MWh): {why}"
-            return f"at its cap: all {available} {unit} on ({at_text}margin {be - p:+,.0f} USD/MWh)"
+                return f"all {available:,} {unit} on ({at_text}breakeven {be:,.0f} < price {p:,.0f} USD/MWh): {why}"
+            if hungrier_mode and (site_bound or hall_bound):
+                cap = f"the {hall} cap" if hall_bound else "the interconnect cap"
+                return f"all {available:,} {unit} on, in {mode} mode: {cap} keeps them out of a hungrier mode ({margin})"
+            if hungrier_mode and ramp:
+                return f"all {available:,} {unit} on, in {mode} mode: the ramp limit keeps them out of a hungrier mode ({margin})"
+            return f"at its cap: all {available:,} {unit} on ({at_text}{margin})"
         if be < p:
             if on == 0:
                 return f"curtailed: price {p:,.0f} USD/MWh > breakeven {be:,.0f} USD/MWh"
-            why = "ramp limit" if ramp else "minimum run time / start-up cost"
-            return f"{on}/{available} {unit} on although price {p:,.0f} > breakeven {be:,.0f} USD/MWh: held by {why}"
-        share = f"{on}/{available} {unit} on" if on else "off"
+            why = "the ramp limit" if ramp else "minimum run time / start-up cost"
+            return f"{on:,}/{available:,} {unit} on although price {p:,.0f} > breakeven {be:,.0f} USD/MWh: held by {why}"
+        share = f"{on:,}/{available:,} {unit} on" if on else "off"
         if hall_bound:
             value = self.hall_shadow.get(hall)
             extra = f" (hall power worth {value:,.0f} USD/MWh)" if value else ""
-            return f"{share}: limited by the {hall} cap{extra}, margin {be - p:+,.0f} USD/MWh"
+            return f"{share}: limited by the {hall} cap{extra}, {margin}"
         if site_bound:
             value = f"{self.shadow:,.0f}" if self.shadow is not None else "?"
-            return (
-                f"{share}: crowded out by better pools under the site cap "
-                f"(site power worth {value} USD/MWh more than price; this pool's margin {be - p:+,.0f})"
-            )
+            return (f"{share}: crowded out by better pools under the interconnect cap "
+                    f"(site power worth {value} USD/MWh more than price; this pool's {margin})")
         if ramp:
-            return f"{share}: held by the ramp limit (margin {be - p:+,.0f} USD/MWh)"
-        return f"{share}: minimum rental/run time or start-up cost over the horizon (margin {be - p:+,.0f} USD/MWh)"
+            return f"{share}: held by the ramp limit ({margin})"
+        return f"{share}: minimum rental/run time or start-up cost over the horizon ({margin})"

@@ -82,6 +82,8 @@ class Problem:
     asic: list[AsicPoolData]
     gpu: list[GpuPoolData]
     initial_site_kw: float | None = None
+    hall_base_cap_kw: dict[str, float] = field(default_factory=dict)  # nameplate, before the cooling derate (reports)
+    ambient_temp_c: np.ndarray | None = None  # per step (reports)
 
     def asic_revenue_usd(self) -> list[np.ndarray]:
         """Per ASIC pool: (modes x steps) revenue of one unit over one step, USD."""
@@ -181,6 +183,8 @@ def make_problem(cfg: SiteConfig, forecast: Forecast, initial: InitialState | No
         site_cap_kw=cfg.site.interconnect_cap_kw,
         ramp_limit_kw=cfg.site.ramp_limit_kw_per_step,
         hall_cap_kw={h.name: h.cap_kw * derate_fraction(h.cooling_derate, forecast.ambient_temp_c) for h in cfg.site.halls},
+        hall_base_cap_kw={h.name: h.cap_kw for h in cfg.site.halls},
+        ambient_temp_c=np.asarray(forecast.ambient_temp_c, dtype=float),
         price_usd_per_mwh=np.asarray(forecast.power_price_usd_per_mwh, dtype=float),
         adder_usd_per_mwh=cfg.power.adder_usd_per_mwh,
         block_kw=block_kw,

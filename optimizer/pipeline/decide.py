@@ -52,7 +52,11 @@ def decide_on_forecast(cfg: SiteConfig, forecast: Forecast, initial: Decision | 
         state = initial_state(cfg, initial, forecast.interval_start_utc[0], forecast.step_minutes)
     problem = make_problem(cfg, forecast, state)
     solution = solve(problem, SolveSettings.from_config(cfg, strategy), kept)
-    return Decided(decision_document(solution, explain(solution), forecast, cfg.site.name), solution, forecast)
+    reserve = cfg.power.reserve
+    product = None if reserve is None or not reserve.enabled else (
+        "fixed price" if reserve.capacity_price_usd_per_mw_hour is not None else reserve.product)
+    document = decision_document(solution, explain(solution), forecast, cfg.site.name, reserve_product=product)
+    return Decided(document, solution, forecast)
 
 
 def initial_state(cfg: SiteConfig, doc: Decision, interval_start_utc: pd.Timestamp, step_minutes: int,

@@ -10,7 +10,7 @@ from hashpivot.models.decision import SCHEMA_VERSION, Decision, Inputs, SiteStat
 from hashpivot.optimizer.forecast import Forecast
 from hashpivot.optimizer.milp.explain import Explanation
 from hashpivot.optimizer.milp.problem import Problem
-from hashpivot.optimizer.milp.schedule import Schedule, asic_it_kw, asic_on, gpu_it_kw, site_kw, starts
+from hashpivot.optimizer.milp.schedule import Schedule, asic_it_kw, asic_on, gpu_it_kw, grid_flows_kw, site_kw, starts
 from hashpivot.optimizer.milp.solve import Solution
 
 
@@ -32,13 +32,14 @@ def recent_starts(problem: Problem, schedule: Schedule) -> dict[str, list[int]]:
 
 
 def decision_document(sol: Solution, exp: Explanation, forecast: Forecast, site_name: str = "",
-                      reason: str = "") -> Decision:
+                      reason: str = "", reserve_product: str | None = None) -> Decision:
     """Everything an operator or a downstream system needs about one solve; figures are for step 0."""
     p, s = sol.problem, sol.schedule
     site = site_kw(p, s)
     per_pool_kw = {pool.name: kw for pool, kw in zip(p.asic, asic_it_kw(p, s))}
     per_pool_kw.update({g.name: kw for g, kw in zip(p.gpu, gpu_it_kw(p, s))})
     starts_by_pool = recent_starts(p, s)
+    bought, resold = grid_flows_kw(p, site)
     pools = [
         d.model_copy(update={
             "power_kw": round(d.power_kw, 1),
@@ -55,7 +56,8 @@ def decision_document(sol: Solution, exp: Explanation, forecast: Forecast, site_
         status=sol.status,
         reason=reason or ("solved" if sol.status == "optimal" else "time limit: best feasible allocation found"),
         site=SiteState(name=site_name, cap_kw=p.site_cap_kw, it_power_kw=round(float(site[0] / p.pue), 1),
-                       site_power_kw=round(float(site[0]), 1), pue=p.pue),
+                       site_power_kw=round(float(site[0]), 1), pue=p.pue, bought_kw=round(float(bought[0]), 1),
+                       block_kw=round(float(p.block_kw[0]), 1), resold_kw=round(float(resold[0]), 1)),
         interval_start_utc=iso_utc(forecast.interval_start_utc[0]),
         horizon_steps=p.steps,
         step_minutes=forecast.step_minutes,
@@ -69,13 +71,16 @@ def decision_document(sol: Solution, exp: Explanation, forecast: Forecast, site_
             hashprice_usd_per_ph_day=round(float(forecast.hashprice_usd_per_th_day[0]) * 1000, 3),
             power_price_usd_per_mwh=round(float(p.price_usd_per_mwh[0]), 2),
             marginal_power_price_usd_per_mwh=round(exp.marginal_price_usd_per_mwh, 2),
+            adder_usd_per_mwh=p.adder_usd_per_mwh,
             reserve_price_usd_per_mw_hour=round(float(p.reserve_price_usd_per_mw_hour[0]), 2),
+            reserve_product=reserve_product,
             gpu_rates_usd_per_gpu_hour={g.name: round(float(g.market_rate_usd_per_gpu_hour[0]), 4) for g in p.gpu},
             forecast_notes=forecast.notes,
         ),
         pools=pools,
         reserve_kw=round(float(s.reserve_kw[0]), 1),
         binding_constraints=exp.binding_constraints,
+        binding_explained=exp.binding_explained,
         shadow_price_usd_per_mw_hour=_round(exp.shadow_price_usd_per_mw_hour, 2),
         hall_shadow_prices_usd_per_mw_hour={h: round(v, 2) for h, v in exp.hall_shadow_prices_usd_per_mw_hour.items()},
         breakdown_usd={k: round(v, 2) for k, v in sol.breakdown.items()},

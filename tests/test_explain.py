@@ -1,0 +1,66 @@
+"""Why texts and binding constraints in an operator's words, each on a tiny problem solved by hand.
+
+Conventions of tests/builders.py: hashprice 24 USD/TH/day (1 TH/s earns 1 USD per hour), 1-hour steps, PUE 1.
+"""
+
+from __future__ import annotations
+
+from hashpivot.optimizer.milp.explain import explain
+from hashpivot.optimizer.milp.solve import solve
+from tests.builders import asic, gpu, problem
+
+
+def reasons(p) -> tuple[dict[str, str], list[str], list[str]]:
+    exp = explain(solve(p))
+    return {d.name: d.reason for d in exp.pools}, exp.binding_constraints, exp.binding_explained
+
+
+def test_a_pool_held_back_by_the_ramp_limit_says_so():
+    # 10 units of 1 kW earning 5 USD/h each at 100 USD/MWh, all off now, 3 kW/step of ramp: 3 on at step 0
+    p = problem([100.0, 100.0], [asic("a", 10, [(1.0, 5.0)], initial={"m0": 0})], ramp_kw=3.0)
+    why, names, words = reasons(p)
+    assert why["a"] == "3/10 units on: held by the ramp limit (margin +4,900 USD/MWh)"
+    assert "ramp_limits[t=0]" in names
+    assert "ramp limit 3 kW/step binding at step 0 (up from 0 kW now)" in words
+
+
+def test_units_kept_in_a_leaner_mode_by_the_interconnect_say_so():
+    # 10 units, modes 1 kW / 4 TH and 2 kW / 6 TH, site cap 12 kW: 8 lean + 2 hungry fill the cap exactly
+    p = problem([0.0, 0.0], [asic("a", 10, [(1.0, 4.0), (2.0, 6.0)])], site_cap_kw=12.0)
+    why, names, words = reasons(p)
+    assert why["a"].startswith("all 10 units on, in m0 + m1 mode: the interconnect cap keeps them out of a hungrier mode")
+    assert "site_cap[t=0]" in names and "interconnect 12 kW reached at steps 0–1" in words
+
+
+def test_a_contract_bigger_than_its_hall_says_it_does_not_fit():
+    # 10 contract GPUs of 1 kW (SLA penalty, so not firm) in a 5 kW hall: 5 on, and the reason says why
+    g = gpu("g", 10, 1, committed=10, contract_rate=2.0, sla=1.0, full_kw=1.0)
+    why, names, words = reasons(problem([50.0], gpu_pools=[g], halls={"h": 5.0}))
+    assert why["g"] == "contract: 5/10 GPUs on: does not fit: hall h cap 5 kW < contract 10 kW"
+    assert "h: cap 5 kW reached at step 0" in words
+
+
+def test_a_pool_losing_money_on_power_is_curtailed():
+    # 1 kW earning 0.5 USD/h at 1000 USD/MWh (1 USD/kWh): breakeven 500 USD/MWh < price
+    why, _, _ = reasons(problem([1000.0], [asic("a", 4, [(1.0, 0.5)])]))
+    assert why["a"] == "curtailed: price 1,000 USD/MWh > breakeven 500 USD/MWh"
+
+
+def test_the_ramp_reproduction_on_the_example_site_names_the_ramp():
+    """The operator-truth issue's case: every ASIC pool was unavailable at 23:00; at 00:00 the site climbs by
+    exactly the 25 MW ramp limit, and the pools it holds back say so."""
+    from pathlib import Path
+
+    from hashpivot.feeds.embedded import load_market_data
+    from hashpivot.models.config import load_config
+    from hashpivot.optimizer.pipeline.decide import decide
+
+    site = Path(__file__).resolve().parents[1] / "configs" / "site.toml"
+    cfg = load_config(site)
+    none = load_config(site, [f"asic_pools.{p.name}.units_available=0" for p in cfg.asic_pools])
+    market = load_market_data(None, cfg.site.settlement_point)
+    before = decide(none, market, "2025-05-31T23:00Z").document
+    after = decide(cfg, market, "2025-06-01T00:00Z", before).document
+    assert after.site.site_power_kw - before.site.site_power_kw > 24_900
+    assert "ramp_limits[t=0]" in after.binding_constraints
+    assert "held by the ramp limit" in after.pool("s21").reason
