@@ -14,7 +14,7 @@ import pandas as pd
 
 from hashpivot.feeds.tables import read_table
 from hashpivot.models.errors import DataError
-from hashpivot.models.hashprice import subsidy_schedule_btc
+from hashpivot.models.hashprice import REFERENCE_BLOCK, subsidy_schedule_btc
 from hashpivot.models.market import MarketData
 
 POWER_FILE = "ercot_hub_prices_hourly.csv"
@@ -59,6 +59,20 @@ def subsidy_from_issuance(issuance_btc: pd.Series, blocks: pd.Series) -> pd.Seri
     return pd.Series(snapped, index=issuance_btc.index)
 
 
+def heights_at_day_start(blocks: pd.Series) -> pd.Series:
+    """Block height at the start of each UTC day, counted in the days' block counts from `REFERENCE_BLOCK`
+    (NaN when the data does not reach the reference day). Lets subsidies follow the height within a day, so
+    the hours after a halving are valued at the new subsidy."""
+    height, when = REFERENCE_BLOCK
+    day = pd.Timestamp(when).floor("D")
+    if day not in blocks.index:
+        return pd.Series(np.nan, index=blocks.index)
+    starts = blocks.cumsum() - blocks  # blocks mined since the first day's start
+    fraction = (pd.Timestamp(when) - day) / pd.Timedelta(days=1)
+    at_reference_day = height - blocks[day] * fraction
+    return at_reference_day + (starts - starts[day])
+
+
 def gpu_rate_table(df: pd.DataFrame) -> pd.DataFrame:
     """Monthly USD/GPU-hour per model: the published index where it exists, else the median of that month's
     provider list prices. `df` has timestamp_utc (tz-aware), gpu_model, usd_per_gpu_hour, series."""
@@ -99,9 +113,11 @@ def load_market_data(directory: str | Path | None = None, settlement_point: str 
             "difficulty": df["difficulty"].to_numpy(),
             "fees_btc_per_block": df["fees_btc_per_block"].to_numpy(),
             "subsidy_btc": subsidy_from_issuance(df["issuance_btc"], df["blocks"]).to_numpy(),
+            "blocks": df["blocks"].to_numpy(),
         },
         index=_index(df["date_utc"]),
     ).sort_index()
+    network["height_at_day_start"] = heights_at_day_start(network["blocks"])
 
     path = _find(directory, GPU_FILE)
     df = read_table(path, {"timestamp_utc", "gpu_model", "usd_per_gpu_hour", "series"}, numeric=["usd_per_gpu_hour"],

@@ -297,7 +297,8 @@ class DaemonConfig(StrictModel):
         "btc": {"minute": "*/5"}, "power_rt": {"minute": "*/5"}, "power_da": {"minute": "*/30"},
         "network": {"minute": "*/30"}, "gpu": {"minute": "*/15"}, "weather": {"minute": "7"},
     }
-    publish_dir: str = "decisions"
+    publish_dir: str = Field("decisions", description="relative paths are under the store's directory")
+    publish_file_mode: str = Field("0640", pattern=r"^0?[0-7]{3}$", description="octal mode of published files")
     keep_published: int = Field(2000, ge=1, description="decision files kept in publish_dir (oldest removed)")
     webhook_url: str | None = None
     webhook_timeout_s: float = Field(5.0, gt=0, le=60)

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from hashpivot.models.errors import InputError
 
+from datetime import datetime, timezone
+
 SECONDS_PER_DAY = 86_400
 HALVING_INTERVAL_BLOCKS = 210_000
 INITIAL_SUBSIDY_BTC = 50.0
+BLOCKS_PER_HOUR = 6.0  # the protocol's target spacing, 10 minutes
+# A known (height, time) to count heights from in daily block counts: block 840,000, the fourth halving, was
+# mined 2024-04-20 00:09:27 UTC.
+REFERENCE_BLOCK = (840_000, datetime(2024, 4, 20, 0, 9, 27, tzinfo=timezone.utc))
 
 
 def block_subsidy_btc(height: int) -> float:

@@ -20,7 +20,7 @@ import pandas as pd
 from hashpivot.models.calendar import dam_published_at_utc, duration_text, to_utc
 from hashpivot.models.config import SiteConfig
 from hashpivot.models.errors import DataError
-from hashpivot.models.hashprice import hashprice_usd_per_th_day
+from hashpivot.models.hashprice import BLOCKS_PER_HOUR, block_subsidy_btc, hashprice_usd_per_th_day
 from hashpivot.models.market import MarketData
 from hashpivot.models.series import staleness
 
@@ -121,6 +121,16 @@ def _ambient(market: MarketData, grid: pd.DatetimeIndex, at: pd.Timestamp, defau
     return out
 
 
+def subsidy_at(day: pd.Series, day_start: pd.Timestamp, at: pd.Timestamp) -> float:
+    """The block subsidy at `at`, from the height: the last known day's start height plus its blocks, plus
+    6 blocks an hour since it ended (so the hours after a halving get the new subsidy). Without heights in
+    the data (the store keeps the subsidy itself), the day's subsidy."""
+    if "height_at_day_start" not in day.index or not np.isfinite(day["height_at_day_start"]):
+        return float(day["subsidy_btc"])
+    hours_since = max((at - (day_start + pd.Timedelta(days=1))) / pd.Timedelta(hours=1), 0.0)
+    return block_subsidy_btc(int(day["height_at_day_start"] + day["blocks"] + BLOCKS_PER_HOUR * hours_since))
+
+
 def build_forecast(cfg: SiteConfig, market: MarketData, at: pd.Timestamp | str | None = None) -> Forecast:
     """Assemble the horizon's inputs from `market` as known at `at` (default: the data's latest time)."""
     at = default_at(market) if at is None else to_utc(at)
@@ -132,13 +142,13 @@ def build_forecast(cfg: SiteConfig, market: MarketData, at: pd.Timestamp | str |
 
     btc_known = _known(market.btc, at, market.btc_interval, "btc_usd")
     btc_usd = float(btc_known["btc_usd"].iloc[-1])
-    net = _known(market.network, at, market.network_interval, "difficulty").iloc[-1]
-    hashprice = hashprice_usd_per_th_day(
-        float(net["difficulty"]), btc_usd, float(net["subsidy_btc"]), float(net["fees_btc_per_block"])
-    )
+    known_net = _known(market.network, at, market.network_interval, "difficulty")
+    net = known_net.iloc[-1]
+    subsidy = subsidy_at(net, known_net.index[-1], at)
+    hashprice = hashprice_usd_per_th_day(float(net["difficulty"]), btc_usd, subsidy, float(net["fees_btc_per_block"]))
     notes.update(
         difficulty=float(net["difficulty"]),
-        subsidy_btc=float(net["subsidy_btc"]),
+        subsidy_btc=subsidy,
         fees_btc_per_block=float(net["fees_btc_per_block"]),
         btc_usd_interval_start_utc=btc_known.index[-1].isoformat(),
     )

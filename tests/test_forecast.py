@@ -83,3 +83,17 @@ def test_missing_data_names_the_series_and_the_available_range(market, cfg):
         build_forecast(cfg, market, "2019-01-01T00:00Z")
     with pytest.raises(DataError, match=r"power_rt_usd_per_mwh: no value within 3 h before 2026-01-01T00:00Z \(last value ends 2025-06-01"):
         build_forecast(cfg, market, "2026-01-01T00:00Z")
+
+
+def test_the_subsidy_follows_the_block_height_across_the_2024_halving(market, cfg):
+    """Block 840,000 was mined 2024-04-20 00:09 UTC: twelve hours later the subsidy is 3.125 BTC, although the
+    last network day that has ended (April 19) was mined at 6.25."""
+    after = build_forecast(cfg, market, "2024-04-20T12:00Z")
+    before = build_forecast(cfg, market, "2024-04-19T23:00Z")
+    assert after.notes["subsidy_btc"] == 3.125 and before.notes["subsidy_btc"] == 6.25
+    from hashpivot.models.hashprice import hashprice_usd_per_th_day
+
+    n = after.notes
+    assert after.hashprice_usd_per_th_day[0] == pytest.approx(
+        hashprice_usd_per_th_day(n["difficulty"], after.btc_usd[0], 3.125, n["fees_btc_per_block"]))
+    assert after.hashprice_usd_per_th_day[0] < 0.07 < before.hashprice_usd_per_th_day[0]  # was 0.1104 with 6.25

@@ -152,22 +152,51 @@ def open_store(cfg, db: Optional[Path], create: bool = True):
     return Store(path)
 
 
+def cell_text(v) -> str:
+    """A table cell: thousands separators, whole numbers above 1,000, never scientific notation for money."""
+    if v is None or (isinstance(v, float) and v != v):
+        return ""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return str(v)
+    if isinstance(v, int) or float(v).is_integer() or abs(v) >= 1000:
+        return f"{v:,.0f}"
+    return f"{v:,.2f}" if abs(v) >= 1 else f"{v:.4g}"
+
+
 def frame_out(df, format: OutputFormat, title: str) -> None:
+    """A DataFrame as JSON, CSV or a table that fits the terminal: when its columns do not fit side by side
+    and it has few rows, it is printed turned (one line per column), so no header or number is ever cut."""
     import pandas as pd
     from rich.console import Console
     from rich.table import Table
 
+    from hashpivot.optimizer.cli.render import terminal_width
+
     if format is OutputFormat.json:
         typer.echo(df.to_json(orient="records", date_format="iso", indent=2))
-    elif format is OutputFormat.csv:
+        return
+    if format is OutputFormat.csv:
         typer.echo(df.to_csv(index=False), nl=False)
+        return
+    width = terminal_width()
+    cells = [[cell_text(v) for v in row] for row in df.itertuples(index=False)]
+    needed = sum(max([len(str(c))] + [len(r[i]) for r in cells]) + 3 for i, c in enumerate(df.columns)) + 1
+    table = Table(title=title)
+    if needed > width and 0 < len(df) <= 12:
+        table.add_column(str(df.columns[0]), justify="left", no_wrap=True,
+                         min_width=max(len(str(c)) for c in df.columns))
+        for row in cells:  # short cells (numbers) keep their width; long text folds
+            short = [len(c) for c in row[1:] if len(c) <= 16] or [8]
+            table.add_column(row[0], justify="right", overflow="fold", min_width=max(short + [min(len(row[0]), 16)]))
+        for i, col in enumerate(df.columns[1:], start=1):
+            table.add_row(str(col), *[row[i] for row in cells])
     else:
-        table = Table(title=title)
         for col in df.columns:
-            table.add_column(str(col), justify="right" if pd.api.types.is_numeric_dtype(df[col]) else "left")
-        for row in df.itertuples(index=False):
-            table.add_row(*["" if v is None or (isinstance(v, float) and v != v) else (f"{v:,.6g}" if isinstance(v, float) else str(v)) for v in row])
-        Console(width=160).print(table)
+            numeric = pd.api.types.is_numeric_dtype(df[col])
+            table.add_column(str(col), justify="right" if numeric else "left", overflow="fold", no_wrap=numeric)
+        for row in cells:
+            table.add_row(*row)
+    Console(width=width).print(table)
 
 
 def echo_json(value) -> None:

@@ -82,7 +82,8 @@ def backtest(
         steps["profit_usd"] = r.hourly_profit_usd
         steps.to_csv(out / f"steps-{name}.csv", index=False)
         profits[name] = pd.Series(r.hourly_profit_usd, index=times)
-        stacked_power_chart(r.steps, times, f"{cfg.site.name}: {name}, {start:%Y-%m-%d} to {end:%Y-%m-%d}", out / f"power-{name}.png")
+        stacked_power_chart(r.steps, times, f"{cfg.site.name}: {name}, {start:%Y-%m-%d} to {end:%Y-%m-%d}", out / f"power-{name}.png",
+                            cap_kw=cfg.site.interconnect_cap_kw, pue=cfg.site.pue)
         rows.append({"strategy": name, **{k: round(v, 2) if isinstance(v, float) else v for k, v in r.totals.items()}})
     table = pd.DataFrame(rows)
     if "perfect-foresight" in results:
@@ -143,17 +144,18 @@ def sweep(
     data: DataOpt = None,
     executor: Annotated[str, typer.Option(help="local or dask")] = "local",
     scheduler: Annotated[Optional[str], typer.Option(help="Dask scheduler address (default: a 2-worker LocalCluster)")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="output folder (default: ./sweep-<params>)")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="output folder (default: ./sweep-<params>-<UTC time>, new per run)")] = None,
     format: FormatOpt = OutputFormat.table,
 ) -> None:
     """Solve the same horizon over a 1-D or 2-D grid of one or two parameters; CSV plus PNG charts, flips marked."""
+    import pandas as pd
     from rich.console import Console
     from rich.progress import Progress
 
     from hashpivot.feeds.embedded import load_market_data
     from hashpivot.models.config import config_from_raw, load_raw_config
     from hashpivot.optimizer.forecast import build_forecast
-    from hashpivot.optimizer.studies.charts import sweep_chart, sweep_heatmap
+    from hashpivot.optimizer.studies.charts import axis_label, sweep_chart, sweep_heatmap
     from hashpivot.optimizer.studies.sweep import flips, grid, parse_param, run_sweep
 
     params = [parse_param(p) for p in param]
@@ -164,11 +166,12 @@ def sweep(
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("sweep", total=None)
         df = run_sweep(raw, forecast, params, executor, scheduler, progress=lambda d, t: bar.update(task, completed=d, total=t))
-    out = out or Path("sweep-" + "-".join(p.name.replace(":", "_").replace(".", "_") for p in params))
+    out = out or Path("sweep-" + "-".join(p.name.replace(":", "_").replace(".", "_") for p in params)
+                      + f"-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}")
     out = out_dir(out)
     df.to_csv(out / "sweep.csv", index=False)
     pools = [p.name for p in cfg.asic_pools] + [g.name for g in cfg.gpu_pools]
-    title = f"{cfg.site.name}: sweep of {' x '.join(p.name for p in params)} at {forecast.interval_start_utc[0]:%Y-%m-%d %H:%M}Z"
+    title = f"{cfg.site.name}: sweep of {' x '.join(axis_label(p.name) for p in params)} at {forecast.interval_start_utc[0]:%Y-%m-%d %H:%M}Z"
     if len(params) == 1:
         marks = flips(df, params[0].name, [p.name for p in cfg.asic_pools], [g.name for g in cfg.gpu_pools])
         sweep_chart(df, params[0].name, pools, marks, title, out / "sweep.png")

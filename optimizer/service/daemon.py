@@ -41,6 +41,12 @@ def store_path(cfg: SiteConfig, db: Path | None) -> Path:
     return Path(db) if db else (Path(cfg.feeds.db_path).expanduser() if cfg.feeds.db_path else default_db_path())
 
 
+def publish_dir(cfg: SiteConfig, db: Path) -> Path:
+    """`daemon.publish_dir`; a relative one is under the store's directory (not wherever the daemon started)."""
+    directory = Path(cfg.daemon.publish_dir).expanduser()
+    return directory if directory.is_absolute() else Path(db).parent / directory
+
+
 def collect_job(cfg: SiteConfig, db: Path, groups: list[str] | None, metrics: Metrics | None) -> None:
     t0 = time.perf_counter()
     with Store(db) as store:
@@ -62,7 +68,7 @@ def decision_job(cfg: SiteConfig, db: Path, metrics: Metrics | None, wait_for_we
         doc = decide_interval(cfg, store, now, kept_model).model_copy(update={"decided_at_utc": iso_utc(now)})
         duration = time.perf_counter() - t0
         seq = store.add_decision(doc, now, duration)
-    publish_files(doc, seq, Path(cfg.daemon.publish_dir), cfg.daemon.keep_published)
+    publish_files(doc, seq, publish_dir(cfg, db), cfg.daemon.keep_published, int(cfg.daemon.publish_file_mode, 8))
     if cfg.daemon.webhook_url:
         sender = post_webhook(cfg.daemon.webhook_url, doc, cfg.daemon.webhook_timeout_s, cfg.daemon.webhook_retries)
         if wait_for_webhook:

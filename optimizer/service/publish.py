@@ -17,11 +17,13 @@ from hashpivot.models.decision import Decision
 log = logging.getLogger(__name__)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write temp file in the same directory, fsync, rename over `path`: a reader never sees half a file."""
+def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write temp file in the same directory, fsync, rename over `path`: a reader never sees half a file.
+    The file gets `mode` (before the rename, so it is never readable more widely than that)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
@@ -38,11 +40,13 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def publish_files(doc: Decision, seq: int, directory: Path, keep: int = 2000) -> Path:
+def publish_files(doc: Decision, seq: int, directory: Path, keep: int = 2000, mode: int = 0o640) -> Path:
+    """`decision-<seq>.json` and `latest.json` in `directory` (mode 0640 by default: the service's group reads
+    them), keeping the newest `keep` decision files."""
     text = doc.to_json()
     path = directory / f"decision-{seq:08d}.json"
-    write_atomic(path, text)
-    write_atomic(directory / "latest.json", text)
+    write_atomic(path, text, mode)
+    write_atomic(directory / "latest.json", text, mode)
     old = sorted(directory.glob("decision-*.json"))[:-keep]
     for stale in old:
         stale.unlink(missing_ok=True)

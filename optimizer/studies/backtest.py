@@ -31,7 +31,7 @@ from hashpivot.models.errors import ConfigError, DataError, SolverError
 from hashpivot.models.market import MarketData
 from hashpivot.optimizer.studies.executors import run_jobs
 from hashpivot.optimizer.forecast import Forecast, build_forecast
-from hashpivot.models.hashprice import blocks_per_day_per_th, hashprice_usd_per_th_day
+from hashpivot.models.hashprice import block_subsidy_btc, blocks_per_day_per_th, hashprice_usd_per_th_day
 from hashpivot.optimizer.milp.problem import InitialState, Problem, make_problem
 from hashpivot.optimizer.milp.families import violations
 from hashpivot.optimizer.milp.schedule import Schedule, asic_it_kw, evaluate, gpu_it_kw, profit_by_step, site_kw, starts
@@ -84,9 +84,14 @@ def realised_forecast(cfg: SiteConfig, market: MarketData, start: pd.Timestamp, 
         rt = rt.ffill().bfill()  # the DST hours the source file drops: carry the previous hour over
     btc = market.btc["btc_usd"].reindex(grid, method="ffill")
     net = market.network.reindex(grid.floor("D")).ffill()
+    subsidy = net["subsidy_btc"].to_numpy(dtype=float)
+    if "height_at_day_start" in net.columns:  # the subsidy follows the height hour by hour (halving days)
+        into_day = (grid - grid.floor("D")) / pd.Timedelta(days=1)
+        height = net["height_at_day_start"].to_numpy() + net["blocks"].to_numpy() * np.asarray(into_day)
+        subsidy = np.where(np.isfinite(height), [block_subsidy_btc(int(h)) if np.isfinite(h) else 0.0 for h in height], subsidy)
     hashprice = np.array([
         hashprice_usd_per_th_day(d, b, s, f)
-        for d, b, s, f in zip(net["difficulty"], btc, net["subsidy_btc"], net["fees_btc_per_block"])
+        for d, b, s, f in zip(net["difficulty"], btc, subsidy, net["fees_btc_per_block"])
     ])
     gpu = {}
     for pool in cfg.gpu_pools:

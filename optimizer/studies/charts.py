@@ -1,4 +1,5 @@
-"""PNG charts for backtests (matplotlib, Agg backend: no display needed)."""
+"""PNG charts for backtests, sweeps and what-ifs (matplotlib, Agg backend: no display needed): axes labelled
+with what they show and its unit, thousands separators, the interconnect cap on power charts."""
 
 from __future__ import annotations
 
@@ -9,20 +10,53 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 
-def stacked_power_chart(steps: pd.DataFrame, times: pd.DatetimeIndex, title: str, path: Path) -> Path:
-    """Stacked MW by pool over time, with the real-time power price on a second axis."""
+UNITS = {"_usd_per_mwh": "USD/MWh", "_usd_per_th_day": "USD/TH/day", "_usd_per_mw_hour": "USD/MW-h",
+         "_usd_per_gpu_hour": "USD/GPU-h", "_kw_per_step": "kW per step", "_kw": "kW", "_mw": "MW", "_usd": "USD",
+         "_c": "°C", "_minutes": "min", "_hours": "h", "_fraction": "share"}
+NAMES = {"btc_usd": "BTC price (USD)", "power_price_usd_per_mwh": "power price (USD/MWh)",
+         "hashprice_usd_per_th_day": "hashprice (USD/TH/day)", "reserve_price_usd_per_mw_hour": "reserve price (USD/MW-h)"}
+
+
+def axis_label(name: str) -> str:
+    """An axis label a person reads without the README: `btc_usd` -> `BTC price (USD)`,
+    `gpu_rate.h100` -> `h100 GPU rate (USD/GPU-h)`, `set:site.interconnect_cap_kw` -> `site.interconnect_cap_kw (kW)`."""
+    if name in NAMES:
+        return NAMES[name]
+    if name.startswith("gpu_rate."):
+        return f"{name.split('.', 1)[1]} GPU rate (USD/GPU-h)"
+    key = name.removeprefix("set:")
+    unit = next((u for suffix, u in UNITS.items() if key.endswith(suffix)), None)
+    return f"{key} ({unit})" if unit else key
+
+
+def thousands(axis) -> None:
+    """Tick labels with thousands separators (and no scientific notation)."""
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.4g}"))
+
+
+def stacked_power_chart(steps: pd.DataFrame, times: pd.DatetimeIndex, title: str, path: Path,
+                        cap_kw: float | None = None, pue: float = 1.0) -> Path:
+    """Stacked IT MW by pool over time against the interconnect cap (in IT MW: cap / PUE), with the real-time
+    power price drawn as steps like the power, on a second axis."""
     pools = [c for c in steps.columns if c.endswith("_kw") and c not in ("site_power_kw", "reserve_kw")]
     times = pd.DatetimeIndex(times)
     fig, ax = plt.subplots(figsize=(12, 5))
     ax.stackplot(times, [steps[c] / 1000.0 for c in pools], labels=[c.removesuffix("_kw") for c in pools], step="post", alpha=0.85)
+    if cap_kw is not None:
+        ax.axhline(cap_kw / pue / 1000.0, color="tab:red", linestyle="--", linewidth=1.2,
+                   label=f"interconnect {cap_kw / 1000:,.0f} MW / PUE {pue:g}")
     ax.set_ylabel("IT power by pool (MW)")
     ax.set_xlabel("time (UTC)")
+    ax.set_ylim(bottom=0)
+    thousands(ax.yaxis)
     ax2 = ax.twinx()
-    ax2.plot(times, steps["power_price_usd_per_mwh"], color="black", linewidth=0.8, label="real-time price")
+    ax2.step(times, steps["power_price_usd_per_mwh"], where="post", color="black", linewidth=0.8, label="real-time price")
     ax2.set_ylabel("real-time power price (USD/MWh)")
-    ax.legend(loc="upper left", fontsize=8, ncol=3)
+    thousands(ax2.yaxis)
+    ax.legend(loc="upper left", fontsize=8, ncol=4)
     ax2.legend(loc="upper right", fontsize=8)
     ax.set_title(title)
     fig.autofmt_xdate()
@@ -33,19 +67,20 @@ def stacked_power_chart(steps: pd.DataFrame, times: pd.DatetimeIndex, title: str
 
 
 def cumulative_profit_chart(profits: dict[str, pd.Series], title: str, path: Path) -> Path:
-    """Cumulative realised profit per strategy (top) and each strategy's lead over the baseline (bottom):
-    the totals differ by a few percent, so the difference is what makes them readable."""
+    """Each strategy's lead over always-on (top: the totals differ by a few percent, so the difference is
+    what tells them apart) and cumulative realised profit (bottom)."""
     baseline = "always-on" if "always-on" in profits else next(iter(profits))
     base = profits[baseline].cumsum()
-    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(12, 8), sharex=True, gridspec_kw={"height_ratios": [1, 1.3]})
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(12, 8), sharex=True, gridspec_kw={"height_ratios": [1.3, 1]})
     for name, series in profits.items():
-        ax.plot(series.index, series.cumsum() / 1e6, label=name, linewidth=1.4)
-        ax2.plot(series.index, (series.cumsum() - base) / 1e3, label=name, linewidth=1.4)
-    ax.set_ylabel("cumulative profit (million USD)")
+        ax.plot(series.index, (series.cumsum() - base) / 1e3, label=name, linewidth=1.4)
+        ax2.plot(series.index, series.cumsum() / 1e6, label=name, linewidth=1.4)
+    ax.set_ylabel(f"lead over {baseline} (thousand USD)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
-    ax2.set_ylabel(f"lead over {baseline} (thousand USD)")
+    thousands(ax.yaxis)
+    ax2.set_ylabel("cumulative profit (million USD)")
     ax2.set_xlabel("time (UTC)")
     ax2.grid(alpha=0.3)
     fig.autofmt_xdate()
@@ -63,7 +98,9 @@ def sweep_chart(df: pd.DataFrame, param: str, pools: list[str], flips: list[floa
     ax.legend(loc="upper left", fontsize=8, ncol=3)
     ax2.plot(df[param], df["profit_usd"] / 1000.0, color="black")
     ax2.set_ylabel("horizon profit (thousand USD)")
-    ax2.set_xlabel(param)
+    ax2.set_xlabel(axis_label(param))
+    thousands(ax2.xaxis)
+    thousands(ax2.yaxis)
     for x in flips:
         for a in (ax, ax2):
             a.axvline(x, color="red", linestyle="--", linewidth=0.8)
@@ -78,9 +115,12 @@ def sweep_heatmap(df: pd.DataFrame, x: str, y: str, value: str, label: str, titl
     table = df.pivot_table(index=y, columns=x, values=value)
     fig, ax = plt.subplots(figsize=(10, 7))
     mesh = ax.pcolormesh(table.columns, table.index, table.to_numpy(), shading="nearest", cmap="viridis")
-    fig.colorbar(mesh, ax=ax, label=label)
-    ax.set_xlabel(x)
-    ax.set_ylabel(y)
+    bar = fig.colorbar(mesh, ax=ax, label=label)
+    thousands(bar.ax.yaxis)
+    ax.set_xlabel(axis_label(x))
+    ax.set_ylabel(axis_label(y))
+    thousands(ax.xaxis)
+    thousands(ax.yaxis)
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -102,6 +142,7 @@ def whatif_chart(rows: list[dict], pools: list[str], title: str, path: Path) -> 
     ax.tick_params(axis="x", rotation=20)
     ax2.bar(names, [r["profit_usd"] / 1000.0 for r in rows], color="tab:gray")
     ax2.set_ylabel("horizon profit (thousand USD)")
+    thousands(ax2.yaxis)
     ax2.tick_params(axis="x", rotation=20)
     fig.suptitle(title)
     fig.tight_layout()
