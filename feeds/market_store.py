@@ -29,6 +29,21 @@ def _series(store: Store, name: str, as_of: datetime | None) -> pd.Series:
     return pd.Series(df["value"].to_numpy(), index=pd.DatetimeIndex(df["interval_start_utc"]), name=name).sort_index()
 
 
+def latest_covered_time(store: Store, series: list[str], settlement_point: str) -> datetime:
+    """What a solve from the store decides at when no time is given (like the embedded data's default): the
+    latest time by which both the real-time price and the BTC price are known. Every one of `series` must
+    have something stored (the forecast then checks each against its staleness limit); DataError naming each
+    series and its last interval otherwise."""
+    known = {s: store.last_known(s) for s in series}
+    missing = [s for s, k in known.items() if k is None]
+    if missing:
+        have = "; ".join(f"{s} last {k[0]:%Y-%m-%dT%H:%MZ}" for s, k in known.items() if k is not None) or "nothing"
+        raise DataError(f"store {store.path}: nothing stored for {', '.join(missing)} (stored: {have}); "
+                        "`hashpivot feeds fetch` or `feeds import` fills it")
+    fast = [f"power_rt_usd_per_mwh.{settlement_point}", "btc_usd"]
+    return min(known[s][1] for s in fast if s in known)
+
+
 def market_from_store(store: Store, settlement_point: str, as_of: datetime | None = None) -> MarketData:
     rt = _series(store, f"power_rt_usd_per_mwh.{settlement_point}", as_of)
     if rt.empty:

@@ -219,6 +219,12 @@ class Store:
         row = self.conn.execute(sql + " ORDER BY interval_start_utc DESC, fetched_at_utc DESC LIMIT 1", args).fetchone()
         return None if row is None else _obs(row)
 
+    def last_known(self, series: str) -> tuple[datetime, datetime] | None:
+        """(latest interval start, when it became known) of `series`, or None if nothing is stored."""
+        row = self.conn.execute("SELECT MAX(interval_start_utc), MAX(fetched_at_utc) FROM observations WHERE series = ?",
+                                (series,)).fetchone()
+        return None if row[0] is None else (parse_iso(row[0]), parse_iso(row[1]))
+
     def latest_values(self, series: Iterable[str]) -> dict[str, float]:
         out = {}
         for s in series:

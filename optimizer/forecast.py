@@ -14,6 +14,8 @@ price blended toward the trailing mean with the same decay. Hashprice and GPU ra
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import logging
+
 import numpy as np
 import pandas as pd
 
@@ -23,6 +25,8 @@ from hashpivot.models.errors import DataError
 from hashpivot.models.hashprice import BLOCKS_PER_HOUR, block_subsidy_btc, hashprice_usd_per_th_day
 from hashpivot.models.market import MarketData
 from hashpivot.models.series import staleness
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -79,7 +83,14 @@ def _known(df: pd.DataFrame, at: pd.Timestamp, interval: pd.Timedelta, series: s
 def _power_forecast(market: MarketData, grid: pd.DatetimeIndex, at: pd.Timestamp, decay: float, trailing_hours: int):
     rt_known = _known(market.power[["rt_price_usd_per_mwh"]], at, market.power_interval, "power_rt_usd_per_mwh")["rt_price_usd_per_mwh"]
     last_time, last_rt = rt_known.index[-1], float(rt_known.iloc[-1])
-    trailing = float(rt_known[rt_known.index > last_time - pd.Timedelta(hours=trailing_hours)].mean())
+    window = rt_known[rt_known.index > last_time - pd.Timedelta(hours=trailing_hours)]
+    trailing = float(window.mean())
+    hours = pd.date_range(last_time.floor("h") - pd.Timedelta(hours=trailing_hours - 1), last_time.floor("h"), freq="h")
+    missing = hours.difference(window.index.floor("h"))
+    if len(missing):
+        log.warning("power_rt: %d of the %d hours before %s have no real-time price (%s .. %s); the trailing mean "
+                    "uses the %d that do", len(missing), trailing_hours, f"{at:%Y-%m-%dT%H:%MZ}",
+                    f"{missing[0]:%Y-%m-%dT%H:%MZ}", f"{missing[-1]:%Y-%m-%dT%H:%MZ}", trailing_hours - len(missing))
     da = market.power["da_price_usd_per_mwh"]
     published = published_day_ahead(da, at)
     last_da = published.get(last_time.floor("h"))
@@ -100,6 +111,7 @@ def _power_forecast(market: MarketData, grid: pd.DatetimeIndex, at: pd.Timestamp
         "last_rt_interval_start_utc": last_time.isoformat(),
         "trailing_mean_rt_usd_per_mwh": round(trailing, 2),
         "steps_with_day_ahead": n_da,
+        "rt_hours_missing_in_trailing_window": int(len(missing)),
     }
     return prices, notes
 

@@ -316,3 +316,48 @@ def test_metrics_port_in_use_and_unusable_store_are_clear_errors(server, tmp_pat
     args[1] = str(tmp_path / "not-a-dir" / "store.sqlite")
     proc = run(["tick", *args])
     assert proc.returncode == 1 and "Traceback" not in proc.stderr and "not-a-dir" in proc.stderr
+
+
+@pytest.fixture
+def tarpit():
+    """A loopback server that accepts connections and never answers (every read times out), for 30 s at most."""
+    import threading
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    sock.settimeout(0.2)
+    held, stop = [], threading.Event()
+
+    def accept() -> None:
+        deadline = time.monotonic() + 30
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                held.append(sock.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    sock.close()
+
+
+@pytest.mark.parametrize("budget_s, at_least_s, at_most_s", [(3, 2.5, 12)])
+def test_tick_against_silent_sources_ends_within_its_pass_budget_and_exits_3(tarpit, tmp_path, budget_s, at_least_s,
+                                                                           at_most_s):
+    """Every source accepts the connection and never answers: with a 2 s read timeout and 2 retries that is
+    6 s per request and over a minute for the pass; feeds.pass_budget_s cuts it to the budget (the default
+    config's is 30 s), the safe allocation is published and cron sees exit code 3."""
+    args = site_args(tarpit, tmp_path, "feeds.retries=2", f"feeds.pass_budget_s={budget_s}")
+    t0 = time.monotonic()
+    proc = run(["tick", *args])
+    took = time.monotonic() - t0
+    assert proc.returncode == 3, proc.stderr
+    assert at_least_s < took < at_most_s, f"tick took {took:.1f} s"
+    assert "Traceback" not in proc.stderr and "Retrying" not in proc.stderr  # one line per failed source
+    assert "feeds.pass_budget_s" in proc.stderr

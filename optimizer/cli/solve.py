@@ -44,7 +44,8 @@ def solve(
     import pandas as pd
 
     from hashpivot.feeds.embedded import load_market_data
-    from hashpivot.feeds.market_store import market_from_store
+    from hashpivot.feeds.collect import required_series
+    from hashpivot.feeds.market_store import latest_covered_time, market_from_store
     from hashpivot.models.decision import load_decision
     from hashpivot.optimizer.cli.render import RENDERERS
     from hashpivot.optimizer.pipeline.decide import decide
@@ -56,8 +57,10 @@ def solve(
     cfg = load_site(config, set_)
     at_ts = utc(at, "--at") if at is not None else None
     if source == "store":
-        at_ts = at_ts if at_ts is not None else pd.Timestamp.now(tz="UTC")
         with open_store(cfg, db, create=False) as store:
+            if at_ts is None:  # like the embedded default: the latest time every required series covers
+                needed = [s for s in required_series(cfg) if s != "hashprice_usd_per_th_day"]  # derived by the forecast
+                at_ts = pd.Timestamp(latest_covered_time(store, needed, cfg.site.settlement_point))
             market = market_from_store(store, cfg.site.settlement_point, as_of=at_ts.to_pydatetime())
     else:
         market = load_market_data(data, cfg.site.settlement_point)

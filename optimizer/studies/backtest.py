@@ -119,6 +119,18 @@ def realised_forecast(cfg: SiteConfig, market: MarketData, start: pd.Timestamp, 
     )
 
 
+def check_coverage(market: MarketData, start: pd.Timestamp, end: pd.Timestamp) -> None:
+    """DataError naming the covered range when [start, end) reaches outside the real-time prices in `market`
+    (holes inside it are cut out and counted by `run_backtest_windows`)."""
+    rt = market.power["rt_price_usd_per_mwh"].dropna()
+    if rt.empty:
+        raise DataError(f"{market.source}: no real-time prices at all")
+    first, last_end = rt.index[0], rt.index[-1] + pd.Timedelta(hours=1)
+    if start < first or end > last_end:
+        raise DataError(f"--from {start:%Y-%m-%dT%H:%MZ} --to {end:%Y-%m-%dT%H:%MZ} is not covered by the data: "
+                        f"real-time prices in {market.source} cover {first:%Y-%m-%dT%H:%MZ} .. {last_end:%Y-%m-%dT%H:%MZ}")
+
+
 def _hour_cfg(cfg: SiteConfig) -> SiteConfig:
     if cfg.horizon.step_minutes != 60:
         return cfg.model_copy(update={"horizon": cfg.horizon.model_copy(update={"step_minutes": 60})})
@@ -360,6 +372,7 @@ def run_backtest_windows(cfg: SiteConfig, market: MarketData, start, end, strate
     realised prices; windows are independent, so they run in parallel on Dask with the same numbers as locally.
     One window (the default) is the exact sequential replay."""
     start, end = to_utc(start), to_utc(end)
+    check_coverage(market, start, end)
     hours = int((end - start) / pd.Timedelta(hours=1))
     if not 1 <= windows <= max(hours, 1):
         raise ConfigError(f"--windows {windows}: must be between 1 and the number of hours ({hours})")
@@ -375,6 +388,10 @@ def run_backtest_windows(cfg: SiteConfig, market: MarketData, start, end, strate
     skipped = hours - sum(int((b - a) / pd.Timedelta(hours=1)) for a, b in spans)
     if not spans:
         raise DataError(f"no real-time prices between {start} and {end}")
+    if skipped:
+        holes = ", ".join(f"{a:%Y-%m-%dT%H:%MZ} .. {b:%Y-%m-%dT%H:%MZ}" for a, b in data_gaps(market, start, end))
+        log.warning("backtest: %d of %d hours cut out: no real-time prices %s (and the hour after each hole)",
+                    skipped, hours, holes)
     if executor not in ("local", "dask"):
         raise ConfigError(f"--executor {executor!r}: must be local or dask")
     if executor == "local" and len(spans) == 1:  # the sequential replay: progress hour by hour
