@@ -163,17 +163,23 @@ class Store:
         locked past the busy timeout) become one StoreError naming the file and the free space left."""
         try:
             self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
+            yield
             self.conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
+            self._rollback()
             free = shutil.disk_usage(self.path.parent).free if self.path.parent.exists() else 0
-            raise StoreError(f"store {self.path}: cannot write ({exc}; {free / 1e6:,.0f} MB free on its disk)") from None
+            raise StoreError(f"store {self.path}: cannot write ({exc}; {free / 1e6:,.1f} MB free on its disk)") from None
+        except BaseException:
+            self._rollback()
+            raise
+
+    def _rollback(self) -> None:
+        """Roll back what is left of a failed transaction (SQLite may already have: a full disk ends it)."""
+        if self.conn.in_transaction:
+            try:
+                self.conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
 
     def add_decision(self, doc: Decision, decided_at: datetime, duration_s: float) -> int:
         """Store one decision document; returns its sequence number (the order decisions were taken in)."""

@@ -247,7 +247,7 @@ class FeedsConfig(StrictModel):
     max_retry_after_s: float = Field(60.0, ge=0, le=3600)
     pass_budget_s: float = Field(30.0, gt=0, le=3600, description="one collection pass, retries included, ends by then")
     sources: dict[str, FeedSource] = {}
-    jump_limits: dict[str, float | None] = Field({}, description="series family -> max relative jump (null = off)")
+    jump_limits: dict[str, float | None] = Field({}, description="series family -> max relative jump (\"off\" = no filter)")
     nyiso_zones: list[str] = []
     gpu_models: list[str] = ["H100", "A100", "A40", "RTX 4090"]
 
@@ -257,6 +257,14 @@ class FeedsConfig(StrictModel):
         unknown = sorted(set(v) - set(FEED_SOURCES))
         if unknown:
             raise ValueError(f"unknown source {unknown[0]!r}; must be one of: {', '.join(FEED_SOURCES)}")
+        return v
+
+    @field_validator("jump_limits", mode="before")
+    @classmethod
+    def _jump_off(cls, v):
+        """TOML has no null: `"off"` switches a family's jump filter off."""
+        if isinstance(v, dict):
+            return {k: None if isinstance(x, str) and x.strip().lower() in ("off", "null", "none") else x for k, x in v.items()}
         return v
 
     @field_validator("jump_limits")
@@ -304,10 +312,16 @@ class DaemonConfig(StrictModel):
     webhook_timeout_s: float = Field(5.0, gt=0, le=60)
     webhook_retries: int = Field(2, ge=0, le=10)
     metrics_host: str = "127.0.0.1"
-    metrics_port: int | None = Field(9108, ge=0, le=65535, description="null disables the metrics endpoint")
+    metrics_port: int | None = Field(9108, ge=0, le=65535, description="\"off\" disables the metrics endpoint")
     misfire_grace_s: int = Field(60, ge=1)
     safe_asic: Literal["off", "hold"] = "off"
     safe_gpu_marketplace: Literal["off", "hold"] = "off"
+
+    @field_validator("metrics_port", mode="before")
+    @classmethod
+    def _port_off(cls, v):
+        """TOML has no null: `"off"` (or `"null"`) switches the metrics endpoint off."""
+        return None if isinstance(v, str) and v.strip().lower() in ("off", "null", "none") else v
 
     @field_validator("decision_cron")
     @classmethod

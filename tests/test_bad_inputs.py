@@ -159,3 +159,47 @@ def test_bad_input_is_one_clear_error_and_changes_nothing(case, outcomes):
     assert len(lines) == case.lines, proc.stderr
     assert lines[0].startswith("error: ") and case.expected in lines[0], lines[0]
     assert after == before, "the failed run changed files on disk"
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB tmpfs (the tests mount one when running as root, as CI does; otherwise they are skipped)."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("needs root to mount a small tmpfs (CI runs as root)")
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("mount -t tmpfs is not permitted here")
+    yield mnt
+    subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "hashpivot.optimizer.cli", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_a_full_disk_is_one_error_line_with_the_free_space_and_keeps_the_store_good(small_disk, tmp_path):
+    store = small_disk / "store.sqlite"
+    btc = tmp_path / "btc_usd_hourly.csv"
+    btc.write_text("interval_start_utc,btc_usd\n2024-01-01T00:00:00Z,42458.92\n")
+    assert cli("feeds", "import", str(btc), "--db", str(store), cwd=tmp_path).returncode == 0
+    proc = cli("feeds", "import", str(DATA / "ercot_hub_prices_hourly.csv.gz"), "--db", str(store), cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot write (database or disk is full" in lines[0] and "MB free on its disk" in lines[0]
+    status = cli("feeds", "show", "--series", "btc_usd", "--db", str(store), "--format", "csv", cwd=tmp_path)
+    assert status.returncode == 0 and "42458.92" in status.stdout  # the good row is still there, nothing half-written
+
+
+def test_a_store_on_a_read_only_disk_is_one_error_line(small_disk, tmp_path):
+    store = small_disk / "store.sqlite"
+    btc = tmp_path / "btc_usd_hourly.csv"
+    btc.write_text("interval_start_utc,btc_usd\n2024-01-01T00:00:00Z,42458.92\n")
+    assert cli("feeds", "import", str(btc), "--db", str(store), cwd=tmp_path).returncode == 0
+    assert subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], capture_output=True).returncode == 0
+    for args in (["feeds", "import", str(btc)], ["tick", "--set", "daemon.metrics_port=null"]):
+        proc = cli(*args, "--db", str(store), cwd=tmp_path)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and str(small_disk) in lines[0], proc.stderr

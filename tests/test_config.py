@@ -128,3 +128,11 @@ def test_mode_with_more_hashrate_at_less_power_than_stock_warns(tmp_path, caplog
     with caplog.at_level(logging.WARNING):
         load_config(path)
     assert re.search(r"asic_pools\[2\]\.modes\[0\] \(eco\): more hashrate .* than stock", caplog.text)
+
+
+def test_off_switches_what_toml_cannot_write_as_null():
+    """TOML has no null: `"off"` switches the metrics endpoint and a family's jump filter off."""
+    from hashpivot.models.config import load_config
+
+    cfg = load_config(EXAMPLE, ['daemon.metrics_port="off"', 'feeds.jump_limits.btc_usd="off"'])
+    assert cfg.daemon.metrics_port is None and cfg.feeds.jump_limits == {"btc_usd": None}

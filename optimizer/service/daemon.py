@@ -99,7 +99,7 @@ def run(cfg: SiteConfig, db: Path) -> None:
             except OSError as exc:
                 raise HashpivotError(
                     f"cannot serve metrics on {cfg.daemon.metrics_host}:{cfg.daemon.metrics_port} ({exc.strerror}); "
-                    "set daemon.metrics_port to a free port, or null to switch metrics off"
+                    "set daemon.metrics_port to a free port, or \"off\" to switch metrics off"
                 ) from None
             log.info("metrics listening on http://%s:%d/metrics", cfg.daemon.metrics_host, cfg.daemon.metrics_port)
         scheduler = BlockingScheduler(
