@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -65,7 +66,7 @@ def backtest(
     if executor not in ("local", "dask"):
         raise InputError(f"--executor {executor!r}: must be local or dask")
     results = {}
-    with Progress(transient=True, console=Console(stderr=True)) as bar:
+    with Progress(transient=True, console=Console(stderr=True), disable=not sys.stderr.isatty()) as bar:
         for name in chosen:
             task = bar.add_task(f"{name}", total=None)
             results[name] = run_backtest_windows(
@@ -163,7 +164,7 @@ def sweep(
     raw, label = load_raw_config(config_path(config), set_ or [])
     cfg = config_from_raw(raw, label)
     forecast = build_forecast(cfg, load_market_data(data, cfg.site.settlement_point), utc(at, "--at") if at is not None else None)
-    with Progress(console=Console(stderr=True), transient=True) as bar:
+    with Progress(transient=True, console=Console(stderr=True), disable=not sys.stderr.isatty()) as bar:
         task = bar.add_task("sweep", total=None)
         df = run_sweep(raw, forecast, params, executor, scheduler, progress=lambda d, t: bar.update(task, completed=d, total=t))
     out = out or Path("sweep-" + "-".join(p.name.replace(":", "_").replace(".", "_") for p in params)
