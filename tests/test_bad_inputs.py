@@ -204,7 +204,10 @@ def test_a_store_on_a_read_only_disk_is_one_error_line(small_disk, tmp_path):
     btc.write_text("interval_start_utc,btc_usd\n2024-01-01T00:00:00Z,42458.92\n")
     assert cli("feeds", "import", str(btc), "--db", str(store), cwd=tmp_path).returncode == 0
     assert subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], capture_output=True).returncode == 0
-    for args in (["feeds", "import", str(btc)], ["tick", "--set", "daemon.metrics_port=null"]):
+    proc = cli("solve", "-o", str(small_disk / "decision.json"), cwd=tmp_path)
+    assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [
+        f"error: --output {small_disk / 'decision.json'}: cannot write (Read-only file system)"]
+    for args in (["feeds", "import", str(btc)], ["tick", "--set", 'daemon.metrics_port="off"']):
         proc = cli(*args, "--db", str(store), cwd=tmp_path)
         assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
         lines = proc.stderr.strip().splitlines()
