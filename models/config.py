@@ -297,14 +297,19 @@ def _check_cron(v: dict[str, str | int]) -> dict[str, str | int]:
     return v
 
 
+DEFAULT_FEED_CRONS: dict[str, dict[str, str | int]] = {
+    "btc": {"minute": "*/5"}, "power_rt": {"minute": "*/5"}, "power_da": {"minute": "*/30"},
+    "network": {"minute": "*/30"}, "gpu": {"minute": "*/15"}, "weather": {"minute": "7"},
+}
+
+
 class DaemonConfig(StrictModel):
     """[daemon]: schedules (cron fields, UTC), where decisions are published, metrics, the safe allocation."""
 
     decision_cron: dict[str, str | int] = {"minute": "*/5"}
-    feed_crons: dict[str, dict[str, str | int]] = {
-        "btc": {"minute": "*/5"}, "power_rt": {"minute": "*/5"}, "power_da": {"minute": "*/30"},
-        "network": {"minute": "*/30"}, "gpu": {"minute": "*/15"}, "weather": {"minute": "7"},
-    }
+    feed_crons: dict[str, dict[str, str | int]] = Field(
+        default_factory=lambda: dict(DEFAULT_FEED_CRONS),
+        description="per feed group; a group given here replaces that group's schedule, the others keep theirs")
     publish_dir: str = Field("decisions", description="relative paths are under the store's directory")
     publish_file_mode: str = Field("0640", pattern=r"^0?[0-7]{3}$", description="octal mode of published files")
     keep_published: int = Field(2000, ge=1, description="decision files kept in publish_dir (oldest removed)")
@@ -327,6 +332,13 @@ class DaemonConfig(StrictModel):
     @classmethod
     def _decision_cron(cls, v):
         return _check_cron(v)
+
+    @field_validator("feed_crons", mode="before")
+    @classmethod
+    def _merge_feed_crons(cls, v):
+        """Overriding one group's schedule keeps every other group's default (a shallow replace would stop
+        collecting them)."""
+        return {**DEFAULT_FEED_CRONS, **v} if isinstance(v, dict) else v
 
     @field_validator("feed_crons")
     @classmethod

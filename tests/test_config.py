@@ -136,3 +136,17 @@ def test_off_switches_what_toml_cannot_write_as_null():
 
     cfg = load_config(EXAMPLE, ['daemon.metrics_port="off"', 'feeds.jump_limits.btc_usd="off"'])
     assert cfg.daemon.metrics_port is None and cfg.feeds.jump_limits == {"btc_usd": None}
+
+
+def test_overriding_one_key_of_a_table_keeps_the_table_s_other_defaults():
+    """Deep merges: `--set daemon.feed_crons.btc.second='*/3'` reschedules btc and keeps collecting every
+    other group; one source's or one family's override leaves the others at their defaults."""
+    from hashpivot.models.config import DEFAULT_FEED_CRONS, load_config
+
+    cfg = load_config(EXAMPLE, ["daemon.feed_crons.btc.second='*/3'", "feeds.sources.coinbase.enabled=false",
+                                "feeds.jump_limits.btc_usd=0.5"])
+    assert cfg.daemon.feed_crons["btc"] == {"second": "*/3"}
+    assert {g: c for g, c in cfg.daemon.feed_crons.items() if g != "btc"} == {
+        g: c for g, c in DEFAULT_FEED_CRONS.items() if g != "btc"}
+    assert not cfg.feeds.source("coinbase").enabled and cfg.feeds.source("kraken").enabled
+    assert cfg.feeds.jump_limits == {"btc_usd": 0.5}  # other families keep the series' default limits

@@ -137,6 +137,19 @@ def test_a_second_instance_is_refused_with_the_pid(server, tmp_path):
     assert f"another hashpivot run (PID {os.getpid()}) holds" in proc.stderr
 
 
+def test_one_daemon_per_store_whatever_path_names_it(server, tmp_path):
+    """A symlink to the store, or a relative path to it, is the same store: its lock is held."""
+    (tmp_path / "alias.sqlite").symlink_to(tmp_path / "store.sqlite")
+    args = site_args(server.url_for("/"), tmp_path)
+    with InstanceLock(tmp_path / "alias.sqlite"):
+        proc = run(["tick", *args])
+        relative = subprocess.run(cli("tick", *[a if a != str(tmp_path / "store.sqlite") else "store.sqlite" for a in args]),
+                                  cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    for p in (proc, relative):
+        assert p.returncode == 1 and f"another hashpivot run (PID {os.getpid()}) holds" in p.stderr, p.stderr
+    assert not (tmp_path / "alias.sqlite.lock").exists()
+
+
 def _start_daemon(args, tmp_path, env=None):
     log = open(tmp_path / "daemon.log", "a")
     return subprocess.Popen(cli("run", *args), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)

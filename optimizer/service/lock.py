@@ -10,16 +10,18 @@ from hashpivot.models.errors import HashpivotError
 
 
 class InstanceLock:
-    """An exclusive lock on `<store>.lock`; a second holder is refused with the first one's PID."""
+    """An exclusive lock on `<store>.lock` next to the store's real file (symlinks and relative paths
+    resolved), so one store has one daemon whatever path names it; a second holder is refused with the first
+    one's PID. The lock file is created 0600."""
 
     def __init__(self, store_path: Path):
-        self.path = Path(str(store_path) + ".lock")
+        self.path = Path(os.path.realpath(store_path) + ".lock")
         self.fh = None
 
     def __enter__(self) -> "InstanceLock":
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fh = open(self.path, "a+", encoding="utf-8")
+            fh = open(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600), "a+", encoding="utf-8")
         except OSError as exc:
             raise HashpivotError(f"cannot create the lock file {self.path} ({exc.strerror})") from None
         try:
