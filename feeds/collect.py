@@ -46,10 +46,42 @@ def http_client(cfg: SiteConfig) -> HttpClient:
                                    budget_s=f.pass_budget_s))
 
 
+AGREEMENT_FRACTION = 0.02  # two sources re-anchoring a series must agree this closely
+
+
+def _fresh_anchors(store: Store, series: set[str], now: datetime) -> tuple[dict[str, float], set[str]]:
+    """The last good value of each series while it is within its staleness limit (the jump filter compares
+    against these), and the series whose last good value is older than that (to be re-anchored)."""
+    anchors, stale = {}, set()
+    for s in series:
+        last = store.latest(s)
+        if last is None:
+            continue
+        if now - last.interval_start_utc <= spec(s).staleness:
+            anchors[s] = last.value
+        elif spec(s).max_jump_fraction is not None:
+            stale.add(s)
+    return anchors, stale
+
+
+def _agree(a: list[Observation], b: list[Observation], series: set[str]) -> bool:
+    latest_a = {r.series: r.value for r in a}
+    latest_b = {r.series: r.value for r in b}
+    return all(s in latest_b and abs(latest_a[s] - latest_b[s]) <= AGREEMENT_FRACTION * abs(latest_b[s])
+               for s in series if s in latest_a)
+
+
 def collect_group(cfg: SiteConfig, store: Store, client: HttpClient, group: str) -> GroupResult:
+    """Try the group's sources in order; the first whose rows pass every check supplies them.
+
+    The jump filter compares a value with the last good one only while that is within its staleness limit.
+    Past it (a feed down for a day while the price moved 90 %), the new value re-anchors the series when a
+    second source of the group agrees within 2 %, or when the group has no other source; the re-anchoring
+    is logged."""
     result = GroupResult(group)
     t0 = time.perf_counter()
     sources = collectors_for(cfg, group)
+    candidate: tuple[int, str, list[Observation], set[str]] | None = None  # waiting for a second source
     for position, collector in enumerate(sources):
         now = now_utc()
         bodies: list[bytes] = []
@@ -57,23 +89,49 @@ def collect_group(cfg: SiteConfig, store: Store, client: HttpClient, group: str)
             payloads = collector.fetch(client)
             bodies = [p.body for p in payloads]
             rows = collector.parse(payloads)
-            last_good = store.latest_values({r.series for r in rows})
-            validate(rows, last_good, cfg.feeds.jump_limits, now=now_utc())
+            anchors, stale = _fresh_anchors(store, {r.series for r in rows}, now)
+            validate(rows, anchors, cfg.feeds.jump_limits, now=now)
         except FeedError as exc:
             _reject(store, result, group, collector.name, now, exc.reason, exc.payload or b"\n".join(bodies) or None)
             continue
         except Rejected as exc:
             _reject(store, result, group, collector.name, now, exc.reason, b"\n".join(bodies))
             continue
-        store.upsert(rows)
-        store.log_fetch(group, collector.name, now, True, len(rows), None)
-        result.source, result.rows, result.fallback = collector.name, len(rows), position > 0
+        if candidate is not None:
+            if _agree(candidate[2], rows, candidate[3]):
+                log.warning("feed re-anchored group=%s series=%s source=%s confirmed_by=%s", group,
+                            ",".join(sorted(candidate[3])), candidate[1], collector.name)
+                _accept(store, result, group, candidate[1], candidate[0], candidate[2], now)
+                break
+            _reject(store, result, group, collector.name, now,
+                    f"does not confirm {candidate[1]}'s re-anchoring of {', '.join(sorted(candidate[3]))} within "
+                    f"{AGREEMENT_FRACTION:.0%}", b"\n".join(bodies))
+            continue
+        if stale and position + 1 < len(sources):
+            candidate = (position, collector.name, rows, stale)  # a value after a long outage: ask another source
+            continue
+        if stale:
+            log.warning("feed re-anchored group=%s series=%s source=%s confirmed_by=none (the only source)",
+                        group, ",".join(sorted(stale)), collector.name)
+        _accept(store, result, group, collector.name, position, rows, now)
         break
+    else:
+        if candidate is not None:
+            _reject(store, result, group, candidate[1], now_utc(),
+                    f"re-anchoring {', '.join(sorted(candidate[3]))} after its staleness limit needs a second "
+                    f"source within {AGREEMENT_FRACTION:.0%}; none confirmed", None)
     result.duration_s = time.perf_counter() - t0
     level = logging.INFO if result.ok else logging.WARNING
     log.log(level, "feed group=%s ok=%s source=%s rows=%d fallback=%s failures=%d duration_s=%.3f",
             group, result.ok, result.source, result.rows, result.fallback, len(result.failures), result.duration_s)
     return result
+
+
+def _accept(store: Store, result: GroupResult, group: str, source: str, position: int, rows: list[Observation],
+            now: datetime) -> None:
+    store.upsert(rows)
+    store.log_fetch(group, source, now, True, len(rows), None)
+    result.source, result.rows, result.fallback = source, len(rows), position > 0
 
 
 def _reject(store: Store, result: GroupResult, group: str, source: str, now: datetime, reason: str, payload: bytes | None) -> None:

@@ -240,3 +240,38 @@ def test_nyiso_faults(server, tmp_path, respond, reason):
         (result,) = collect(cfg, store, ["power_rt_nyiso"])
         assert not result.ok and reason in result.failures[0][1], result.failures
         assert snapshot(store) == before
+
+
+def _stale_btc(store: Store, hours_old: float, value: float = 43_753.0) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from hashpivot.feeds.base import Observation
+
+    when = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(hours=hours_old)
+    store.upsert([Observation("btc_usd", when, value, "USD/BTC", "coinbase", when)])
+
+
+@pytest.mark.parametrize("hours_old, enabled, accepted, source", [
+    (30, ("coinbase", "kraken"), True, "coinbase"),  # two sources agree within 2 %: re-anchored
+    (30, ("coinbase",), True, "coinbase"),  # the group's only source: re-anchored, logged
+    (1, ("coinbase", "kraken"), False, None),  # the last good value is still fresh: a 92 % jump is refused
+    (30, ("mempool", "coinbase"), False, None),  # mempool's 43,753 and Coinbase's 83,894 disagree: refused
+])
+def test_the_jump_filter_compares_only_with_a_fresh_value(server, tmp_path, caplog, hours_old, enabled, accepted, source):
+    """A BTC price last stored at 43,753 while every source now says ~84,000 (a 92 % jump, limit 25 %): within
+    the 2 h staleness limit the jump is refused; past it, the series re-anchors when two sources agree."""
+    import logging
+
+    cfg, _ = loopback_config(server.url_for("/"), *[f"feeds.sources.{s}.enabled=false" for s in ALL if s not in enabled],
+                             retries=0)
+    serve_all(server)
+    with Store(tmp_path / "s.sqlite") as store:
+        _stale_btc(store, hours_old)
+        with caplog.at_level(logging.WARNING):
+            (result,) = collect(cfg, store, ["btc"])
+        assert result.ok is accepted and result.source == source
+        latest = store.latest("btc_usd").value
+    if accepted:
+        assert latest == pytest.approx(83_894, rel=0.01) and "feed re-anchored group=btc series=btc_usd" in caplog.text
+    else:
+        assert latest == 43_753.0
