@@ -71,6 +71,18 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX decisions_by_interval ON decisions (interval_start_utc);
     """,
+    # 3: the outbox: what each decision still has to be published to, committed with the decision itself
+    """
+    CREATE TABLE outbox (
+        seq INTEGER NOT NULL REFERENCES decisions (seq),
+        target TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        done_at_utc TEXT,
+        last_error TEXT,
+        PRIMARY KEY (seq, target)
+    ) WITHOUT ROWID;
+    CREATE INDEX outbox_pending ON outbox (target, done_at_utc, seq);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -181,8 +193,9 @@ class Store:
             except sqlite3.Error:
                 pass
 
-    def add_decision(self, doc: Decision, decided_at: datetime, duration_s: float) -> int:
-        """Store one decision document; returns its sequence number (the order decisions were taken in)."""
+    def add_decision(self, doc: Decision, decided_at: datetime, duration_s: float, targets: Iterable[str] = ()) -> int:
+        """Store one decision document and its outbox marks (what it must still be published to) in one
+        transaction; returns its sequence number (the order decisions were taken in)."""
         with self._transaction():
             cur = self.conn.execute(
                 "INSERT INTO decisions (interval_start_utc, decided_at_utc, status, safe, objective_usd, duration_s, document)"
@@ -190,7 +203,31 @@ class Store:
                 (doc.interval_start_utc, iso(decided_at), doc.status, int(doc.status == "safe"),
                  doc.objective_usd, duration_s, doc.model_dump_json()),
             )
-        return int(cur.lastrowid)
+            seq = int(cur.lastrowid)
+            self.conn.executemany("INSERT INTO outbox (seq, target) VALUES (?, ?)", [(seq, t) for t in targets])
+        return seq
+
+    def pending(self, target: str, limit: int = 100) -> list[tuple[int, Decision]]:
+        """Decisions not yet published to `target`, oldest first."""
+        rows = self.conn.execute(
+            "SELECT d.seq, d.document FROM outbox o JOIN decisions d ON d.seq = o.seq "
+            "WHERE o.target = ? AND o.done_at_utc IS NULL ORDER BY o.seq LIMIT ?", (target, limit)).fetchall()
+        return [(int(seq), load_decision(doc, f"{self.path}: decision {seq}")) for seq, doc in rows]
+
+    def mark_published(self, seq: int, target: str, when: datetime) -> None:
+        with self._transaction():
+            self.conn.execute("UPDATE outbox SET done_at_utc = ?, attempts = attempts + 1, last_error = NULL "
+                              "WHERE seq = ? AND target = ?", (iso(when), seq, target))
+
+    def mark_failed(self, seq: int, target: str, error: str) -> None:
+        with self._transaction():
+            self.conn.execute("UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE seq = ? AND target = ?",
+                              (error, seq, target))
+
+    def outbox_counts(self) -> dict[str, int]:
+        """Decisions still waiting per target."""
+        rows = self.conn.execute("SELECT target, COUNT(*) FROM outbox WHERE done_at_utc IS NULL GROUP BY target")
+        return {t: int(n) for t, n in rows}
 
     def last_decision(self) -> tuple[int, Decision] | None:
         row = self.conn.execute("SELECT seq, document FROM decisions ORDER BY seq DESC LIMIT 1").fetchone()

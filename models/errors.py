@@ -32,5 +32,10 @@ class InputError(HashpivotError, ValueError):
     ValueError, so code that validates numbers the usual way catches it."""
 
 
+class PublishError(HashpivotError):
+    """A stored decision could not be published (disk full, publish_dir unwritable, webhook down); it stays in
+    the outbox and is published by the next pass."""
+
+
 class StoreError(HashpivotError):
     """The SQLite store cannot be opened, read or written: the message names the file and the cause."""

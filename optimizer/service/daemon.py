@@ -25,7 +25,7 @@ from hashpivot.models.errors import HashpivotError
 from hashpivot.models.clock import now_utc
 from hashpivot.optimizer.service.lock import InstanceLock
 from hashpivot.optimizer.service.metrics import Metrics
-from hashpivot.optimizer.service.publish import post_webhook, publish_files
+from hashpivot.optimizer.service import outbox
 from hashpivot.optimizer.service.rolling import decide_interval
 from hashpivot.optimizer.milp.solve import PersistentLP, SolveSettings
 
@@ -57,27 +57,43 @@ def collect_job(cfg: SiteConfig, db: Path, groups: list[str] | None, metrics: Me
              sum(r.ok for r in results), sum(not r.ok for r in results), time.perf_counter() - t0)
 
 
-def decision_job(cfg: SiteConfig, db: Path, metrics: Metrics | None, wait_for_webhook: bool = False,
+def decision_job(cfg: SiteConfig, db: Path, metrics: Metrics | None,
                  kept_model: PersistentLP | None = None) -> tuple[int, Decision]:
-    """Decide, store, publish. The webhook is posted in the background; `wait_for_webhook` (a one-shot tick,
-    whose process ends right after) waits for it instead of letting the exiting process cut it off.
-    `kept_model` carries the model between the daemon's intervals."""
+    """Decide, store with its outbox marks, publish from the outbox (this decision and any earlier one a
+    crash or a full disk left unpublished). `kept_model` carries the model between the daemon's intervals.
+    PublishError if publishing failed: the decision is stored and is published by the next pass."""
     now = now_utc()
     t0 = time.perf_counter()
     with Store(db) as store:
         doc = decide_interval(cfg, store, now, kept_model).model_copy(update={"decided_at_utc": iso_utc(now)})
         duration = time.perf_counter() - t0
-        seq = store.add_decision(doc, now, duration)
-    publish_files(doc, seq, publish_dir(cfg, db), cfg.daemon.keep_published, int(cfg.daemon.publish_file_mode, 8))
-    if cfg.daemon.webhook_url:
-        sender = post_webhook(cfg.daemon.webhook_url, doc, cfg.daemon.webhook_timeout_s, cfg.daemon.webhook_retries)
-        if wait_for_webhook:
-            sender.join()
-    if metrics is not None:
-        metrics.record_decision(doc, now.timestamp(), duration)
-    log.info("job=decide seq=%d interval=%s status=%s objective_usd=%s site_kw=%s duration_s=%.3f reason=%r", seq,
-             doc.interval_start_utc, doc.status, doc.objective_usd, doc.site.site_power_kw, duration, doc.reason)
+        seq = store.add_decision(doc, now, duration, outbox.targets(cfg))
+        if metrics is not None:
+            metrics.record_decision(doc, now.timestamp(), duration)
+        log.info("job=decide seq=%d interval=%s status=%s objective_usd=%s site_kw=%s duration_s=%.3f reason=%r", seq,
+                 doc.interval_start_utc, doc.status, doc.objective_usd, doc.site.site_power_kw, duration, doc.reason)
+        outbox.drain(cfg, store, publish_dir(cfg, db))
     return seq, doc
+
+
+def publish_job(cfg: SiteConfig, db: Path) -> None:
+    """Publish what is stored but not yet published (at start-up, before the first decision)."""
+    with Store(db) as store:
+        outbox.drain(cfg, store, publish_dir(cfg, db))
+
+
+def _one_line_errors(job):
+    """A scheduled job whose operator-level error (feeds, store, publishing) is logged as one line and the
+    daemon goes on; APScheduler would log a traceback per run."""
+
+    def wrapper(*args, **kwargs):
+        try:
+            return job(*args, **kwargs)
+        except HashpivotError as exc:
+            log.error("job=%s failed: %s", job.__name__, " ".join(str(exc).split()))
+
+    wrapper.__name__ = job.__name__
+    return wrapper
 
 
 def tick(cfg: SiteConfig, db: Path) -> tuple[int, Decision]:
@@ -85,7 +101,7 @@ def tick(cfg: SiteConfig, db: Path) -> tuple[int, Decision]:
     with InstanceLock(db):
         _check_store(db)
         collect_job(cfg, db, None, None)
-        return decision_job(cfg, db, None, wait_for_webhook=True)
+        return decision_job(cfg, db, None)
 
 
 def run(cfg: SiteConfig, db: Path) -> None:
@@ -107,11 +123,13 @@ def run(cfg: SiteConfig, db: Path) -> None:
             executors={"default": ThreadPoolExecutor(1)},  # one job at a time: collect and decide never interleave
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": cfg.daemon.misfire_grace_s},
         )
+        _one_line_errors(publish_job)(cfg, db)  # what a crash or a full disk left unpublished, first
         for group, cron in cfg.daemon.feed_crons.items():
-            scheduler.add_job(collect_job, CronTrigger(**{k: str(v) for k, v in cron.items()}, timezone="UTC"),
+            scheduler.add_job(_one_line_errors(collect_job), CronTrigger(**{k: str(v) for k, v in cron.items()}, timezone="UTC"),
                               args=[cfg, db, [group], metrics], id=f"collect-{group}", name=f"collect {group}")
-        scheduler.add_job(decision_job, CronTrigger(**{k: str(v) for k, v in cfg.daemon.decision_cron.items()}, timezone="UTC"),
-                          args=[cfg, db, metrics, False, PersistentLP(SolveSettings.from_config(cfg))],
+        scheduler.add_job(_one_line_errors(decision_job),
+                          CronTrigger(**{k: str(v) for k, v in cfg.daemon.decision_cron.items()}, timezone="UTC"),
+                          args=[cfg, db, metrics, PersistentLP(SolveSettings.from_config(cfg))],
                           id="decide", name="decide")
 
         def stop(signum, _frame):

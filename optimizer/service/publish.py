@@ -1,12 +1,11 @@
 """Publishing a decision: an atomically written JSON file per decision plus `latest.json`, and an optional
-webhook POST in the background (retries, timeout) that never blocks the next solve."""
+webhook POST (retries, timeout, a delivery id). `optimizer.service.outbox` decides what to publish when."""
 
 from __future__ import annotations
 
 import logging
 import os
 import tempfile
-import threading
 from pathlib import Path
 
 import requests
@@ -53,24 +52,15 @@ def publish_files(doc: Decision, seq: int, directory: Path, keep: int = 2000, mo
     return path
 
 
-def post_webhook(url: str, doc: Decision, timeout_s: float, retries: int) -> threading.Thread:
-    """POST the document in a daemon thread through the feeds' retrying session (urllib3 Retry: connection
-    errors, 429 and 5xx retried `retries` times with backoff); redirects are not followed (a 3xx is a failed
-    delivery). Failures are logged, never raised."""
-
-    def send() -> None:
-        with retrying_session(HttpSettings(retries=retries, backoff_s=0.5)) as session:
-            try:
-                resp = session.post(url, data=doc.to_json(), headers={"Content-Type": "application/json"},
-                                    timeout=timeout_s, allow_redirects=False)
-            except requests.RequestException as exc:
-                log.warning("webhook failed reason=%s retries=%d", type(exc).__name__, retries)
-                return
-        if 200 <= resp.status_code < 300:
-            log.info("webhook ok status=%s", resp.status_code)
-        else:
-            log.warning("webhook failed reason=HTTP %s retries=%d", resp.status_code, retries)
-
-    thread = threading.Thread(target=send, name="webhook", daemon=True)
-    thread.start()
-    return thread
+def send_webhook(url: str, doc: Decision, seq: int, timeout_s: float, retries: int) -> str | None:
+    """POST the document through the feeds' retrying session (urllib3 Retry: connection errors, 429 and 5xx
+    retried `retries` times with backoff), with `X-Hashpivot-Delivery: <seq>` so a receiver can drop the
+    repeats an at-least-once delivery may bring. Redirects are not followed (a 3xx is a failed delivery).
+    Returns None when delivered, else the reason."""
+    headers = {"Content-Type": "application/json", "X-Hashpivot-Delivery": str(seq)}
+    with retrying_session(HttpSettings(retries=retries, backoff_s=0.5)) as session:
+        try:
+            resp = session.post(url, data=doc.to_json(), headers=headers, timeout=timeout_s, allow_redirects=False)
+        except requests.RequestException as exc:
+            return type(exc).__name__
+    return None if 200 <= resp.status_code < 300 else f"HTTP {resp.status_code}"
