@@ -20,7 +20,6 @@ from hashpivot.feeds.store import Store
 from hashpivot.models.clock import now_utc
 from hashpivot.models.decision import Decision, SiteState
 from tests.feeds_support import loopback_config, serve_all
-from tests.test_daemon import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
