@@ -8,7 +8,9 @@ which sorts chronologically.
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import shutil
 import sqlite3
 from contextlib import contextmanager
@@ -103,6 +105,20 @@ def parse_iso(text: str) -> datetime:
     return datetime.strptime(text, ISO_FORMAT).replace(tzinfo=timezone.utc)
 
 
+def _reading(method):
+    """A read whose SQLite error (a damaged file, an I/O error) becomes one StoreError naming the file."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (sqlite3.Error, pd.errors.DatabaseError) as exc:
+            raise StoreError(f"store {self.path}: cannot read ({exc}); check it with `hashpivot store check` "
+                             "and restore the last good backup (README: Reliability)") from None
+
+    return wrapper
+
+
 class Store:
     """Open (creating and migrating) the store at `path`."""
 
@@ -110,6 +126,8 @@ class Store:
         self.path = Path(path) if path is not None else default_db_path()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists():  # a new store is readable by its owner only (SQLite's -wal/-shm follow)
+                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
             self.conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
@@ -120,6 +138,45 @@ class Store:
 
     def close(self) -> None:
         self.conn.close()
+
+    def check(self, quick: bool = True) -> list[str]:
+        """SQLite's own check of every page (`quick_check`, or the slower full `integrity_check`): the
+        problems found, [] when the store is sound."""
+        pragma = "quick_check" if quick else "integrity_check"
+        try:
+            rows = [r[0] for r in self.conn.execute(f"PRAGMA {pragma}")]
+        except sqlite3.Error as exc:
+            return [str(exc)]
+        return [] if rows == ["ok"] else rows
+
+    def require_sound(self) -> None:
+        """StoreError naming the file and how to recover when the quick check finds damage (run at start-up of
+        `run` and `tick`, so nothing more is written into a damaged store)."""
+        problems = self.check(quick=True)
+        if problems:
+            raise StoreError(f"store {self.path} is damaged ({problems[0]}{'; …' if len(problems) > 1 else ''}): "
+                             "stop the daemon, restore the last good backup (`hashpivot store backup` writes them; "
+                             "README: Reliability), or move the file away to start a new store")
+
+    def backup(self, target: Path) -> Path:
+        """A consistent copy of the live store (SQLite's online backup API: readers and the writer go on),
+        written to a temp file and renamed, created 0600."""
+        target = Path(target)
+        tmp = target.with_name(f".{target.name}.tmp")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp.unlink(missing_ok=True)
+            os.close(os.open(tmp, os.O_CREAT | os.O_WRONLY, 0o600))  # created 0600 before SQLite writes it
+            copy = sqlite3.connect(tmp)
+            try:
+                self.conn.backup(copy)
+            finally:
+                copy.close()
+            os.replace(tmp, target)
+        except (OSError, sqlite3.Error) as exc:
+            tmp.unlink(missing_ok=True)
+            raise StoreError(f"store {self.path}: backup to {target} failed ({exc})") from None
+        return target
 
     def __enter__(self) -> "Store":
         return self
@@ -207,6 +264,7 @@ class Store:
             self.conn.executemany("INSERT INTO outbox (seq, target) VALUES (?, ?)", [(seq, t) for t in targets])
         return seq
 
+    @_reading
     def pending(self, target: str, limit: int = 100) -> list[tuple[int, Decision]]:
         """Decisions not yet published to `target`, oldest first."""
         rows = self.conn.execute(
@@ -229,15 +287,18 @@ class Store:
         rows = self.conn.execute("SELECT target, COUNT(*) FROM outbox WHERE done_at_utc IS NULL GROUP BY target")
         return {t: int(n) for t, n in rows}
 
+    @_reading
     def last_decision(self) -> tuple[int, Decision] | None:
         row = self.conn.execute("SELECT seq, document FROM decisions ORDER BY seq DESC LIMIT 1").fetchone()
         return None if row is None else (int(row[0]), load_decision(row[1], f"{self.path}: decision {row[0]}"))
 
+    @_reading
     def fetch_failures(self) -> dict[str, int]:
         """Failed fetches per source, over the whole log."""
         rows = self.conn.execute("SELECT source, COUNT(*) FROM fetch_log WHERE ok = 0 GROUP BY source ORDER BY source")
         return {source: int(n) for source, n in rows}
 
+    @_reading
     def decisions(self, since: datetime | None = None, limit: int = 1000) -> pd.DataFrame:
         sql = ("SELECT seq, interval_start_utc, decided_at_utc, status, safe, objective_usd, duration_s, document "
                "FROM decisions")
@@ -249,9 +310,11 @@ class Store:
 
     # ------------------------------------------------------------------ reads
 
+    @_reading
     def series_names(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT DISTINCT series FROM observations ORDER BY series")]
 
+    @_reading
     def latest(self, series: str, as_of: datetime | None = None) -> Observation | None:
         """The latest row (by interval start, then fetch time) fetched no later than `as_of`."""
         sql = "SELECT series, interval_start_utc, value, unit, source, fetched_at_utc FROM observations WHERE series = ?"
@@ -262,6 +325,7 @@ class Store:
         row = self.conn.execute(sql + " ORDER BY interval_start_utc DESC, fetched_at_utc DESC LIMIT 1", args).fetchone()
         return None if row is None else _obs(row)
 
+    @_reading
     def last_known(self, series: str) -> tuple[datetime, datetime] | None:
         """(latest interval start, when it became known) of `series`, or None if nothing is stored."""
         row = self.conn.execute("SELECT MAX(interval_start_utc), MAX(fetched_at_utc) FROM observations WHERE series = ?",
@@ -276,6 +340,7 @@ class Store:
                 out[s] = o.value
         return out
 
+    @_reading
     def history(self, series: str | None = None, since: datetime | None = None, until: datetime | None = None,
                 as_of: datetime | None = None) -> pd.DataFrame:
         """Rows as a DataFrame (series, interval_start_utc, value, unit, source, fetched_at_utc).
@@ -305,6 +370,7 @@ class Store:
             df[col] = pd.to_datetime(df[col], utc=True)
         return df.reset_index(drop=True)
 
+    @_reading
     def quarantined(self, limit: int = 50) -> pd.DataFrame:
         return pd.read_sql_query(
             "SELECT id, group_name, source, fetched_at_utc, reason, length(payload) AS payload_bytes FROM quarantine "

@@ -319,6 +319,10 @@ class DaemonConfig(StrictModel):
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = Field(9108, ge=0, le=65535, description="\"off\" disables the metrics endpoint")
     misfire_grace_s: int = Field(60, ge=1)
+    backup_cron: dict[str, str | int] = Field(default_factory=lambda: {"hour": "3", "minute": "17"},
+                                              description="when the daemon takes an online backup of the store")
+    backup_dir: str = Field("backups", description="relative paths are under the store's directory")
+    keep_backups: int = Field(7, ge=1, description="newest backups kept (older ones removed)")
     safe_asic: Literal["off", "hold"] = "off"
     safe_gpu_marketplace: Literal["off", "hold"] = "off"
 
@@ -328,7 +332,7 @@ class DaemonConfig(StrictModel):
         """TOML has no null: `"off"` (or `"null"`) switches the metrics endpoint off."""
         return None if isinstance(v, str) and v.strip().lower() in ("off", "null", "none") else v
 
-    @field_validator("decision_cron")
+    @field_validator("decision_cron", "backup_cron")
     @classmethod
     def _decision_cron(cls, v):
         return _check_cron(v)

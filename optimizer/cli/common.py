@@ -31,7 +31,9 @@ app = typer.Typer(
 feeds_app = typer.Typer(help="Collect, import and inspect market data in the local store.", no_args_is_help=True,
                         rich_markup_mode="markdown")
 decisions_app = typer.Typer(help="Decisions taken by `run` / `tick`.", no_args_is_help=True, rich_markup_mode="markdown")
+store_app = typer.Typer(help="Check and back up the SQLite store.", no_args_is_help=True, rich_markup_mode="markdown")
 app.add_typer(feeds_app, name="feeds")
+app.add_typer(store_app, name="store")
 app.add_typer(decisions_app, name="decisions")
 
 

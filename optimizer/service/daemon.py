@@ -33,18 +33,36 @@ log = logging.getLogger(__name__)
 
 
 def _check_store(db: Path) -> None:
-    """Create/migrate the store before any job, turning an unusable path into an operator's error."""
-    Store(db).close()
+    """Create/migrate the store before any job and refuse a damaged one (SQLite's quick check), turning an
+    unusable path into an operator's error."""
+    with Store(db) as store:
+        store.require_sound()
+
+
+def backup_job(cfg: SiteConfig, db: Path) -> Path:
+    """An online backup of the store (`store-<UTC time>.sqlite` in daemon.backup_dir, 0600); the newest
+    `daemon.keep_backups` are kept."""
+    directory = _under_store(cfg.daemon.backup_dir, db)
+    with Store(db) as store:
+        path = store.backup(directory / f"store-{now_utc():%Y%m%dT%H%M%SZ}.sqlite")
+    for old in sorted(directory.glob("store-*.sqlite"))[:-cfg.daemon.keep_backups]:
+        old.unlink(missing_ok=True)
+    log.info("job=backup path=%s", path)
+    return path
 
 
 def store_path(cfg: SiteConfig, db: Path | None) -> Path:
     return Path(db) if db else (Path(cfg.feeds.db_path).expanduser() if cfg.feeds.db_path else default_db_path())
 
 
+def _under_store(folder: str, db: Path) -> Path:
+    directory = Path(folder).expanduser()
+    return directory if directory.is_absolute() else Path(db).parent / directory
+
+
 def publish_dir(cfg: SiteConfig, db: Path) -> Path:
     """`daemon.publish_dir`; a relative one is under the store's directory (not wherever the daemon started)."""
-    directory = Path(cfg.daemon.publish_dir).expanduser()
-    return directory if directory.is_absolute() else Path(db).parent / directory
+    return _under_store(cfg.daemon.publish_dir, db)
 
 
 def collect_job(cfg: SiteConfig, db: Path, groups: list[str] | None, metrics: Metrics | None) -> None:
@@ -131,6 +149,9 @@ def run(cfg: SiteConfig, db: Path) -> None:
                           CronTrigger(**{k: str(v) for k, v in cfg.daemon.decision_cron.items()}, timezone="UTC"),
                           args=[cfg, db, metrics, PersistentLP(SolveSettings.from_config(cfg))],
                           id="decide", name="decide")
+        scheduler.add_job(_one_line_errors(backup_job),
+                          CronTrigger(**{k: str(v) for k, v in cfg.daemon.backup_cron.items()}, timezone="UTC"),
+                          args=[cfg, db], id="backup", name="backup")
 
         def stop(signum, _frame):
             log.info("signal=%s shutting down after the running job", signal.Signals(signum).name)
