@@ -101,8 +101,10 @@ class HttpClient:
             if left <= 0:
                 raise FeedError(source, f"not fetched: the pass budget of {self.settings.budget_s:g} s (feeds.pass_budget_s) is spent")
             timeout = (min(timeout[0], left), min(timeout[1], left))
+        keyed = bool(headers) or bool(redact)  # a key in a header or a parameter is never sent to another origin
         try:
-            resp = self.session.request(method, url, params=params, json=json, headers=headers, timeout=timeout)
+            resp = self.session.request(method, url, params=params, json=json, headers=headers, timeout=timeout,
+                                        allow_redirects=not keyed)
         except requests.exceptions.RetryError as exc:
             raise FeedError(source, f"gave up after {self.settings.retries} retries: {shown} ({_root(exc)})") from None
         except requests.exceptions.Timeout:
@@ -115,6 +117,9 @@ class HttpClient:
             raise FeedError(source, f"request failed: {shown} ({type(exc).__name__})") from None
         fetched = now_utc()
         payload = Payload(source, shown, resp.status_code, resp.headers.get("Content-Type", ""), resp.content, fetched)
+        if keyed and 300 <= resp.status_code < 400:
+            raise FeedError(source, f"redirect refused: HTTP {resp.status_code} from {shown} (a request carrying an "
+                                    "API key is not forwarded to another address)", resp.content)
         if not 200 <= resp.status_code < 300:
             extra = f" after {self.settings.retries} retries" if resp.status_code in RETRY_STATUSES else ""
             raise FeedError(source, f"HTTP {resp.status_code}{extra} from {shown}", resp.content)

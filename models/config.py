@@ -13,6 +13,7 @@ import re
 import tomllib
 import typing
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -231,9 +232,26 @@ class SolverSettings(StrictModel):
     threads: int = Field(1, ge=1, le=64)
 
 
+def check_http_url(v: str | None) -> str | None:
+    """http(s) with a host and no user:password (which would end up in logs and the store)."""
+    if v is None:
+        return v
+    parts = urlsplit(v)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not carry user:password (credentials go in environment variables, never in URLs)")
+    return v
+
+
 class FeedSource(StrictModel):
     enabled: bool = True
     base_url: str | None = Field(None, description="override the provider's URL (tests, proxies)")
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        return check_http_url(v)
 
 
 class FeedsConfig(StrictModel):
@@ -325,6 +343,11 @@ class DaemonConfig(StrictModel):
     keep_backups: int = Field(7, ge=1, description="newest backups kept (older ones removed)")
     safe_asic: Literal["off", "hold"] = "off"
     safe_gpu_marketplace: Literal["off", "hold"] = "off"
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, v: str | None) -> str | None:
+        return check_http_url(v)
 
     @field_validator("metrics_port", mode="before")
     @classmethod
@@ -532,6 +555,9 @@ def format_validation_error(label: str, raw: dict, err: dict, root: type[BaseMod
     value = err.get("input")
     if isinstance(value, dict):
         return f"{label}: {path}: {msg}"
+    if isinstance(value, str) and "://" in value and "@" in value.split("://", 1)[1].split("/", 1)[0]:
+        scheme, rest = value.split("://", 1)
+        value = f"{scheme}://***@{rest.split('@', 1)[1]}"  # never echo a password into a log
     return f"{label}: {path} = {value!r}: {msg}"
 
 

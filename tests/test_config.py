@@ -150,3 +150,16 @@ def test_overriding_one_key_of_a_table_keeps_the_table_s_other_defaults():
         g: c for g, c in DEFAULT_FEED_CRONS.items() if g != "btc"}
     assert not cfg.feeds.source("coinbase").enabled and cfg.feeds.source("kraken").enabled
     assert cfg.feeds.jump_limits == {"btc_usd": 0.5}  # other families keep the series' default limits
+
+
+@pytest.mark.parametrize("key, url, expected", [
+    ("feeds.sources.coinbase.base_url", "file:///etc/passwd", "must be an http:// or https:// URL with a host"),
+    ("feeds.sources.mempool.base_url", "gopher://example.org", "must be an http:// or https:// URL with a host"),
+    ("feeds.sources.kraken.base_url", "127.0.0.1:8080", "must be an http:// or https:// URL with a host"),
+    ("daemon.webhook_url", "ftp://example.org/hook", "must be an http:// or https:// URL with a host"),
+    ("daemon.webhook_url", "http://user:secret@example.org/hook", "must not carry user:password"),
+])
+def test_urls_must_be_http_with_a_host_and_no_credentials(key, url, expected):
+    with pytest.raises(ConfigError, match=expected) as err:
+        load_config(EXAMPLE, [f"{key}='{url}'"])
+    assert "secret" not in str(err.value)

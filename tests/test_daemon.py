@@ -374,3 +374,14 @@ def test_tick_against_silent_sources_ends_within_its_pass_budget_and_exits_3(tar
     assert at_least_s < took < at_most_s, f"tick took {took:.1f} s"
     assert "Traceback" not in proc.stderr and "Retrying" not in proc.stderr  # one line per failed source
     assert "feeds.pass_budget_s" in proc.stderr
+
+
+def test_a_webhook_redirect_is_a_failed_delivery_not_a_bodiless_get(server, tmp_path):
+    server.expect_request("/hook", method="POST").respond_with_data("", status=302, headers={"Location": "/elsewhere"})
+    server.expect_request("/elsewhere").respond_with_data("ok")
+    args = site_args(server.url_for("/"), tmp_path, f"daemon.webhook_url='{server.url_for('/hook')}'",
+                     "daemon.webhook_retries=0")
+    proc = run(["tick", "--format", "json", *args])
+    assert proc.returncode == 1 and "webhook did not take decision 1 (HTTP 302)" in proc.stderr, proc.stderr
+    assert not [req for req, _ in server.log if req.path == "/elsewhere"]
+    assert published(tmp_path)  # the files were published; the webhook is retried by the next pass

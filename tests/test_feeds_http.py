@@ -185,3 +185,25 @@ def test_api_key_is_sent_but_never_logged(httpserver, store, monkeypatch, caplog
     request = next(req for req, _ in httpserver.log if req.path == "/api/v3/simple/price")
     assert request.headers["x-cg-demo-api-key"] == "secret-demo-key-123"
     assert "secret-demo-key-123" not in caplog.text
+
+
+def test_a_keyed_request_is_never_forwarded_on_a_redirect(httpserver, store, monkeypatch):
+    """CoinGecko answers 302 to another origin (a second loopback server): the request carrying the API key
+    is not followed, the failure says why, and the other origin never sees the key."""
+    from pytest_httpserver import HTTPServer
+
+    monkeypatch.setenv("COINGECKO_DEMO_API_KEY", "secret-demo-key-123")
+    other = HTTPServer(threaded=True)
+    other.start()
+    try:
+        other.expect_request("/api/v3/simple/price").respond_with_data(fixture_bytes("api_v3_simple_price_multi.20260925.json"),
+                                                                       content_type="application/json")
+        httpserver.expect_request("/api/v3/simple/price").respond_with_data(
+            "", status=302, headers={"Location": other.url_for("/api/v3/simple/price")})
+        cfg, _ = loopback_config(httpserver.url_for("/"), *[f"feeds.sources.{s}.enabled=false" for s in ("mempool", "coinbase", "kraken")],
+                                 retries=0)
+        (result,) = collect(cfg, store, ["btc"])
+        assert not result.ok and "redirect refused: HTTP 302" in result.failures[0][1]
+        assert not any("x-cg-demo-api-key" in {k.lower() for k in req.headers.keys()} for req, _ in other.log)
+    finally:
+        other.stop()

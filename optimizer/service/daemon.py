@@ -6,6 +6,7 @@ running job finish and exit 0; misfired runs coalesce into one; each job opens i
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import signal
@@ -30,6 +31,13 @@ from hashpivot.optimizer.service.rolling import decide_interval
 from hashpivot.optimizer.milp.solve import PersistentLP, SolveSettings
 
 log = logging.getLogger(__name__)
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _check_store(db: Path) -> None:
@@ -136,6 +144,9 @@ def run(cfg: SiteConfig, db: Path) -> None:
                     "set daemon.metrics_port to a free port, or \"off\" to switch metrics off"
                 ) from None
             log.info("metrics listening on http://%s:%d/metrics", cfg.daemon.metrics_host, cfg.daemon.metrics_port)
+            if not _loopback(cfg.daemon.metrics_host):
+                log.warning("metrics are served on %s, beyond this machine: anyone who reaches it reads the site's "
+                            "decisions (daemon.metrics_host = \"127.0.0.1\" keeps them local)", cfg.daemon.metrics_host)
         scheduler = BlockingScheduler(
             timezone="UTC",
             executors={"default": ThreadPoolExecutor(1)},  # one job at a time: collect and decide never interleave
