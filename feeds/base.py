@@ -7,6 +7,8 @@ a value with its unit, the source that supplied it and when it was fetched.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 from dataclasses import dataclass, field
@@ -104,6 +106,27 @@ class Collector:
         if not math.isfinite(x):
             raise FeedError(self.name, f"{what}: not a finite number ({value!r})", payload.body)
         return x
+
+
+def whole_csv(source: str, body: bytes, what: str = "CSV") -> str:
+    """The text of a CSV payload proven whole, else FeedError: UTF-8 text, ending with a line end (a body cut
+    in the middle of a number still parses, so the last line must be complete), every row with the header's
+    number of fields."""
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise FeedError(source, f"{what} is not UTF-8 text", body) from None
+    if not text.strip():
+        raise FeedError(source, f"{what} is empty", body)
+    if not text.endswith(("\n", "\r")):
+        tail = text.rstrip().splitlines()[-1][-40:]
+        raise FeedError(source, f"{what} is cut off: its last line has no line end (ends {tail!r})", body)
+    rows = list(csv.reader(io.StringIO(text)))
+    width = len(rows[0])
+    for number, row in enumerate(rows[1:], start=2):
+        if row and len(row) != width:
+            raise FeedError(source, f"{what} line {number} has {len(row)} fields, the header {width}: incomplete file", body)
+    return text
 
 
 def floor_minute(ts: datetime) -> datetime:

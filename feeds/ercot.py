@@ -14,7 +14,7 @@ import zipfile
 
 import pandas as pd
 
-from hashpivot.feeds.base import Collector, FeedError, Observation, Payload
+from hashpivot.feeds.base import Collector, FeedError, Observation, Payload, whole_csv
 
 MARKET_TZ = "America/Chicago"
 RT_COLUMNS = ["DeliveryDate", "DeliveryHour", "DeliveryInterval", "SettlementPointName", "SettlementPointType",
@@ -62,7 +62,8 @@ class _ErcotMis(Collector):
                 names = [n for n in z.namelist() if n.lower().endswith(".csv")]
                 if not names:
                     raise FeedError(self.name, "zip holds no CSV", document.body)
-                df = pd.read_csv(z.open(names[0]), dtype=str)
+                text = whole_csv(self.name, z.read(names[0]), f"{names[0]} in the zip")
+                df = pd.read_csv(io.StringIO(text), dtype=str)
         except zipfile.BadZipFile:
             head = document.body[:60]
             raise FeedError(self.name, f"download is not a zip (starts {head!r})", document.body) from None

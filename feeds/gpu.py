@@ -62,7 +62,14 @@ class VastOffers(Collector):
         if not isinstance(offers, list):
             raise FeedError(self.name, "expected {offers: [...]}", p.body)
         prices: dict[str, list[float]] = {}
+        seen: set[object] = set()
         for offer in offers:
+            if not isinstance(offer, dict):
+                raise FeedError(self.name, "offers[] must be objects", p.body)
+            if offer.get("id") is not None:  # an offer listed twice is one offer
+                if offer["id"] in seen:
+                    continue
+                seen.add(offer["id"])
             key = catalogue_key(str(offer.get("gpu_name", "")))
             n = offer.get("num_gpus")
             if key is None or not n:
@@ -86,7 +93,14 @@ class AkashGpuPrices(Collector):
         if not isinstance(models, list):
             raise FeedError(self.name, "expected {models: [...]}", p.body)
         prices: dict[str, list[float]] = {}
+        seen: set[str] = set()
         for m in models:
+            if not isinstance(m, dict):
+                raise FeedError(self.name, "models[] must be objects", p.body)
+            name = str(m.get("model", "")).strip().lower()
+            if name in seen:  # a model listed twice is counted once
+                continue
+            seen.add(name)
             key = catalogue_key(str(m.get("model", "")))
             price = m.get("price")
             if key is None or not price:

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from hashpivot.feeds.base import Collector, FeedError, Observation, Payload
+from hashpivot.feeds.base import Collector, FeedError, Observation, Payload, whole_csv
 from hashpivot.models.clock import now_utc
 
 MARKET_TZ = "America/New_York"
@@ -33,13 +33,19 @@ class NyisoRealTime(Collector):
         (p,) = payloads
         if p.body.lstrip()[:1] == b"<":
             raise FeedError(self.name, "got HTML instead of CSV", p.body)
+        text = whole_csv(self.name, p.body)
         try:
-            df = pd.read_csv(io.BytesIO(p.body), dtype=str)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            df = pd.read_csv(io.StringIO(text), dtype=str)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
             raise FeedError(self.name, f"not a CSV ({exc})", p.body) from None
         missing = [c for c in COLUMNS if c not in df.columns]
         if missing:
             raise FeedError(self.name, f"CSV lacks columns {missing}", p.body)
+        per_zone = df.groupby(df["Name"].str.strip()).size()
+        if per_zone.nunique() > 1:  # every zone is priced at every interval: fewer rows for some = a cut file
+            short = per_zone[per_zone < per_zone.max()]
+            raise FeedError(self.name, f"zones have {per_zone.min()}..{per_zone.max()} rows ({', '.join(short.index[:3])} "
+                                       "short): the file is incomplete", p.body)
         out: list[Observation] = []
         for zone in self.options.get("zones", ["N.Y.C."]):
             z = df[df["Name"].str.strip() == zone]

@@ -85,6 +85,26 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX outbox_pending ON outbox (target, done_at_utc, seq);
     """,
+    # 4: revisions: a value a source later revised (ERCOT does) is kept, not lost, when the new one replaces it
+    """
+    CREATE TABLE revisions (
+        series TEXT NOT NULL,
+        interval_start_utc TEXT NOT NULL,
+        source TEXT NOT NULL,
+        value REAL NOT NULL,
+        unit TEXT NOT NULL,
+        fetched_at_utc TEXT NOT NULL,
+        replaced_at_utc TEXT NOT NULL
+    );
+    CREATE INDEX revisions_by_series ON revisions (series, interval_start_utc);
+    CREATE TRIGGER keep_revised_values BEFORE UPDATE OF value ON observations
+    WHEN old.value IS NOT new.value
+    BEGIN
+        INSERT INTO revisions (series, interval_start_utc, source, value, unit, fetched_at_utc, replaced_at_utc)
+        VALUES (old.series, old.interval_start_utc, old.source, old.value, old.unit, old.fetched_at_utc,
+                new.fetched_at_utc);
+    END;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -369,6 +389,12 @@ class Store:
         for col in ("interval_start_utc", "fetched_at_utc"):
             df[col] = pd.to_datetime(df[col], utc=True)
         return df.reset_index(drop=True)
+
+    @_reading
+    def revisions(self, series: str) -> pd.DataFrame:
+        """Values of `series` that a later revision replaced (oldest first), with when each was replaced."""
+        return pd.read_sql_query("SELECT * FROM revisions WHERE series = ? ORDER BY interval_start_utc, fetched_at_utc",
+                                 self.conn, params=[series])
 
     @_reading
     def quarantined(self, limit: int = 50) -> pd.DataFrame:

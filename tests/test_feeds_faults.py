@@ -226,6 +226,12 @@ def nyiso_path() -> str:
         (lambda r: r.respond_with_data(fresh_nyiso_csv(60 * 24 * 2), content_type="text/csv"), "in the future"),
         (lambda r: r.respond_with_data(fresh_nyiso_csv() + fresh_nyiso_csv().split(b"\n", 1)[1], content_type="text/csv"),
          "duplicate interval"),
+        # the body cut inside a number: `…,"N.Y.C.",61761,2` instead of `…,23.79`: it still parses
+        (lambda r: r.respond_with_data(fresh_nyiso_csv()[: fresh_nyiso_csv().rindex(b",23.79,") + 2], content_type="text/csv"),
+         "cut off: its last line has no line end"),
+        # a whole last line missing (every zone should have every interval)
+        (lambda r: r.respond_with_data(fresh_nyiso_csv().rsplit(b"\n", 2)[0] + b"\n", content_type="text/csv"),
+         "zones have 2..3 rows (WEST short): the file is incomplete"),
     ],
 )
 def test_nyiso_faults(server, tmp_path, respond, reason):
@@ -275,3 +281,24 @@ def test_the_jump_filter_compares_only_with_a_fresh_value(server, tmp_path, capl
         assert latest == pytest.approx(83_894, rel=0.01) and "feed re-anchored group=btc series=btc_usd" in caplog.text
     else:
         assert latest == 43_753.0
+
+
+def test_an_offer_listed_twice_is_counted_once():
+    from datetime import datetime, timezone
+
+    from hashpivot.feeds.base import Payload
+    from hashpivot.feeds.gpu import VastOffers
+
+    offers = [{"id": 1, "gpu_name": "H100 SXM", "num_gpus": 1, "dph_total": 2.0},
+              {"id": 2, "gpu_name": "H100 SXM", "num_gpus": 1, "dph_total": 3.0},
+              {"id": 3, "gpu_name": "H100 SXM", "num_gpus": 1, "dph_total": 4.0}]
+    now = datetime.now(timezone.utc)
+
+    def parse(items):
+        body = json.dumps({"offers": items}).encode()
+        rows = VastOffers().parse([Payload("vast", "u", 200, "application/json", body, now)])
+        return {r.series: r.value for r in rows}
+
+    once, twice = parse(offers), parse(offers + offers[:1] * 5)
+    assert twice == once and once["gpu_offers.H100"] == 3 and once["gpu_rate_p25_usd_per_gpu_hour.H100"] == 2.5
+

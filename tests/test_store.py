@@ -137,3 +137,20 @@ def test_decisions_read_a_bounded_window_that_covers_every_staleness_limit(tmp_p
         market = market_from_store(store, "HB_WEST", as_of=T0)
         assert list(market.power["rt_price_usd_per_mwh"]) == [22.0]
         assert len(market_from_store(store, "HB_WEST").power) == 2  # no as-of time (backtests): everything
+
+
+def test_a_revised_value_replaces_the_old_one_and_the_old_one_is_kept(tmp_path):
+    """ERCOT revises settlement prices: the revision wins, the value it replaced stays in `revisions`."""
+    start = T0 - timedelta(hours=2)
+    first = Observation("power_rt_usd_per_mwh.HB_WEST", start, 30.0, "USD/MWh", "ercot_mis", T0 - timedelta(hours=1))
+    revised = Observation("power_rt_usd_per_mwh.HB_WEST", start, 31.5, "USD/MWh", "ercot_mis", T0)
+    with Store(tmp_path / "s.sqlite") as store:
+        store.upsert([first])
+        store.upsert([first])  # the same value again is no revision
+        store.upsert([revised])
+        assert store.latest("power_rt_usd_per_mwh.HB_WEST").value == 31.5
+        old = store.revisions("power_rt_usd_per_mwh.HB_WEST")
+    from hashpivot.feeds.store import iso
+
+    assert old[["value", "fetched_at_utc", "replaced_at_utc"]].values.tolist() == [
+        [30.0, iso(first.fetched_at_utc), iso(revised.fetched_at_utc)]]
