@@ -10,9 +10,12 @@ import ipaddress
 import logging
 import os
 import signal
+import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
+from apscheduler.events import EVENT_SCHEDULER_STARTED
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -23,7 +26,7 @@ from hashpivot.models.calendar import iso_utc
 from hashpivot.models.config import SiteConfig
 from hashpivot.models.decision import Decision
 from hashpivot.models.errors import HashpivotError
-from hashpivot.models.clock import now_utc
+from hashpivot.models.clock import check_clock, now_utc
 from hashpivot.optimizer.service.lock import InstanceLock
 from hashpivot.optimizer.service.metrics import Metrics
 from hashpivot.optimizer.service import outbox
@@ -122,8 +125,54 @@ def _one_line_errors(job):
     return wrapper
 
 
+class ClockStepWatch:
+    """Notices a step of the wall clock (NTP correction, VM resume) by comparing it with the monotonic clock,
+    and calls `on_step(seconds)`: APScheduler computes how long to sleep from the wall clock, so after a
+    backward step of 3 h it would sleep 3 h. Both clocks are passed in (tests step a clock of their own)."""
+
+    def __init__(self, on_step, wall=time.time, mono=time.monotonic, tolerance_s: float = 2.0):
+        self.on_step, self.wall, self.mono, self.tolerance_s = on_step, wall, mono, tolerance_s
+        self.offset = wall() - mono()
+
+    def check(self) -> float:
+        """The step since the last check (0 if within tolerance); calls `on_step` when there was one."""
+        offset = self.wall() - self.mono()
+        step = offset - self.offset
+        self.offset = offset
+        if abs(step) <= self.tolerance_s:
+            return 0.0
+        self.on_step(step)
+        return step
+
+
+def rearm(scheduler) -> None:
+    """Every job's next run recomputed from the wall clock as it is now, and the scheduler woken: after a
+    step, decisions go on within one interval instead of waiting out the step."""
+    now = datetime.now(timezone.utc)
+    for job in scheduler.get_jobs():
+        job.modify(next_run_time=job.trigger.get_next_fire_time(None, now))
+    scheduler.wakeup()
+
+
+def _watch_clock(scheduler, stop: threading.Event, period_s: float = 1.0) -> threading.Thread:
+    def on_step(step: float) -> None:
+        log.warning("clock: the wall clock stepped by %+.0f s; the schedule is re-armed from the new time", step)
+        rearm(scheduler)
+
+    watch = ClockStepWatch(on_step)
+
+    def loop() -> None:
+        while not stop.wait(period_s):
+            watch.check()
+
+    thread = threading.Thread(target=loop, name="clock-step-watch", daemon=True)
+    thread.start()
+    return thread
+
+
 def tick(cfg: SiteConfig, db: Path) -> tuple[int, Decision]:
     """One collection pass over every group, then one decision (for cron or a systemd timer)."""
+    check_clock()
     with InstanceLock(db):
         _check_store(db)
         collect_job(cfg, db, None, None)
@@ -131,7 +180,11 @@ def tick(cfg: SiteConfig, db: Path) -> tuple[int, Decision]:
 
 
 def run(cfg: SiteConfig, db: Path) -> None:
-    """The long-running scheduler; returns after SIGTERM/SIGINT once the running job has finished."""
+    """The long-running scheduler; returns after SIGTERM/SIGINT once the running job has finished.
+
+    At start: what is stored but unpublished is published, and every feed group is collected once, so the
+    first decision is not the safe allocation for want of data."""
+    check_clock()
     with InstanceLock(db):
         _check_store(db)
         metrics = Metrics()
@@ -153,6 +206,7 @@ def run(cfg: SiteConfig, db: Path) -> None:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": cfg.daemon.misfire_grace_s},
         )
         _one_line_errors(publish_job)(cfg, db)  # what a crash or a full disk left unpublished, first
+        _one_line_errors(collect_job)(cfg, db, None, metrics)
         for group, cron in cfg.daemon.feed_crons.items():
             scheduler.add_job(_one_line_errors(collect_job), CronTrigger(**{k: str(v) for k, v in cron.items()}, timezone="UTC"),
                               args=[cfg, db, [group], metrics], id=f"collect-{group}", name=f"collect {group}")
@@ -171,5 +225,10 @@ def run(cfg: SiteConfig, db: Path) -> None:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         log.info("daemon started pid=%d store=%s jobs=%d", os.getpid(), db, len(scheduler.get_jobs()))
-        scheduler.start()
+        watching = threading.Event()
+        scheduler.add_listener(lambda _event: _watch_clock(scheduler, watching), EVENT_SCHEDULER_STARTED)
+        try:
+            scheduler.start()
+        finally:
+            watching.set()
         log.info("daemon stopped")
