@@ -103,24 +103,31 @@ def fresh_open_meteo(now: datetime | None = None) -> bytes:
     return json.dumps(body, ensure_ascii=False).encode()
 
 
-def serve_all(server) -> None:
-    """The happy path for every source: recorded payloads, with timestamps moved to now where they carry any."""
+def good_responses() -> list[tuple[str, dict, bytes, str]]:
+    """(path, request matchers, body, content type) of the happy path for every source: recorded payloads, with
+    timestamps moved to now where they carry any."""
     j = "application/json"
-    server.expect_request("/api/v1/prices").respond_with_data(fresh_mempool_prices(), content_type=j)
-    server.expect_request("/v2/prices/BTC-USD/spot").respond_with_data(fixture_bytes("v2_prices_BTC-USD_spot.20260925.json"), content_type=j)
-    server.expect_request("/0/public/Ticker").respond_with_data(fixture_bytes("0_public_Ticker_pair-XBTUSD.20260925.json"), content_type=j)
-    server.expect_request("/api/v3/simple/price").respond_with_data(fixture_bytes("api_v3_simple_price_multi.20260925.json"), content_type=j)
-    server.expect_request("/api/v1/mining/hashrate/3d").respond_with_data(fixture_bytes("v1_mining_hashrate_3d.DOCS_EXAMPLE.json"), content_type=j)
-    server.expect_request("/api/blocks/tip/height").respond_with_data(fixture_bytes("blocks_tip_height.DOCS_EXAMPLE.txt"), content_type="text/plain")
-    server.expect_request("/api/v1/mining/reward-stats/144").respond_with_data(fixture_bytes("v1_mining_reward-stats_100.DOCS_EXAMPLE.json"), content_type=j)
-    server.expect_request("/misapp/servlets/IceDocListJsonWS", query_string="reportTypeId=12301").respond_with_data(
-        fixture_bytes("ercot_mis_doclist_12301.documented-format.json"), content_type=j)
-    server.expect_request("/misapp/servlets/IceDocListJsonWS", query_string="reportTypeId=12331").respond_with_data(
-        fixture_bytes("ercot_mis_doclist_12331.documented-format.json"), content_type=j)
-    server.expect_request("/misdownload/servlets/mirDownload", query_string="doclookupId=1024887614").respond_with_data(
-        fresh_ercot_rt_zip(), content_type="application/zip")
-    server.expect_request("/misdownload/servlets/mirDownload", query_string="doclookupId=1024901377").respond_with_data(
-        fresh_ercot_da_zip(), content_type="application/zip")
-    server.expect_request("/v1/forecast").respond_with_data(fresh_open_meteo(), content_type=j)
-    server.expect_request("/api/v0/bundles/", method="POST").respond_with_data(fixture_bytes("vast_bundles_offers.documented-format.json"), content_type=j)
-    server.expect_request("/v1/gpu-prices").respond_with_data(fixture_bytes("akash_gpu_prices.documented-format.json"), content_type=j)
+    doclist = "/misapp/servlets/IceDocListJsonWS"
+    download = "/misdownload/servlets/mirDownload"
+    return [
+        ("/api/v1/prices", {}, fresh_mempool_prices(), j),
+        ("/v2/prices/BTC-USD/spot", {}, fixture_bytes("v2_prices_BTC-USD_spot.20260925.json"), j),
+        ("/0/public/Ticker", {}, fixture_bytes("0_public_Ticker_pair-XBTUSD.20260925.json"), j),
+        ("/api/v3/simple/price", {}, fixture_bytes("api_v3_simple_price_multi.20260925.json"), j),
+        ("/api/v1/mining/hashrate/3d", {}, fixture_bytes("v1_mining_hashrate_3d.DOCS_EXAMPLE.json"), j),
+        ("/api/blocks/tip/height", {}, fixture_bytes("blocks_tip_height.DOCS_EXAMPLE.txt"), "text/plain"),
+        ("/api/v1/mining/reward-stats/144", {}, fixture_bytes("v1_mining_reward-stats_100.DOCS_EXAMPLE.json"), j),
+        (doclist, {"query_string": "reportTypeId=12301"}, fixture_bytes("ercot_mis_doclist_12301.documented-format.json"), j),
+        (doclist, {"query_string": "reportTypeId=12331"}, fixture_bytes("ercot_mis_doclist_12331.documented-format.json"), j),
+        (download, {"query_string": "doclookupId=1024887614"}, fresh_ercot_rt_zip(), "application/zip"),
+        (download, {"query_string": "doclookupId=1024901377"}, fresh_ercot_da_zip(), "application/zip"),
+        ("/v1/forecast", {}, fresh_open_meteo(), j),
+        ("/api/v0/bundles/", {"method": "POST"}, fixture_bytes("vast_bundles_offers.documented-format.json"), j),
+        ("/v1/gpu-prices", {}, fixture_bytes("akash_gpu_prices.documented-format.json"), j),
+    ]
+
+
+def serve_all(server) -> None:
+    """The happy path for every source (`good_responses`)."""
+    for path, match, body, content_type in good_responses():
+        server.expect_request(path, **match).respond_with_data(body, content_type=content_type)
