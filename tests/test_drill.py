@@ -89,7 +89,7 @@ def test_random_faults_and_kills_lose_nothing_and_store_nothing_bad(tmp_path):
     docs = stored(tmp_path)
     assert docs, (tmp_path / "daemon.log").read_text()[-3000:]
     check_published_exactly(tmp_path, out)  # every decision published, and only what was stored
-    assert set(deliveries_of(server)) == set(docs)
+    assert set(deliveries(server)) == set(docs)
     served_btc = good_btc_values(good)
     assert btc and all(any(abs(v - s) <= 1e-6 * s for s in served_btc) for v in btc), (btc[:5], served_btc)
     assert prices and all(-300 <= v <= 5500 for v in prices)
@@ -98,12 +98,8 @@ def test_random_faults_and_kills_lose_nothing_and_store_nothing_bad(tmp_path):
     faults = sum(counts[k] for k in FAULTS)
     print(f"\ndrill: {sum(counts.values())} feed requests, {faults} faults injected "
           f"({', '.join(f'{k} {counts[k]}' for k in FAULTS)}), {quarantined} payloads quarantined, {kills} kill -9, "
-          f"{len(docs)} decisions, all published (files = store), {len(deliveries_of(server))} webhook deliveries "
+          f"{len(docs)} decisions, all published (files = store), {len(deliveries(server))} webhook deliveries "
           f"for {len(docs)} seqs, 0 bad observations stored, 0 tracebacks")
-
-
-def deliveries_of(server: HTTPServer) -> list[int]:
-    return deliveries(server)
 
 
 def good_btc_values(good) -> list[float]:
