@@ -118,6 +118,12 @@ class ErcotDayAhead(_ErcotMis):
             hour_ending = df["HourEnding"].str.split(":").str[0].astype(int)
         except (ValueError, TypeError, AttributeError) as exc:
             raise FeedError(self.name, f"bad DeliveryDate/HourEnding ({exc})", document.body) from None
+        for point in self._points():  # an operating day has 24 hours (23 or 25 on DST days) per point
+            mask = df["SettlementPoint"].str.strip() == point
+            for delivery, hours in hour_ending[mask].groupby(day[mask]):
+                if mask.any() and not 23 <= len(hours) <= 25:
+                    raise FeedError(self.name, f"{point} has {len(hours)} hours on {delivery:%Y-%m-%d} (23 to 25 "
+                                               "expected): the file is incomplete", document.body)
         local = day + pd.to_timedelta(hour_ending - 1, unit="h")
         return self._rows(df, local_to_utc(local, df["DSTFlag"]), "SettlementPoint", "power_da_usd_per_mwh", document)
 

@@ -47,6 +47,11 @@ def latest_covered_time(store: Store, series: list[str], settlement_point: str) 
 def market_from_store(store: Store, settlement_point: str, as_of: datetime | None = None) -> MarketData:
     rt = _series(store, f"power_rt_usd_per_mwh.{settlement_point}", as_of)
     if rt.empty:
+        known = store.last_known(f"power_rt_usd_per_mwh.{settlement_point}")
+        if known is not None and as_of is not None and known[1] > as_of:
+            raise DataError(
+                f"store {store.path}: the real-time prices for {settlement_point} were all fetched after "
+                f"{as_of:%Y-%m-%dT%H:%M:%SZ} (the latest at {known[1]:%Y-%m-%dT%H:%M:%SZ}): the clock moved back")
         raise DataError(
             f"store {store.path}: no real-time prices for {settlement_point}; run `hashpivot feeds fetch` or "
             "`hashpivot feeds import` first"

@@ -246,6 +246,34 @@ def test_clock_moving_backwards_or_skipping_keeps_history_in_order(server, tmp_p
         (now + dt.timedelta(seconds=s)).strftime("%Y-%m-%dT%H") for s in (0, -3600, 7200)]
 
 
+@pytest.mark.parametrize("step_s", [-3 * 3600, -120])
+def test_decisions_go_on_when_the_clock_the_daemon_sees_steps_back(server, tmp_path, step_s):
+    """The fake clock file moves the daemon's "now" back by 3 h or 2 min while it runs: a decision is still
+    taken every second (the schedule runs on the scheduler's clock and is re-armed on steps), and one that
+    cannot use rows fetched "after" the new now says so instead of "no real-time prices"."""
+    clock = tmp_path / "now.txt"
+    clock.write_text("0")
+    env = dict(os.environ, HASHPIVOT_FAKE_NOW_FILE=str(clock))
+    args = site_args(server.url_for("/"), tmp_path, "daemon.decision_cron.second='*'", "daemon.feed_crons.btc.second='*/2'")
+
+    def count() -> int:
+        return len(published(tmp_path))
+
+    proc = _start_daemon(args, tmp_path, env=env)
+    try:
+        assert _wait_for(lambda: count() >= 2), (tmp_path / "daemon.log").read_text()
+        tmp = clock.with_suffix(".tmp")
+        tmp.write_text(str(step_s))
+        tmp.replace(clock)
+        n = count()
+        assert _wait_for(lambda: count() >= n + 3, timeout=10), "decisions stopped after the clock step"
+        reasons = [d["reason"] for d in published(tmp_path)[n:]]
+        assert not any("no real-time prices" in r and "fetched after" not in r for r in reasons), reasons
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+
+
 def test_feed_outage_runs_on_last_good_values_then_safe_then_recovers(server, tmp_path):
     clock = tmp_path / "now.txt"
     env = dict(os.environ, HASHPIVOT_FAKE_NOW_FILE=str(clock))

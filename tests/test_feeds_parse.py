@@ -170,3 +170,27 @@ def test_validation_rules():
     with pytest.raises(Rejected, match="no rows"):
         validate([])
     assert FETCHED.tzinfo is timezone.utc
+
+
+def test_ercot_day_ahead_with_hours_missing_or_a_cut_csv_is_refused():
+    from tests.feeds_support import fixture_bytes
+
+    text = fixture_bytes("ercot_dam_spp_np4-190-cd_20240806.documented-format.csv").decode()
+    lines = text.splitlines(keepends=True)
+    name = "ercot_dam_spp_np4-190-cd_20240806.csv"
+    short = payload(_zip_text(name, "".join(lines[:-3])), content_type="application/zip")  # three hours gone
+    with pytest.raises(FeedError, match=r"HB_WEST has 21 hours on 2024-08-06 \(23 to 25 expected\)"):
+        ErcotDayAhead().parse([short])
+    cut = payload(_zip_text(name, text[: text.rindex(",") - 2]), content_type="application/zip")  # cut in a number
+    with pytest.raises(FeedError, match="cut off: its last line has no line end"):
+        ErcotDayAhead().parse([cut])
+
+
+def _zip_text(name: str, text: str) -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        z.writestr(name, text)
+    return buffer.getvalue()

@@ -32,3 +32,13 @@ def test_a_relative_publish_dir_is_under_the_store_not_the_working_directory(tmp
     assert publish_dir(cfg, tmp_path / "var" / "store.sqlite") == tmp_path / "var" / "decisions"
     absolute = load_config(ROOT / "configs" / "site.toml", [f"daemon.publish_dir='{tmp_path / 'pub'}'"])
     assert publish_dir(absolute, tmp_path / "var" / "store.sqlite") == tmp_path / "pub"
+
+
+def test_the_lock_file_is_private_and_non_loopback_metrics_are_recognised(tmp_path):
+    from hashpivot.optimizer.service.daemon import _loopback
+    from hashpivot.optimizer.service.lock import InstanceLock
+
+    with InstanceLock(tmp_path / "store.sqlite") as lock:
+        assert stat.S_IMODE(lock.path.stat().st_mode) == 0o600
+    assert _loopback("127.0.0.1") and _loopback("::1") and _loopback("localhost") and _loopback("127.0.3.9")
+    assert not _loopback("0.0.0.0") and not _loopback("10.0.0.5") and not _loopback("metrics.example.org")
