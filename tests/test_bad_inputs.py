@@ -167,19 +167,6 @@ def test_bad_input_is_one_clear_error_and_changes_nothing(case, outcomes):
     assert after == before, "the failed run changed files on disk"
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 1 MiB tmpfs (the tests mount one when running as root, as CI does; otherwise they are skipped)."""
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("needs root to mount a small tmpfs (CI runs as root)")
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True).returncode:
-        pytest.skip("mount -t tmpfs is not permitted here")
-    yield mnt
-    subprocess.run(["umount", str(mnt)], capture_output=True)
-
-
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "hashpivot.optimizer.cli", *args], cwd=cwd, capture_output=True,
                           text=True, timeout=300)

@@ -83,18 +83,6 @@ def test_a_decision_stored_but_never_published_is_published_by_the_next_pass(ser
     assert sorted(stored(tmp_path)) == [1, 2] and deliveries(server) == [1, 2]
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("needs root to mount a small tmpfs (CI runs as root)")
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], capture_output=True).returncode:
-        pytest.skip("mount -t tmpfs is not permitted here")
-    yield mnt
-    subprocess.run(["umount", str(mnt)], capture_output=True)
-
-
 def test_a_full_publish_disk_is_one_error_line_and_the_decisions_are_published_once_space_returns(
         server, tmp_path, small_disk):
     filler = small_disk / "filler"
