@@ -27,11 +27,10 @@ from dataclasses import dataclass
 
 import highspy
 import numpy as np
-
 from hashpivot.feeds.embedded import load_market_data
 from hashpivot.models.catalogue import ASIC_MODELS
-from hashpivot.optimizer.milp.highs_instance import new_highs
 from hashpivot.optimizer.milp.families import build_model
+from hashpivot.optimizer.milp.highs_instance import new_highs
 from hashpivot.optimizer.milp.problem import AsicPoolData, Problem
 from hashpivot.optimizer.milp.schedule import evaluate
 from hashpivot.optimizer.milp.solve import PersistentLP, SolveSettings, solve

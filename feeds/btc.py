@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from hashpivot.feeds.base import Collector, FeedError, Observation, Payload, floor_minute
+from hashpivot.feeds.base import (
+    Collector,
+    FeedError,
+    Observation,
+    Payload,
+    floor_minute,
+)
 
 SERIES = "btc_usd"
 UNIT = "USD/BTC"

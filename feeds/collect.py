@@ -17,8 +17,8 @@ from hashpivot.feeds.http import HttpClient, HttpSettings
 from hashpivot.feeds.registry import collectors_for
 from hashpivot.feeds.store import Store
 from hashpivot.feeds.validate import Rejected, validate
-from hashpivot.models.config import SiteConfig
 from hashpivot.models.clock import now_utc
+from hashpivot.models.config import SiteConfig
 from hashpivot.models.errors import ConfigError
 from hashpivot.models.hashprice import hashprice_usd_per_th_day
 from hashpivot.models.series import FEED_GROUPS, spec

@@ -10,7 +10,6 @@ import re
 from datetime import datetime
 
 import numpy as np
-
 from hashpivot.feeds.base import Collector, FeedError, Observation, Payload
 
 # catalogue/series key -> patterns matching the markets' GPU names

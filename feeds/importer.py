@@ -13,13 +13,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-
 from hashpivot.feeds.base import Observation
 from hashpivot.feeds.embedded import (
-    ANCILLARY_COLUMNS, BTC_COLUMNS, GPU_COLUMNS, NETWORK_COLUMNS, POWER_COLUMNS, gpu_rate_table, subsidy_from_issuance,
+    ANCILLARY_COLUMNS,
+    BTC_COLUMNS,
+    GPU_COLUMNS,
+    NETWORK_COLUMNS,
+    POWER_COLUMNS,
+    gpu_rate_table,
+    subsidy_from_issuance,
 )
-from hashpivot.feeds.tables import convert_columns, read_table
 from hashpivot.feeds.store import Store
+from hashpivot.feeds.tables import convert_columns, read_table
 from hashpivot.feeds.validate import Rejected, validate
 from hashpivot.models.calendar import dam_published_at_utc
 from hashpivot.models.clock import now_utc

@@ -10,11 +10,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pandas as pd
-
 from hashpivot.feeds.store import Store
 from hashpivot.models.errors import DataError
 from hashpivot.models.market import MarketData
-
 
 # A decision as of a time needs at most the staleness limit of the slowest series (GPU rate cards, 62 days):
 # reading only this window keeps each of the daemon's decisions from growing with months of stored history.

@@ -6,7 +6,13 @@ these inputs and the stored BTC price, and stored as its own series.
 
 from __future__ import annotations
 
-from hashpivot.feeds.base import Collector, FeedError, Observation, Payload, floor_minute
+from hashpivot.feeds.base import (
+    Collector,
+    FeedError,
+    Observation,
+    Payload,
+    floor_minute,
+)
 from hashpivot.models.hashprice import block_subsidy_btc
 
 FEE_WINDOW_BLOCKS = 144  # about one day

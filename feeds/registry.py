@@ -13,7 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from hashpivot.feeds.base import Collector
-from hashpivot.feeds.btc import CoinbaseSpot, CoinGeckoSimple, KrakenTicker, MempoolPrice
+from hashpivot.feeds.btc import (
+    CoinbaseSpot,
+    CoinGeckoSimple,
+    KrakenTicker,
+    MempoolPrice,
+)
 from hashpivot.feeds.ercot import ErcotDayAhead, ErcotRealTime
 from hashpivot.feeds.gpu import AkashGpuPrices, VastOffers
 from hashpivot.feeds.network import MempoolNetwork

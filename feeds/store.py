@@ -13,18 +13,17 @@ import logging
 import os
 import shutil
 import sqlite3
-from contextlib import contextmanager
 from collections.abc import Iterable
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
-from platformdirs import user_data_dir
-
 from hashpivot.feeds.base import Observation
 from hashpivot.models.calendar import ISO_FORMAT, to_utc
 from hashpivot.models.decision import Decision, load_decision
 from hashpivot.models.errors import StoreError
+from platformdirs import user_data_dir
 
 log = logging.getLogger(__name__)
 

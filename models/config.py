@@ -7,20 +7,25 @@ Every error names the file, the key path, the bad value and what is allowed, e.g
 from __future__ import annotations
 
 import copy
-
 import logging
 import re
 import tomllib
 import typing
 from pathlib import Path
-from urllib.parse import urlsplit
 from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from urllib.parse import urlsplit
 
 from hashpivot.models.catalogue import ASIC_MODELS, GPU_MODELS, AsicModel
 from hashpivot.models.errors import ConfigError
 from hashpivot.models.series import FEED_GROUPS, FEED_SOURCES, SPECS
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 log = logging.getLogger(__name__)
 

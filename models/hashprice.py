@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from hashpivot.models.errors import InputError
-
 from datetime import datetime, timezone
+
+from hashpivot.models.errors import InputError
 
 SECONDS_PER_DAY = 86_400
 HALVING_INTERVAL_BLOCKS = 210_000

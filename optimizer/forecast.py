@@ -13,16 +13,19 @@ price blended toward the trailing mean with the same decay. Hashprice and GPU ra
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import logging
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-
 from hashpivot.models.calendar import dam_published_at_utc, duration_text, to_utc
 from hashpivot.models.config import SiteConfig
 from hashpivot.models.errors import DataError
-from hashpivot.models.hashprice import BLOCKS_PER_HOUR, block_subsidy_btc, hashprice_usd_per_th_day
+from hashpivot.models.hashprice import (
+    BLOCKS_PER_HOUR,
+    block_subsidy_btc,
+    hashprice_usd_per_th_day,
+)
 from hashpivot.models.market import MarketData
 from hashpivot.models.series import staleness
 

@@ -11,13 +11,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from hashpivot.feeds.embedded import load_market_data
 from hashpivot.models.config import load_config, validate_config
-from hashpivot.models.market import MarketData
-from hashpivot.optimizer.studies.backtest import run_backtest
 from hashpivot.models.hashprice import blocks_per_day_per_th
+from hashpivot.models.market import MarketData
 from hashpivot.optimizer.milp.schedule import evaluate, profit_by_step
+from hashpivot.optimizer.studies.backtest import run_backtest
 
 ROOT = Path(__file__).resolve().parents[1]
 START = pd.Timestamp("2024-08-06T15:00Z")

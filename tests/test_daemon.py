@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from pytest_httpserver import HTTPServer
-
 from hashpivot.feeds.store import Store
 from hashpivot.optimizer.service.daemon import InstanceLock
+from pytest_httpserver import HTTPServer
+
 from tests.feeds_support import loopback_config, serve_all
 
 pytestmark = pytest.mark.e2e

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import pytest
-
-from hashpivot.models.breakeven import asic_breakeven_usd_per_mwh, gpu_breakeven_usd_per_mwh
-from hashpivot.models.hashprice import block_subsidy_btc, blocks_per_day_per_th, hashprice_usd_per_th_day
+from hashpivot.models.breakeven import (
+    asic_breakeven_usd_per_mwh,
+    gpu_breakeven_usd_per_mwh,
+)
+from hashpivot.models.hashprice import (
+    block_subsidy_btc,
+    blocks_per_day_per_th,
+    hashprice_usd_per_th_day,
+)
 
 
 @pytest.mark.parametrize(

@@ -7,12 +7,17 @@ import json
 import time
 
 import pytest
+from hashpivot.feeds.collect import collect
+from hashpivot.feeds.store import Store
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
-from hashpivot.feeds.collect import collect
-from hashpivot.feeds.store import Store
-from tests.feeds_support import fixture_bytes, fresh_mempool_prices, loopback_config, serve_all
+from tests.feeds_support import (
+    fixture_bytes,
+    fresh_mempool_prices,
+    loopback_config,
+    serve_all,
+)
 
 ALL = ("mempool", "coinbase", "kraken", "coingecko", "ercot_mis", "nyiso_mis", "open_meteo", "vast", "akash")
 

@@ -5,15 +5,20 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
-
 from hashpivot.feeds.base import FeedError
-from hashpivot.feeds.btc import CoinbaseSpot, CoinGeckoSimple, KrakenTicker, MempoolPrice
+from hashpivot.feeds.btc import (
+    CoinbaseSpot,
+    CoinGeckoSimple,
+    KrakenTicker,
+    MempoolPrice,
+)
 from hashpivot.feeds.ercot import ErcotDayAhead, ErcotRealTime
 from hashpivot.feeds.gpu import AkashGpuPrices, VastOffers, catalogue_key
 from hashpivot.feeds.network import MempoolNetwork
 from hashpivot.feeds.nyiso import NyisoRealTime
 from hashpivot.feeds.validate import Rejected, validate
 from hashpivot.feeds.weather import OpenMeteo
+
 from tests.feeds_support import FETCHED, fixture_bytes, payload, zipped
 
 

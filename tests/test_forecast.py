@@ -8,11 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from hashpivot.feeds.embedded import load_market_data
+from hashpivot.models.calendar import dam_published_at_utc
 from hashpivot.models.config import load_config
 from hashpivot.models.errors import DataError
-from hashpivot.models.calendar import dam_published_at_utc
 from hashpivot.optimizer.forecast import build_forecast, default_at
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "configs" / "site.toml"

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from hashpivot.feeds.importer import import_files
 from hashpivot.feeds.store import Store
 

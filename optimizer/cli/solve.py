@@ -7,11 +7,22 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-
 from hashpivot.models.errors import InputError
 from hashpivot.optimizer.cli.common import (
-    DEFAULT_CONFIG, AtOpt, DataOpt, FormatOpt, OutputFormat, SetOpt, VerboseOpt, app, emit, load_site, open_store,
-    operator_errors, setup_logging, utc,
+    DEFAULT_CONFIG,
+    AtOpt,
+    DataOpt,
+    FormatOpt,
+    OutputFormat,
+    SetOpt,
+    VerboseOpt,
+    app,
+    emit,
+    load_site,
+    open_store,
+    operator_errors,
+    setup_logging,
+    utc,
 )
 
 
@@ -42,9 +53,8 @@ def solve(
     """Solve one interval: how many units of each pool run, in which mode, at what power, earning what, and why."""
     setup_logging(verbose)
     import pandas as pd
-
-    from hashpivot.feeds.embedded import load_market_data
     from hashpivot.feeds.collect import required_series
+    from hashpivot.feeds.embedded import load_market_data
     from hashpivot.feeds.market_store import latest_covered_time, market_from_store
     from hashpivot.models.decision import load_decision
     from hashpivot.optimizer.cli.render import RENDERERS

@@ -6,9 +6,15 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-
 from hashpivot.optimizer.cli.common import (
-    DEFAULT_CONFIG, ConfigOpt, DbOpt, SetOpt, load_site, open_store, operator_errors, store_app,
+    DEFAULT_CONFIG,
+    ConfigOpt,
+    DbOpt,
+    SetOpt,
+    load_site,
+    open_store,
+    operator_errors,
+    store_app,
 )
 
 

@@ -5,10 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from hashpivot.models.breakeven import asic_breakeven_usd_per_mwh, gpu_breakeven_usd_per_mwh
+from hashpivot.models.breakeven import (
+    asic_breakeven_usd_per_mwh,
+    gpu_breakeven_usd_per_mwh,
+)
 from hashpivot.models.decision import PoolDecision
-from hashpivot.optimizer.milp.schedule import asic_it_kw, grid_flows_kw, hall_it_kw, site_kw
+from hashpivot.optimizer.milp.schedule import (
+    asic_it_kw,
+    grid_flows_kw,
+    hall_it_kw,
+    site_kw,
+)
 from hashpivot.optimizer.milp.solve import Solution
 
 

@@ -10,10 +10,15 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
-from hashpivot.optimizer.milp.problem import Problem
 from hashpivot.optimizer.milp.families import violations
-from hashpivot.optimizer.milp.schedule import Schedule, asic_it_kw, evaluate, hall_it_kw, site_kw
+from hashpivot.optimizer.milp.problem import Problem
+from hashpivot.optimizer.milp.schedule import (
+    Schedule,
+    asic_it_kw,
+    evaluate,
+    hall_it_kw,
+    site_kw,
+)
 
 
 def round_schedule(problem: Problem, relaxed: Schedule) -> Schedule:

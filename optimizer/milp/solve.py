@@ -28,8 +28,6 @@ from typing import Literal
 
 import numpy as np
 import pyomo.environ as pyo
-from pyomo.common.gc_manager import PauseGC
-
 from hashpivot.models.errors import SolverError
 from hashpivot.optimizer.milp.diagnosis import diagnose_infeasibility
 from hashpivot.optimizer.milp.families import build_model, violations
@@ -37,8 +35,16 @@ from hashpivot.optimizer.milp.highs_instance import HighsInstance
 from hashpivot.optimizer.milp.model import set_objective, set_parameters, structure_key
 from hashpivot.optimizer.milp.problem import Problem
 from hashpivot.optimizer.milp.rounding import round_and_fill
-from hashpivot.optimizer.milp.schedule import Schedule, evaluate, grid_flows_kw, hall_it_kw, site_kw, starts
+from hashpivot.optimizer.milp.schedule import (
+    Schedule,
+    evaluate,
+    grid_flows_kw,
+    hall_it_kw,
+    site_kw,
+    starts,
+)
 from hashpivot.optimizer.milp.settings import SolveSettings, Strategy, load_highs
+from pyomo.common.gc_manager import PauseGC
 
 __all__ = ["PersistentLP", "Solution", "SolveSettings", "Strategy", "solve"]
 

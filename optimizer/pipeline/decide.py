@@ -12,7 +12,6 @@ import logging
 from dataclasses import dataclass
 
 import pandas as pd
-
 from hashpivot.models.calendar import to_utc
 from hashpivot.models.config import SiteConfig
 from hashpivot.models.decision import Decision
@@ -21,7 +20,13 @@ from hashpivot.models.market import MarketData
 from hashpivot.optimizer.forecast import Forecast, build_forecast
 from hashpivot.optimizer.milp.explain import explain
 from hashpivot.optimizer.milp.problem import InitialState, make_problem
-from hashpivot.optimizer.milp.solve import PersistentLP, Solution, SolveSettings, Strategy, solve
+from hashpivot.optimizer.milp.solve import (
+    PersistentLP,
+    Solution,
+    SolveSettings,
+    Strategy,
+    solve,
+)
 from hashpivot.optimizer.pipeline.document import decision_document
 
 log = logging.getLogger(__name__)

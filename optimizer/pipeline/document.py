@@ -4,13 +4,20 @@ power, money, breakeven and why, the recent start-ups the next decision needs, a
 from __future__ import annotations
 
 import numpy as np
-
 from hashpivot.models.calendar import iso_utc
 from hashpivot.models.decision import SCHEMA_VERSION, Decision, Inputs, SiteState, Step
 from hashpivot.optimizer.forecast import Forecast
 from hashpivot.optimizer.milp.explain import Explanation
 from hashpivot.optimizer.milp.problem import Problem
-from hashpivot.optimizer.milp.schedule import Schedule, asic_it_kw, asic_on, gpu_it_kw, grid_flows_kw, site_kw, starts
+from hashpivot.optimizer.milp.schedule import (
+    Schedule,
+    asic_it_kw,
+    asic_on,
+    gpu_it_kw,
+    grid_flows_kw,
+    site_kw,
+    starts,
+)
 from hashpivot.optimizer.milp.solve import Solution
 
 

@@ -19,19 +19,18 @@ from apscheduler.events import EVENT_SCHEDULER_STARTED
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
-
 from hashpivot.feeds.collect import collect, status
 from hashpivot.feeds.store import Store, default_db_path
 from hashpivot.models.calendar import iso_utc
+from hashpivot.models.clock import check_clock, now_utc
 from hashpivot.models.config import SiteConfig
 from hashpivot.models.decision import Decision
 from hashpivot.models.errors import HashpivotError
-from hashpivot.models.clock import check_clock, now_utc
+from hashpivot.optimizer.milp.solve import PersistentLP, SolveSettings
+from hashpivot.optimizer.service import outbox
 from hashpivot.optimizer.service.lock import InstanceLock
 from hashpivot.optimizer.service.metrics import Metrics
-from hashpivot.optimizer.service import outbox
 from hashpivot.optimizer.service.rolling import decide_interval
-from hashpivot.optimizer.milp.solve import PersistentLP, SolveSettings
 
 log = logging.getLogger(__name__)
 

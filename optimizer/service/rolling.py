@@ -12,15 +12,14 @@ import time
 from datetime import datetime
 
 import pandas as pd
-
 from hashpivot.feeds.market_store import market_from_store
 from hashpivot.feeds.store import Store
 from hashpivot.models.calendar import iso_utc, to_utc
 from hashpivot.models.config import SiteConfig
 from hashpivot.models.decision import SCHEMA_VERSION, Decision, PoolDecision, SiteState
 from hashpivot.models.errors import DataError, InfeasibleError, SolverError
-from hashpivot.optimizer.pipeline.decide import decide
 from hashpivot.optimizer.milp.solve import PersistentLP
+from hashpivot.optimizer.pipeline.decide import decide
 
 log = logging.getLogger(__name__)
 

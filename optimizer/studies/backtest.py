@@ -23,20 +23,31 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-
-from hashpivot.models.config import SiteConfig
 from hashpivot.models.calendar import to_utc
+from hashpivot.models.config import SiteConfig
 from hashpivot.models.decision import Decision
 from hashpivot.models.errors import ConfigError, DataError, SolverError
+from hashpivot.models.hashprice import (
+    block_subsidy_btc,
+    blocks_per_day_per_th,
+    hashprice_usd_per_th_day,
+)
 from hashpivot.models.market import MarketData
-from hashpivot.optimizer.studies.executors import run_jobs
 from hashpivot.optimizer.forecast import Forecast, build_forecast
-from hashpivot.models.hashprice import block_subsidy_btc, blocks_per_day_per_th, hashprice_usd_per_th_day
-from hashpivot.optimizer.milp.problem import InitialState, Problem, make_problem
 from hashpivot.optimizer.milp.families import violations
-from hashpivot.optimizer.milp.schedule import Schedule, asic_it_kw, evaluate, gpu_it_kw, profit_by_step, site_kw, starts
+from hashpivot.optimizer.milp.problem import InitialState, Problem, make_problem
+from hashpivot.optimizer.milp.schedule import (
+    Schedule,
+    asic_it_kw,
+    evaluate,
+    gpu_it_kw,
+    profit_by_step,
+    site_kw,
+    starts,
+)
 from hashpivot.optimizer.milp.solve import PersistentLP, SolveSettings, solve
 from hashpivot.optimizer.pipeline.decide import decide
+from hashpivot.optimizer.studies.executors import run_jobs
 
 log = logging.getLogger(__name__)
 

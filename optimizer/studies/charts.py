@@ -12,7 +12,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
-
 UNITS = {"_usd_per_mwh": "USD/MWh", "_usd_per_th_day": "USD/TH/day", "_usd_per_mw_hour": "USD/MW-h",
          "_usd_per_gpu_hour": "USD/GPU-h", "_kw_per_step": "kW per step", "_kw": "kW", "_mw": "MW", "_usd": "USD",
          "_c": "°C", "_minutes": "min", "_hours": "h", "_fraction": "share"}

@@ -17,14 +17,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-
 from hashpivot.models.config import SiteConfig, apply_override, validate_config
 from hashpivot.models.errors import ConfigError
 from hashpivot.models.scenario import SERIES
-from hashpivot.optimizer.studies.executors import run_jobs
 from hashpivot.optimizer.forecast import Forecast
 from hashpivot.optimizer.milp.problem import make_problem
 from hashpivot.optimizer.milp.solve import PersistentLP, SolveSettings
+from hashpivot.optimizer.studies.executors import run_jobs
 from hashpivot.optimizer.studies.whatif import solve_case, transform_forecast
 
 MAX_POINTS = 20_000

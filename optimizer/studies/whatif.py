@@ -11,15 +11,25 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 from hashpivot.feeds.embedded import load_market_data
 from hashpivot.feeds.tables import convert_columns, read_table
-from hashpivot.models.config import SiteConfig, apply_override, load_config, load_raw_config, validate_config
+from hashpivot.models.config import (
+    SiteConfig,
+    apply_override,
+    load_config,
+    load_raw_config,
+    validate_config,
+)
 from hashpivot.models.errors import ConfigError
 from hashpivot.models.hashprice import blocks_per_day_per_th
 from hashpivot.models.scenario import load_scenario
 from hashpivot.optimizer.forecast import Forecast, build_forecast
-from hashpivot.optimizer.milp.schedule import asic_it_kw, gpu_it_kw, grid_flows_kw, site_kw
+from hashpivot.optimizer.milp.schedule import (
+    asic_it_kw,
+    gpu_it_kw,
+    grid_flows_kw,
+    site_kw,
+)
 from hashpivot.optimizer.milp.solve import PersistentLP
 from hashpivot.optimizer.pipeline.decide import decide_on_forecast
 
