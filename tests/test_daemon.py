@@ -338,7 +338,22 @@ def test_misfires_coalesce_after_a_pause(server, tmp_path):
         proc.wait(timeout=15)
 
 
-@pytest.mark.parametrize("command", [["run"], ["tick"], ["decisions", "show"], ["status"], ["whatif"], ["sweep"], ["backtest"]])
+def every_command() -> list[list[str]]:
+    """Every command path of the `hashpivot` app, read from the app itself (a new command is covered)."""
+    from typer.main import get_command
+
+    from hashpivot.optimizer.cli import app
+
+    def walk(command, path):
+        subcommands = getattr(command, "commands", None)
+        if not subcommands:
+            return [path]
+        return [p for name, sub in sorted(subcommands.items()) for p in walk(sub, path + [name])]
+
+    return walk(get_command(app), [])
+
+
+@pytest.mark.parametrize("command", every_command(), ids=" ".join)
 def test_every_command_has_help_with_examples(command):
     proc = run([*command, "--help"])
     assert proc.returncode == 0 and "Examples" in proc.stdout and "hashpivot " + " ".join(command) in proc.stdout
