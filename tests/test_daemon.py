@@ -340,9 +340,8 @@ def test_misfires_coalesce_after_a_pause(server, tmp_path):
 
 def every_command() -> list[list[str]]:
     """Every command path of the `hashpivot` app, read from the app itself (a new command is covered)."""
-    from typer.main import get_command
-
     from hashpivot.optimizer.cli import app
+    from typer.main import get_command
 
     def walk(command, path):
         subcommands = getattr(command, "commands", None)

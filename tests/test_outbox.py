@@ -134,3 +134,39 @@ def test_kill_9_at_random_moments_loses_no_decision(server, tmp_path):
     assert "Traceback" not in (tmp_path / "daemon.log").read_text()
     print(f"drill: 6 kill -9, {len(docs)} decisions, {len(deliveries(server))} webhook deliveries "
           f"({len(deliveries(server)) - len(docs)} repeats), 0 lost")
+
+
+def test_run_logs_one_line_per_failed_publish_goes_on_deciding_and_catches_up(server, tmp_path, small_disk):
+    """`run` with publish_dir on a full disk: each decision is stored, each failed publish is one log line (no
+    traceback), and once space returns the next pass publishes every decision, in order."""
+    filler = small_disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    out = small_disk / "decisions"
+    args = args_for(server, tmp_path, out, "daemon.decision_cron.second='*'")
+    log_path = tmp_path / "daemon.log"
+    with open(log_path, "a") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "hashpivot.optimizer.cli", "run", *args], cwd=ROOT,
+                                stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and log_path.read_text().count("job=decision_job failed") < 2:
+            time.sleep(0.3)
+        failed = [line for line in log_path.read_text().splitlines() if "job=decision_job failed" in line]
+        assert len(failed) >= 2 and all("No space left on device" in line and "MB free" in line for line in failed)
+        filler.unlink()
+        n = len(stored(tmp_path))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len(list(out.glob("decision-*.json"))) <= n:
+            time.sleep(0.3)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    check_published_exactly(tmp_path, out)
+    assert "Traceback" not in log_path.read_text()
