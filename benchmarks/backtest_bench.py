@@ -13,6 +13,7 @@ import argparse
 import time
 
 import pandas as pd
+
 from hashpivot.feeds.embedded import load_market_data
 from hashpivot.models.config import load_config
 from hashpivot.optimizer.studies.backtest import run_backtest_windows

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import highspy
 import numpy as np
+
 from hashpivot.feeds.embedded import load_market_data
 from hashpivot.models.catalogue import ASIC_MODELS
 from hashpivot.optimizer.milp.families import build_model

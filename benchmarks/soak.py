@@ -19,9 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from hashpivot.feeds.store import Store
 from pytest_httpserver import HTTPServer
 
+from hashpivot.feeds.store import Store
 from tests.feeds_support import loopback_config, serve_all
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from hashpivot.feeds.tables import read_table
 from hashpivot.models.errors import DataError
 from hashpivot.models.hashprice import REFERENCE_BLOCK, subsidy_schedule_btc

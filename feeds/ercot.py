@@ -13,6 +13,7 @@ import io
 import zipfile
 
 import pandas as pd
+
 from hashpivot.feeds.base import Collector, FeedError, Observation, Payload, whole_csv
 
 MARKET_TZ = "America/Chicago"

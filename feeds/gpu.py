@@ -10,6 +10,7 @@ import re
 from datetime import datetime
 
 import numpy as np
+
 from hashpivot.feeds.base import Collector, FeedError, Observation, Payload
 
 # catalogue/series key -> patterns matching the markets' GPU names

@@ -10,10 +10,11 @@ import time
 from dataclasses import dataclass
 
 import requests
-from hashpivot.feeds.base import FeedError, Payload
-from hashpivot.models.clock import now_utc
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
+
+from hashpivot.feeds.base import FeedError, Payload
+from hashpivot.models.clock import now_utc
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+
 from hashpivot.feeds.base import Observation
 from hashpivot.feeds.embedded import (
     ANCILLARY_COLUMNS,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pandas as pd
+
 from hashpivot.feeds.store import Store
 from hashpivot.models.errors import DataError
 from hashpivot.models.market import MarketData

@@ -12,6 +12,7 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pandas as pd
+
 from hashpivot.feeds.base import Collector, FeedError, Observation, Payload, whole_csv
 from hashpivot.models.clock import now_utc
 

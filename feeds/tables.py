@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
+
 from hashpivot.models.errors import DataError
 
 log = logging.getLogger(__name__)

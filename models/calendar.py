@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pandas as pd
+
 from hashpivot.models.errors import InputError
 
 MARKET_TZ = ZoneInfo("America/Chicago")

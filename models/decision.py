@@ -15,8 +15,9 @@ import json
 import sys
 from typing import Any, Literal
 
-from hashpivot.models.errors import InputError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hashpivot.models.errors import InputError
 
 SCHEMA_VERSION = 2
 

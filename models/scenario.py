@@ -15,9 +15,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import Field, ValidationError, field_validator, model_validator
+
 from hashpivot.models.config import StrictModel, format_validation_error, read_toml
 from hashpivot.models.errors import ConfigError
-from pydantic import Field, ValidationError, field_validator, model_validator
 
 SERIES = ("btc_usd", "power_price_usd_per_mwh", "hashprice_usd_per_th_day", "reserve_price_usd_per_mw_hour")
 

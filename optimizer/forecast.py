@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+
 from hashpivot.models.calendar import dam_published_at_utc, duration_text, to_utc
 from hashpivot.models.config import SiteConfig
 from hashpivot.models.errors import DataError

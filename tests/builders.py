@@ -7,6 +7,7 @@ hour), 1-hour steps, PUE 1, and prices of 1000 USD/MWh = 1 USD per kWh.
 from __future__ import annotations
 
 import numpy as np
+
 from hashpivot.optimizer.milp.problem import AsicPoolData, GpuPoolData, Problem
 
 

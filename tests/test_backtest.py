@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from hashpivot.feeds.embedded import load_market_data
 from hashpivot.models.config import load_config, validate_config
 from hashpivot.models.hashprice import blocks_per_day_per_th

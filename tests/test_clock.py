@@ -11,6 +11,7 @@ from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
+
 from hashpivot.optimizer.service.daemon import ClockStepWatch, rearm
 
 ROOT = Path(__file__).resolve().parents[1]

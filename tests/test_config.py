@@ -8,6 +8,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+
 from hashpivot.models.config import SiteConfig, apply_override, load_config
 from hashpivot.models.errors import ConfigError
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from hashpivot.feeds.store import Store
-from hashpivot.optimizer.service.daemon import InstanceLock
 from pytest_httpserver import HTTPServer
 
+from hashpivot.feeds.store import Store
+from hashpivot.optimizer.service.daemon import InstanceLock
 from tests.feeds_support import loopback_config, serve_all
 
 pytestmark = pytest.mark.e2e
@@ -340,8 +340,9 @@ def test_misfires_coalesce_after_a_pause(server, tmp_path):
 
 def every_command() -> list[list[str]]:
     """Every command path of the `hashpivot` app, read from the app itself (a new command is covered)."""
-    from hashpivot.optimizer.cli import app
     from typer.main import get_command
+
+    from hashpivot.optimizer.cli import app
 
     def walk(command, path):
         subcommands = getattr(command, "commands", None)

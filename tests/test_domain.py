@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from hashpivot.models.breakeven import (
     asic_breakeven_usd_per_mwh,
     gpu_breakeven_usd_per_mwh,

@@ -17,10 +17,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from hashpivot.feeds.store import Store
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
+from hashpivot.feeds.store import Store
 from tests.feeds_support import good_responses, loopback_config
 from tests.test_outbox import check_published_exactly, deliveries, stored
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from hashpivot.optimizer.milp.explain import explain
 from hashpivot.optimizer.milp.solve import solve
-
 from tests.builders import asic, gpu, problem
 
 

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from hashpivot.feeds.embedded import embedded_data_dir
 
+from hashpivot.feeds.embedded import embedded_data_dir
 from tests.feeds_support import loopback_config, serve_all
 
 pytestmark = pytest.mark.e2e

@@ -7,11 +7,11 @@ import json
 import time
 
 import pytest
-from hashpivot.feeds.collect import collect
-from hashpivot.feeds.store import Store
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
+from hashpivot.feeds.collect import collect
+from hashpivot.feeds.store import Store
 from tests.feeds_support import (
     fixture_bytes,
     fresh_mempool_prices,

@@ -7,11 +7,11 @@ import logging
 import time
 
 import pytest
+from werkzeug import Response
+
 from hashpivot.feeds.collect import collect, status
 from hashpivot.feeds.store import Store
 from hashpivot.models.hashprice import hashprice_usd_per_th_day
-from werkzeug import Response
-
 from tests.feeds_support import fixture_bytes, loopback_config, serve_all
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")

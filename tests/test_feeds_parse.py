@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
+
 from hashpivot.feeds.base import FeedError
 from hashpivot.feeds.btc import (
     CoinbaseSpot,
@@ -18,7 +19,6 @@ from hashpivot.feeds.network import MempoolNetwork
 from hashpivot.feeds.nyiso import NyisoRealTime
 from hashpivot.feeds.validate import Rejected, validate
 from hashpivot.feeds.weather import OpenMeteo
-
 from tests.feeds_support import FETCHED, fixture_bytes, payload, zipped
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from hashpivot.feeds.embedded import load_market_data
 from hashpivot.models.calendar import dam_published_at_utc
 from hashpivot.models.config import load_config

@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pyomo.environ as pyo
 import pytest
+
 from hashpivot.models.errors import SolverError
 from hashpivot.optimizer.milp.families import build_model
 from hashpivot.optimizer.milp.highs_instance import HighsInstance
 from hashpivot.optimizer.milp.solve import extract_schedule
-
 from tests.builders import asic, gpu, problem
 
 

@@ -13,6 +13,7 @@ import ast
 from pathlib import Path
 
 import pytest
+
 from hashpivot.feeds.registry import SOURCES
 from hashpivot.models.series import FEED_GROUPS, FEED_SOURCES
 

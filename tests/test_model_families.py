@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from hashpivot.models.errors import InfeasibleError
 from hashpivot.optimizer.milp.families import violations
 from hashpivot.optimizer.milp.solve import SolveSettings, solve
-
 from tests.builders import asic, gpu, problem
 
 A = [(1.0, 3.0)]

@@ -14,11 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
+from pytest_httpserver import HTTPServer
+
 from hashpivot.feeds.store import Store
 from hashpivot.models.clock import now_utc
 from hashpivot.models.decision import Decision, SiteState
-from pytest_httpserver import HTTPServer
-
 from tests.feeds_support import loopback_config, serve_all
 
 ROOT = Path(__file__).resolve().parents[1]

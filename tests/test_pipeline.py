@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from hashpivot.feeds.embedded import load_market_data
 from hashpivot.models.config import load_config
 from hashpivot.models.decision import Decision, json_schema, load_decision

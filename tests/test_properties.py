@@ -6,6 +6,9 @@ import copy
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from hashpivot.models.breakeven import asic_breakeven_usd_per_mwh
 from hashpivot.models.errors import InfeasibleError
 from hashpivot.optimizer.milp.families import violations
@@ -13,9 +16,6 @@ from hashpivot.optimizer.milp.greedy import greedy_schedule
 from hashpivot.optimizer.milp.model import structure_key
 from hashpivot.optimizer.milp.schedule import evaluate
 from hashpivot.optimizer.milp.solve import PersistentLP, SolveSettings, solve
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from tests.builders import asic, gpu, problem
 
 SETTINGS = dict(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)

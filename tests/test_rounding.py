@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+
 from hashpivot.feeds.embedded import load_market_data
 from hashpivot.models.config import load_config
 from hashpivot.optimizer.forecast import build_forecast
@@ -15,8 +17,6 @@ from hashpivot.optimizer.milp.problem import make_problem
 from hashpivot.optimizer.milp.rounding import ramp_repair, round_schedule
 from hashpivot.optimizer.milp.schedule import Schedule, site_kw
 from hashpivot.optimizer.milp.solve import SolveSettings, extract_schedule, solve
-from hypothesis import given, settings
-
 from tests.builders import asic, problem
 from tests.test_properties import SETTINGS, problems
 

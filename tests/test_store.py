@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 import pytest
+
 from hashpivot.feeds.base import Observation
 from hashpivot.feeds.embedded import embedded_data_dir, load_market_data
 from hashpivot.feeds.importer import import_files
@@ -17,7 +18,6 @@ from hashpivot.models.errors import DataError, StoreError
 from hashpivot.optimizer.forecast import build_forecast
 from hashpivot.optimizer.milp.problem import make_problem
 from hashpivot.optimizer.milp.solve import solve
-
 from tests.feeds_support import EXAMPLE
 
 T0 = datetime(2024, 8, 5, 14, tzinfo=timezone.utc)

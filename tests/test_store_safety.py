@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from hashpivot.feeds.importer import import_files
 from hashpivot.feeds.store import Store
 

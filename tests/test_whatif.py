@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from hashpivot.feeds.embedded import load_market_data
 from hashpivot.models.config import load_config, load_raw_config
 from hashpivot.models.errors import ConfigError

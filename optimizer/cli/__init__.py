@@ -10,6 +10,7 @@ A new command goes in the module of its group (or a new module imported here) an
 import sys
 
 import typer
+
 from hashpivot.optimizer.cli import daemon, feeds, solve, store, studies  # noqa: F401  (each registers its commands)
 from hashpivot.optimizer.cli.common import EXIT_USAGE, app
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+
 from hashpivot.models.errors import HashpivotError, InputError
 
 app = typer.Typer(
@@ -168,9 +169,10 @@ def frame_out(df, format: OutputFormat, title: str) -> None:
     """A DataFrame as JSON, CSV or a table that fits the terminal: when its columns do not fit side by side
     and it has few rows, it is printed turned (one line per column), so no header or number is ever cut."""
     import pandas as pd
-    from hashpivot.optimizer.cli.render import terminal_width
     from rich.console import Console
     from rich.table import Table
+
+    from hashpivot.optimizer.cli.render import terminal_width
 
     if format is OutputFormat.json:
         typer.echo(df.to_json(orient="records", date_format="iso", indent=2))

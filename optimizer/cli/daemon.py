@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 import typer
+
 from hashpivot.optimizer.cli.common import (
     DEFAULT_CONFIG,
     EXIT_DEGRADED,
@@ -93,6 +94,7 @@ def decisions_show(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: 
                    format: FormatOpt = OutputFormat.table) -> None:
     """The decisions history: when, for which interval, status, objective, site power and power per pool."""
     import pandas as pd
+
     from hashpivot.models.decision import load_decision
 
     cfg = load_site(config, set_)
@@ -116,6 +118,7 @@ def decisions_show(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: 
 def status(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbOpt = None, format: FormatOpt = OutputFormat.table) -> None:
     """For a human: the last decision (when, status, objective, power per pool) and every feed's age and freshness."""
     import pandas as pd
+
     from hashpivot.feeds.collect import status as feed_status
     from hashpivot.models.calendar import to_utc
     from hashpivot.models.clock import now_utc

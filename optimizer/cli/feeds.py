@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+
 from hashpivot.optimizer.cli.common import (
     DEFAULT_CONFIG,
     ConfigOpt,
@@ -45,6 +46,7 @@ def feeds_fetch(
     """
     setup_logging(verbose)
     import pandas as pd
+
     from hashpivot.feeds.collect import check_groups, collect, status
     cfg = load_site(config, set_)
     groups = check_groups(series)  # before the store is opened: a typo creates nothing
@@ -98,6 +100,7 @@ def feeds_status(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: Db
                  format: FormatOpt = OutputFormat.table) -> None:
     """Per series: last good value, its interval, age, source and whether it is within its staleness limit."""
     import pandas as pd
+
     from hashpivot.feeds.collect import status
     cfg = load_site(config, set_)
     with open_store(cfg, db, create=False) as store:
@@ -126,6 +129,7 @@ def feeds_import(
 ) -> None:
     """Load history (recognised by header) through the same validation as live data."""
     import pandas as pd
+
     from hashpivot.feeds.importer import parse_files, store_files
 
     cfg = load_site(config, set_)

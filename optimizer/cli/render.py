@@ -12,10 +12,11 @@ import csv
 import io
 import shutil
 
-from hashpivot.models.decision import Decision, PoolDecision
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from hashpivot.models.decision import Decision, PoolDecision
 
 WIDE_COLUMNS = 150  # from this width on, the why column sits in the table
 

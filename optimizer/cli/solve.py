@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+
 from hashpivot.models.errors import InputError
 from hashpivot.optimizer.cli.common import (
     DEFAULT_CONFIG,
@@ -53,6 +54,7 @@ def solve(
     """Solve one interval: how many units of each pool run, in which mode, at what power, earning what, and why."""
     setup_logging(verbose)
     import pandas as pd
+
     from hashpivot.feeds.collect import required_series
     from hashpivot.feeds.embedded import load_market_data
     from hashpivot.feeds.market_store import latest_covered_time, market_from_store

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+
 from hashpivot.optimizer.cli.common import (
     DEFAULT_CONFIG,
     ConfigOpt,

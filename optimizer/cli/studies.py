@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+
 from hashpivot.models.errors import InputError
 from hashpivot.optimizer.cli.common import (
     DEFAULT_CONFIG,
@@ -52,6 +53,9 @@ def backtest(
 ) -> None:
     """Replay history hour by hour (no look-ahead) and compare strategies; writes per-hour CSVs and PNG charts."""
     import pandas as pd
+    from rich.console import Console
+    from rich.progress import Progress
+
     from hashpivot.feeds.embedded import load_market_data
     from hashpivot.feeds.market_store import market_from_store
     from hashpivot.optimizer.studies.backtest import STRATEGIES, run_backtest_windows
@@ -59,8 +63,6 @@ def backtest(
         cumulative_profit_chart,
         stacked_power_chart,
     )
-    from rich.console import Console
-    from rich.progress import Progress
 
     cfg = load_site(config, set_)
     chosen = list(STRATEGIES) if compare else (strategy or ["rolling"])
@@ -130,6 +132,7 @@ def whatif(
 ) -> None:
     """Compare scenarios side by side against the base case: profit, MW per pool, BTC, GPU-hours, energy, binding constraints."""
     import pandas as pd
+
     from hashpivot.optimizer.studies.charts import whatif_chart
     from hashpivot.optimizer.studies.whatif import run_whatif
 
@@ -164,6 +167,9 @@ def sweep(
 ) -> None:
     """Solve the same horizon over a 1-D or 2-D grid of one or two parameters; CSV plus PNG charts, flips marked."""
     import pandas as pd
+    from rich.console import Console
+    from rich.progress import Progress
+
     from hashpivot.feeds.embedded import load_market_data
     from hashpivot.models.config import config_from_raw, load_raw_config
     from hashpivot.optimizer.forecast import build_forecast
@@ -173,8 +179,6 @@ def sweep(
         sweep_heatmap,
     )
     from hashpivot.optimizer.studies.sweep import flips, grid, parse_param, run_sweep
-    from rich.console import Console
-    from rich.progress import Progress
 
     params = [parse_param(p) for p in param]
     grid(params)  # a bad grid is refused before the data is loaded and the progress bar drawn

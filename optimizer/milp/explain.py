@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from hashpivot.models.breakeven import (
     asic_breakeven_usd_per_mwh,
     gpu_breakeven_usd_per_mwh,

@@ -11,11 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pyomo.environ as pyo
+from pyomo.common.gc_manager import PauseGC
+
 from hashpivot.optimizer.milp import model as mdl
 from hashpivot.optimizer.milp import schedule as chk
 from hashpivot.optimizer.milp.problem import Problem
 from hashpivot.optimizer.milp.schedule import Schedule
-from pyomo.common.gc_manager import PauseGC
 
 
 def _contract_conflict(problem: Problem, groups: list[str]) -> list[str]:

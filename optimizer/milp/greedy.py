@@ -8,6 +8,7 @@ start-up costs and minimum run times, so it is only a valid schedule where those
 from __future__ import annotations
 
 import numpy as np
+
 from hashpivot.optimizer.milp.problem import Problem
 from hashpivot.optimizer.milp.schedule import Schedule
 

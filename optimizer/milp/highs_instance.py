@@ -21,12 +21,13 @@ from numbers import Number
 import highspy
 import numpy as np
 import pyomo.environ as pyo
-from hashpivot.models.errors import SolverError
 from pyomo.common.gc_manager import PauseGC
 from pyomo.core.base.var import VarData
 from pyomo.core.expr.numeric_expr import LinearExpression, MonomialTermExpression
 from pyomo.core.expr.visitor import identify_mutable_parameters
 from pyomo.repn.standard_repn import generate_standard_repn
+
+from hashpivot.models.errors import SolverError
 
 _INF = highspy.kHighsInf
 _STATUS = {

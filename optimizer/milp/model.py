@@ -11,8 +11,9 @@ checker, in `optimizer.milp.families`, which also assembles the model (`build_mo
 from __future__ import annotations
 
 import pyomo.environ as pyo
-from hashpivot.optimizer.milp.problem import Problem
 from pyomo.core.expr.numeric_expr import LinearExpression, MonomialTermExpression
+
+from hashpivot.optimizer.milp.problem import Problem
 
 
 def add_sets(m: pyo.ConcreteModel, p: Problem) -> None:

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from hashpivot.models.config import CoolingDerate, SiteConfig
 from hashpivot.optimizer.forecast import Forecast
 

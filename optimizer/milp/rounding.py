@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from hashpivot.optimizer.milp.families import violations
 from hashpivot.optimizer.milp.problem import Problem
 from hashpivot.optimizer.milp.schedule import (

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
 from hashpivot.optimizer.milp.problem import Problem
 
 

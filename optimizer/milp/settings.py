@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import pyomo.environ as pyo
+
 from hashpivot.models.config import SiteConfig
 from hashpivot.optimizer.milp.highs_instance import HighsInstance
 

@@ -28,6 +28,8 @@ from typing import Literal
 
 import numpy as np
 import pyomo.environ as pyo
+from pyomo.common.gc_manager import PauseGC
+
 from hashpivot.models.errors import SolverError
 from hashpivot.optimizer.milp.diagnosis import diagnose_infeasibility
 from hashpivot.optimizer.milp.families import build_model, violations
@@ -44,7 +46,6 @@ from hashpivot.optimizer.milp.schedule import (
     starts,
 )
 from hashpivot.optimizer.milp.settings import SolveSettings, Strategy, load_highs
-from pyomo.common.gc_manager import PauseGC
 
 __all__ = ["PersistentLP", "Solution", "SolveSettings", "Strategy", "solve"]
 

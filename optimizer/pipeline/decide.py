@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 
 import pandas as pd
+
 from hashpivot.models.calendar import to_utc
 from hashpivot.models.config import SiteConfig
 from hashpivot.models.decision import Decision

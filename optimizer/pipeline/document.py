@@ -4,6 +4,7 @@ power, money, breakeven and why, the recent start-ups the next decision needs, a
 from __future__ import annotations
 
 import numpy as np
+
 from hashpivot.models.calendar import iso_utc
 from hashpivot.models.decision import SCHEMA_VERSION, Decision, Inputs, SiteState, Step
 from hashpivot.optimizer.forecast import Forecast

@@ -19,6 +19,7 @@ from apscheduler.events import EVENT_SCHEDULER_STARTED
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
+
 from hashpivot.feeds.collect import collect, status
 from hashpivot.feeds.store import Store, default_db_path
 from hashpivot.models.calendar import iso_utc

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
 from hashpivot.feeds.collect import GroupResult, SeriesStatus
 from hashpivot.models.decision import Decision
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 
 def failure_kind(reason: str) -> str:

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 import requests
+
 from hashpivot.feeds.http import HttpSettings, retrying_session
 from hashpivot.models.decision import Decision
 

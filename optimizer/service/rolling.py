@@ -12,6 +12,7 @@ import time
 from datetime import datetime
 
 import pandas as pd
+
 from hashpivot.feeds.market_store import market_from_store
 from hashpivot.feeds.store import Store
 from hashpivot.models.calendar import iso_utc, to_utc

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+
 from hashpivot.models.calendar import to_utc
 from hashpivot.models.config import SiteConfig
 from hashpivot.models.decision import Decision

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
 from hashpivot.models.config import SiteConfig, apply_override, validate_config
 from hashpivot.models.errors import ConfigError
 from hashpivot.models.scenario import SERIES

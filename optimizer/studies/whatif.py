@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from hashpivot.feeds.embedded import load_market_data
 from hashpivot.feeds.tables import convert_columns, read_table
 from hashpivot.models.config import (
