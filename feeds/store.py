@@ -19,11 +19,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
+from platformdirs import user_data_dir
+
 from hashpivot.feeds.base import Observation
 from hashpivot.models.calendar import ISO_FORMAT, to_utc
 from hashpivot.models.decision import Decision, load_decision
 from hashpivot.models.errors import StoreError
-from platformdirs import user_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,22 @@ MIGRATIONS: list[str] = [
         VALUES (old.series, old.interval_start_utc, old.source, old.value, old.unit, old.fetched_at_utc,
                 new.fetched_at_utc);
     END;
+    """,
+    # 5: fleet telemetry: one row per machine and scan
+    """
+    CREATE TABLE telemetry (
+        ip TEXT NOT NULL,
+        pool TEXT NOT NULL,
+        at_utc TEXT NOT NULL,
+        reachable INTEGER NOT NULL,
+        mining INTEGER,
+        watts REAL,
+        hashrate_th REAL,
+        temp_c REAL,
+        error TEXT,
+        PRIMARY KEY (ip, at_utc)
+    ) WITHOUT ROWID;
+    CREATE INDEX telemetry_by_time ON telemetry (at_utc);
     """,
 ]
 
@@ -388,6 +405,21 @@ class Store:
         for col in ("interval_start_utc", "fetched_at_utc"):
             df[col] = pd.to_datetime(df[col], utc=True)
         return df.reset_index(drop=True)
+
+    def add_telemetry(self, rows) -> int:
+        """Store one scan's telemetry rows (feeds.fleet.scan.Telemetry)."""
+        data = [(r.ip, r.pool, iso(r.at_utc), int(r.reachable), None if r.mining is None else int(r.mining), r.watts,
+                 r.hashrate_th, r.temp_c, r.error) for r in rows]
+        with self._transaction():
+            self.conn.executemany("INSERT OR REPLACE INTO telemetry VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", data)
+        return len(data)
+
+    @_reading
+    def latest_telemetry(self) -> pd.DataFrame:
+        """The newest telemetry row of every machine."""
+        return pd.read_sql_query(
+            "SELECT t.* FROM telemetry t JOIN (SELECT ip, MAX(at_utc) AS at FROM telemetry GROUP BY ip) l "
+            "ON t.ip = l.ip AND t.at_utc = l.at ORDER BY t.pool, t.ip", self.conn)
 
     @_reading
     def revisions(self, series: str) -> pd.DataFrame:

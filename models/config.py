@@ -15,9 +15,6 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from hashpivot.models.catalogue import ASIC_MODELS, GPU_MODELS, AsicModel
-from hashpivot.models.errors import ConfigError
-from hashpivot.models.series import FEED_GROUPS, FEED_SOURCES, SPECS
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -26,6 +23,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from hashpivot.models.catalogue import ASIC_MODELS, GPU_MODELS, AsicModel
+from hashpivot.models.errors import ConfigError
+from hashpivot.models.series import FEED_GROUPS, FEED_SOURCES, SPECS
 
 log = logging.getLogger(__name__)
 
@@ -382,6 +383,15 @@ class DaemonConfig(StrictModel):
         return v
 
 
+class FleetConfig(StrictModel):
+    """[fleet]: the machines behind the ASIC pools, and how they are read (pyasic)."""
+
+    inventory: str | None = Field(None, description="CSV ip,pool[,hall,rack,firmware]; relative to the config file")
+    concurrency: int = Field(50, ge=1, le=2000, description="machines read at once")
+    timeout_s: float = Field(5.0, gt=0, le=120, description="per machine and request")
+    telemetry_staleness_s: float = Field(900.0, gt=0, description="older telemetry falls back to the config's figures")
+
+
 class SiteConfig(StrictModel):
     site: Site
     asic_pools: list[AsicPool] = []
@@ -392,6 +402,7 @@ class SiteConfig(StrictModel):
     solver: SolverSettings = SolverSettings()
     feeds: FeedsConfig = FeedsConfig()
     daemon: DaemonConfig = DaemonConfig()
+    fleet: FleetConfig = FleetConfig()
 
     def hall(self, name: str) -> Hall:
         return next(h for h in self.site.halls if h.name == name)

@@ -1,0 +1,42 @@
+"""The fleet inventory: which machine (IP) belongs to which ASIC pool, hall and rack (`[fleet] inventory`)."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from hashpivot.feeds.tables import read_table
+from hashpivot.models.config import SiteConfig
+from hashpivot.models.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Machine:
+    ip: str
+    pool: str
+    hall: str = ""
+    rack: str = ""
+    firmware: str = ""
+
+
+def read_inventory(path: Path, cfg: SiteConfig) -> list[Machine]:
+    """The inventory CSV (`ip,pool[,hall,rack,firmware]`); ConfigError naming the line of a bad IP, a pool
+    the site config does not have, or an IP listed twice."""
+    df = read_table(path, ["ip", "pool"])
+    pools = {p.name for p in cfg.asic_pools}
+    machines, seen = [], set()
+    for line, row in enumerate(df.to_dict("records"), start=2):
+        ip, pool = str(row["ip"]).strip(), str(row["pool"]).strip()
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            raise ConfigError(f"{path}: line {line}, column ip: {ip!r} is not an IP address") from None
+        if pool not in pools:
+            raise ConfigError(f"{path}: line {line}, column pool: {pool!r} is not an ASIC pool of the site; "
+                              f"pools: {', '.join(sorted(pools))}")
+        if ip in seen:
+            raise ConfigError(f"{path}: line {line}, column ip: {ip} is listed twice")
+        seen.add(ip)
+        machines.append(Machine(ip, pool, *(str(row.get(k, "") or "").strip() for k in ("hall", "rack", "firmware"))))
+    return machines

@@ -1,0 +1,79 @@
+"""Telemetry of every machine, read through pyasic (the maintained library for ASIC firmware APIs) with
+bounded concurrency and a timeout per machine: reachable, mining or sleeping, measured W and TH/s, board
+temperature, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+import pyasic
+from pyasic import settings as pyasic_settings
+
+from hashpivot.feeds.fleet.inventory import Machine
+
+log = logging.getLogger(__name__)
+
+# the getters a telemetry pass needs; config/pools/fans are left out (slower, and nothing here reads them)
+DATA = [pyasic.DataOptions.HASHRATE, pyasic.DataOptions.WATTAGE, pyasic.DataOptions.HASHBOARDS,
+        pyasic.DataOptions.ERRORS, pyasic.DataOptions.IS_MINING]
+
+
+@dataclass(frozen=True)
+class Telemetry:
+    ip: str
+    pool: str
+    at_utc: datetime
+    reachable: bool
+    mining: bool | None = None  # None when unreachable
+    watts: float | None = None
+    hashrate_th: float | None = None
+    temp_c: float | None = None
+    error: str | None = None  # why the machine is unreachable or faulty
+
+
+async def _read(machine: Machine, now: datetime, timeout_s: float, attempts: int = 2) -> Telemetry:
+    """One machine's telemetry; a machine that answers without any telemetry is asked again (`attempts`)."""
+    try:
+        miner = await asyncio.wait_for(pyasic.get_miner(machine.ip), timeout_s)
+        if miner is None:
+            return Telemetry(machine.ip, machine.pool, now, False, error="no miner answered")
+        for _ in range(attempts):
+            data = await asyncio.wait_for(miner.get_data(include=DATA), timeout_s)
+            if data.hashrate is not None or data.wattage is not None:
+                break
+    except asyncio.TimeoutError:
+        return Telemetry(machine.ip, machine.pool, now, False, error=f"no answer within {timeout_s:g} s")
+    except (OSError, pyasic.APIError) as exc:
+        return Telemetry(machine.ip, machine.pool, now, False, error=f"{type(exc).__name__}: {exc}"[:200])
+    hashrate = float(data.hashrate) if data.hashrate is not None else None
+    temps = [b.temp for b in data.hashboards if b.temp]
+    errors = "; ".join(str(e) for e in (data.errors or [])) or None
+    # LuxOS's is_mining is always true in pyasic 0.79 (docs/fleet-protocols.md): hashing is what says so
+    mining = bool(hashrate and hashrate > 0.0)
+    watts = float(data.wattage) if data.wattage else None
+    if hashrate is None and watts is None and errors is None:
+        errors = "answers, but with no telemetry (its API reports errors)"
+    return Telemetry(machine.ip, machine.pool, now, True, mining, watts, hashrate, max(temps) if temps else None, errors)
+
+
+async def scan_async(machines: list[Machine], now: datetime, concurrency: int = 50, timeout_s: float = 5.0) -> list[Telemetry]:
+    pyasic_settings.update("factory_get_timeout", max(1, int(timeout_s)))
+    pyasic_settings.update("factory_get_retries", 1)
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(machine: Machine) -> Telemetry:
+        async with gate:
+            return await _read(machine, now, timeout_s)
+
+    return list(await asyncio.gather(*(one(m) for m in machines)))
+
+
+def scan(machines: list[Machine], now: datetime, concurrency: int = 50, timeout_s: float = 5.0) -> list[Telemetry]:
+    """Read every machine once (in its own event loop); unreachable or faulty machines are rows too."""
+    rows = asyncio.run(scan_async(machines, now, concurrency, timeout_s))
+    log.info("fleet scan machines=%d reachable=%d mining=%d", len(rows), sum(r.reachable for r in rows),
+             sum(bool(r.mining) for r in rows))
+    return rows

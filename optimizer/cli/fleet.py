@@ -1,0 +1,134 @@
+"""`hashpivot fleet scan`, `fleet status` and `fleet simulate`: the machines behind the ASIC pools, read
+through pyasic, and a simulated LuxOS farm on loopback to rehearse against."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from hashpivot.models.errors import ConfigError
+from hashpivot.optimizer.cli.common import (
+    DEFAULT_CONFIG,
+    ConfigOpt,
+    DbOpt,
+    FormatOpt,
+    OutputFormat,
+    SetOpt,
+    VerboseOpt,
+    config_path,
+    fleet_app,
+    frame_out,
+    load_site,
+    open_store,
+    operator_errors,
+    setup_logging,
+)
+
+InventoryOpt = Annotated[Optional[Path], typer.Option(help="inventory CSV ip,pool[,hall,rack,firmware] (default: fleet.inventory)")]
+
+
+def _inventory(cfg, config: Path, inventory: Optional[Path]) -> Path:
+    if inventory is not None:
+        return inventory
+    if cfg.fleet.inventory is None:
+        raise ConfigError("no fleet inventory: give --inventory or set fleet.inventory (a CSV ip,pool[,hall,rack,firmware])")
+    path = Path(cfg.fleet.inventory).expanduser()
+    return path if path.is_absolute() else config_path(config).parent / path
+
+
+@fleet_app.command("scan", epilog=(
+    "**Examples**\n\n    hashpivot fleet scan --inventory fleet.csv --db /var/lib/hashpivot/store.sqlite\n\n"
+    "    hashpivot fleet scan --set fleet.concurrency=200 --set fleet.timeout_s=3 --format json"))
+@operator_errors
+def fleet_scan(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbOpt = None, inventory: InventoryOpt = None,
+               format: FormatOpt = OutputFormat.table, verbose: VerboseOpt = False) -> None:
+    """Read every machine of the inventory once (pyasic, bounded concurrency) and store its telemetry;
+    prints the per-pool status."""
+    setup_logging(verbose)
+    from hashpivot.feeds.fleet.inventory import read_inventory
+    from hashpivot.feeds.fleet.scan import scan
+    from hashpivot.feeds.fleet.status import pool_status
+    from hashpivot.models.clock import now_utc
+
+    cfg = load_site(config, set_)
+    machines = read_inventory(_inventory(cfg, config, inventory), cfg)
+    rows = scan(machines, now_utc(), cfg.fleet.concurrency, cfg.fleet.timeout_s)
+    with open_store(cfg, db) as store:
+        store.add_telemetry(rows)
+        telemetry = store.latest_telemetry()
+    frame_out(pool_status(cfg, telemetry), format, f"fleet: {len(rows)} machines scanned")
+
+
+@fleet_app.command("status", epilog=(
+    "**Examples**\n\n    hashpivot fleet status --db /var/lib/hashpivot/store.sqlite\n\n"
+    "    hashpivot fleet status --pool s19xp --format csv"))
+@operator_errors
+def fleet_status(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbOpt = None,
+                 pool: Annotated[Optional[str], typer.Option(help="one ASIC pool")] = None,
+                 format: FormatOpt = OutputFormat.table) -> None:
+    """Per pool, from the last scan: machines total / healthy / mining / sleeping / unreachable / erroring,
+    measured kW and TH/s against the config's stock figures for the machines mining."""
+    from hashpivot.feeds.fleet.status import pool_status
+
+    cfg = load_site(config, set_)
+    with open_store(cfg, db, create=False) as store:
+        telemetry = store.latest_telemetry()
+    if pool is not None:
+        telemetry = telemetry[telemetry["pool"] == pool]
+    if telemetry.empty:
+        typer.echo("no fleet telemetry" + (f" for pool {pool}" if pool else "") + " yet (run `hashpivot fleet scan`)", err=True)
+    frame_out(pool_status(cfg, telemetry), format, "fleet")
+
+
+@fleet_app.command("simulate", epilog=(
+    "**Examples**\n\n    hashpivot fleet simulate --machines 200 --inventory sim-fleet.csv\n\n"
+    "    hashpivot fleet simulate --machines 2000 --faulty 0.05 --pool s19xp --seconds 600"))
+@operator_errors
+def fleet_simulate(
+    machines: Annotated[int, typer.Option(help="how many simulated machines")] = 100,
+    first_ip: Annotated[str, typer.Option(help="the first machine's loopback address; the others follow it")] = "127.0.1.1",
+    inventory: Annotated[Path, typer.Option(help="write the farm's inventory CSV here")] = Path("sim-fleet.csv"),
+    pool: Annotated[str, typer.Option(help="the ASIC pool the machines belong to")] = "s19xp",
+    hall: Annotated[str, typer.Option(help="their hall")] = "hall-a",
+    faulty: Annotated[float, typer.Option(help="share of machines with a fault (unreachable, slow, error, refuse_profile)")] = 0.0,
+    seconds: Annotated[Optional[float], typer.Option(help="stop after this long (default: until Ctrl-C)")] = None,
+    seed: Annotated[int, typer.Option(help="which machines get which fault")] = 0,
+) -> None:
+    """Run a simulated LuxOS farm on loopback (each machine on its own 127.0.x.y:4028) to rehearse
+    `fleet scan` against before pointing hashpivot at a real site."""
+    import asyncio
+    import random
+
+    from hashpivot.feeds.fleet.farm import Farm, SimMachine, farm_ips, write_inventory
+    from hashpivot.models.errors import InputError
+
+    if not 1 <= machines <= 60_000:
+        raise InputError(f"--machines {machines}: must be between 1 and 60,000")
+    if not 0 <= faulty <= 1:
+        raise InputError(f"--faulty {faulty}: must be a share between 0 and 1")
+    if not first_ip.startswith("127."):
+        raise InputError(f"--first-ip {first_ip}: the simulated farm listens on loopback only (127.x.y.z)")
+    rng = random.Random(seed)
+    farm_machines = [SimMachine(ip, fault=rng.choice(["unreachable", "slow", "error", "refuse_profile"])
+                                if rng.random() < faulty else None, seed=seed) for ip in farm_ips(machines, first_ip)]
+    write_inventory(farm_machines, inventory, pool, hall)
+
+    async def serve() -> None:
+        try:
+            farm = await Farm(farm_machines).start()
+        except OSError as exc:
+            raise InputError(f"cannot listen on {farm_machines[0].ip} .. {farm_machines[-1].ip} port 4028 ({exc.strerror}): "
+                             "another farm or miner API there? choose --first-ip") from None
+        typer.echo(f"simulating {machines:,} LuxOS machines on {farm_machines[0].ip} .. {farm_machines[-1].ip} port 4028; "
+                   f"inventory {inventory}; Ctrl-C stops", err=True)
+        try:
+            await asyncio.sleep(seconds if seconds is not None else 10**9)
+        finally:
+            await farm.stop()
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        pass

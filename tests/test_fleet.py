@@ -1,0 +1,109 @@
+"""The fleet through real pyasic against a simulated LuxOS farm on loopback (`hashpivot.feeds.fleet.farm`
+speaks the firmware's TCP 4028 protocol as docs/fleet-protocols.md records it): scan, store, per-pool status."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from hashpivot.feeds.fleet.farm import Farm, SimMachine, farm_ips, write_inventory
+from hashpivot.feeds.fleet.inventory import read_inventory
+from hashpivot.feeds.fleet.scan import scan
+from hashpivot.feeds.fleet.status import pool_status
+from hashpivot.feeds.store import Store
+from hashpivot.models.config import load_config
+from hashpivot.models.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+SITE = ROOT / "configs" / "site.toml"
+
+
+class RunningFarm:
+    """The farm's servers on an event loop of their own thread, as a real site's machines are elsewhere."""
+
+    def __init__(self, machines: list[SimMachine]):
+        self.farm, self.loop = Farm(machines), asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def __enter__(self) -> Farm:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.farm.start(), self.loop).result(timeout=30)
+        return self.farm
+
+    def __exit__(self, *exc) -> None:
+        asyncio.run_coroutine_threadsafe(self.farm.stop(), self.loop).result(timeout=30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+
+
+def farm_of_200() -> list[SimMachine]:
+    """200 S19 XPs, 5 % faulty: 4 unreachable, 3 slower than the timeout, 3 answering errors; 6 asleep."""
+    faults = {3: "unreachable", 40: "unreachable", 77: "unreachable", 150: "unreachable", 9: "slow", 99: "slow",
+              199: "slow", 12: "error", 120: "error", 180: "error"}
+    machines = [SimMachine(ip, fault=faults.get(i), slow_s=4.0) for i, ip in enumerate(farm_ips(200, "127.0.3.1"))]
+    for i in (20, 21, 22, 60, 61, 62):
+        machines[i].sleeping = True
+    return machines
+
+
+@pytest.mark.slow
+def test_a_scan_of_200_machines_with_5_percent_faulty_reports_each_as_it_is(tmp_path):
+    cfg = load_config(SITE)
+    machines = farm_of_200()
+    inventory = write_inventory(machines, tmp_path / "fleet.csv", "s19xp", "hall-a")
+    with RunningFarm(machines):
+        rows = scan(read_inventory(inventory, cfg), datetime.now(timezone.utc), concurrency=100, timeout_s=2.0)
+    by_ip = {r.ip: r for r in rows}
+    assert len(rows) == 200
+    assert not by_ip["127.0.3.4"].reachable and "no miner answered" in by_ip["127.0.3.4"].error
+    assert not by_ip["127.0.3.10"].reachable and "no answer within 2 s" in by_ip["127.0.3.10"].error
+    assert by_ip["127.0.3.13"].reachable and by_ip["127.0.3.13"].error  # answers, with API errors only
+    asleep = by_ip["127.0.3.21"]
+    assert asleep.reachable and asleep.mining is False and asleep.watts == 95.0 and asleep.hashrate_th == 0.0
+    well = by_ip["127.0.3.1"]
+    assert well.mining and 2_950 <= well.watts <= 3_070 and 138 <= well.hashrate_th <= 142 and well.temp_c
+    with Store(tmp_path / "s.sqlite") as store:
+        store.add_telemetry(rows)
+        status = pool_status(cfg, store.latest_telemetry()).iloc[0].to_dict()
+    assert {k: status[k] for k in ("machines", "healthy", "mining", "sleeping", "unreachable", "erroring")} == {
+        "machines": 200, "healthy": 190, "mining": 184, "sleeping": 6, "unreachable": 7, "erroring": 3}
+    assert status["config_stock_kw"] == pytest.approx(184 * 3.01, abs=0.1)
+    assert status["measured_kw"] == pytest.approx(184 * 3.01 + 6 * 0.095, rel=0.01)  # within the farm's 1 % noise
+
+
+def test_an_inventory_with_a_bad_row_is_refused_naming_the_line(tmp_path):
+    cfg = load_config(SITE)
+    path = tmp_path / "fleet.csv"
+    for body, expected in (("ip,pool\n127.0.3.1,s19xp\n127.0.3.999,s19xp\n", r"line 3, column ip: '127.0.3.999' is not an IP"),
+                           ("ip,pool\n127.0.3.1,s9\n", r"line 2, column pool: 's9' is not an ASIC pool of the site"),
+                           ("ip,pool\n127.0.3.1,s19xp\n127.0.3.1,s21\n", r"line 3, column ip: 127.0.3.1 is listed twice")):
+        path.write_text(body)
+        with pytest.raises(ConfigError, match=expected):
+            read_inventory(path, cfg)
+
+
+@pytest.mark.e2e
+def test_the_cli_rehearsal_simulate_then_scan_then_status(tmp_path):
+    """What an operator runs before pointing hashpivot at a real site (README: Driving the fleet)."""
+    sim = subprocess.Popen([sys.executable, "-m", "hashpivot.optimizer.cli", "fleet", "simulate", "--machines", "30",
+                            "--first-ip", "127.0.7.1", "--inventory", str(tmp_path / "sim.csv"), "--seconds", "60"], cwd=tmp_path,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        assert "simulating 30 LuxOS machines" in sim.stderr.readline()
+        db = ["--db", str(tmp_path / "s.sqlite"), "--set", "fleet.timeout_s=2"]
+        scanned = subprocess.run([sys.executable, "-m", "hashpivot.optimizer.cli", "fleet", "scan", "--inventory",
+                                  str(tmp_path / "sim.csv"), *db, "--format", "json"], cwd=ROOT, capture_output=True, text=True,
+                                 timeout=120)
+        assert scanned.returncode == 0, scanned.stderr
+        status = subprocess.run([sys.executable, "-m", "hashpivot.optimizer.cli", "fleet", "status", *db, "--format", "csv"],
+                                cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert status.returncode == 0 and status.stdout.splitlines()[1].startswith("s19xp,30,30,30,0,0,0,")
+    finally:
+        sim.terminate()
+        sim.wait(timeout=30)
