@@ -107,6 +107,8 @@ class Decision(_Doc):
     inputs: Inputs | None = None
     pools: list[PoolDecision]
     reserve_kw: float = Field(0.0, description="reserve offered at step 0, site-meter kW")
+    fleet: dict[str, Any] | None = Field(None, description="what the fleet's telemetry changed: units_available per pool "
+                                         "(healthy machines, never above the config's figure) and warnings")
     binding_constraints: list[str] = Field(default_factory=list, description="row groups binding at step 0")
     binding_explained: list[str] = Field(default_factory=list, description="the same, in an operator's words")
     shadow_price_usd_per_mw_hour: float | None = None

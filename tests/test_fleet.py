@@ -107,3 +107,31 @@ def test_the_cli_rehearsal_simulate_then_scan_then_status(tmp_path):
     finally:
         sim.terminate()
         sim.wait(timeout=30)
+
+
+def test_the_daemon_decides_on_the_healthy_machines_the_fleet_reports(tmp_path, caplog):
+    """With [fleet] configured, a pool's units_available is its healthy machines (fresh telemetry, never above
+    the config's figure); telemetry past fleet.telemetry_staleness_s leaves the config's figure, with a warning."""
+    import logging
+    from datetime import timedelta
+
+    from hashpivot.feeds.embedded import embedded_data_dir
+    from hashpivot.feeds.importer import import_files
+    from hashpivot.optimizer.service.rolling import decide_interval
+
+    machines = [SimMachine(ip, fault={2: "unreachable", 7: "unreachable", 5: "error"}.get(i))
+                for i, ip in enumerate(farm_ips(12, "127.0.4.1"))]
+    inventory = write_inventory(machines, tmp_path / "fleet.csv", "s19xp", "hall-a")
+    cfg = load_config(SITE, [f"fleet.inventory='{inventory}'"])
+    now = datetime(2025, 6, 1, 0, 0, tzinfo=timezone.utc)
+    with Store(tmp_path / "s.sqlite") as store:
+        import_files(sorted(embedded_data_dir().glob("*.csv*")), store)
+        with RunningFarm(machines):
+            store.add_telemetry(scan(read_inventory(inventory, cfg), now, timeout_s=2.0))
+        doc = decide_interval(cfg, store, now)
+        assert doc.pool("s19xp").units_available == 9 and doc.pool("s19xp").units_on <= 9
+        assert doc.fleet["pools"]["s19xp"] == {"units_available": 9, "healthy_machines": 9, "config_units_available": 6500}
+        assert doc.pool("s21").units_available == 9500  # no machines of that pool in the inventory: config figure
+        with caplog.at_level(logging.WARNING):
+            later = decide_interval(cfg, store, now + timedelta(hours=1))
+    assert later.pool("s19xp").units_available == 6500 and "older than 900 s" in caplog.text

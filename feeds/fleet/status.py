@@ -3,9 +3,30 @@ sleeping, unreachable, erroring; measured kW and TH/s, and the catalogue's figur
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pandas as pd
 
 from hashpivot.models.config import SiteConfig
+
+
+def healthy_units(telemetry: pd.DataFrame, now: datetime, staleness_s: float) -> tuple[dict[str, int], list[str]]:
+    """Per pool, the machines whose latest telemetry is fresh (within `staleness_s` of `now`) and healthy
+    (reachable, no error): the units the model may use. Pools whose telemetry is all stale are left out, with
+    a warning each (the config's figure then holds)."""
+    if telemetry.empty:
+        return {}, []
+    at = pd.to_datetime(telemetry["at_utc"], utc=True)
+    fresh = (pd.Timestamp(now) - at).dt.total_seconds() <= staleness_s
+    out, warnings = {}, []
+    for pool, t in telemetry.assign(fresh=fresh).groupby("pool", sort=True):
+        if not t["fresh"].any():
+            warnings.append(f"fleet telemetry of pool {pool} is older than {staleness_s:g} s (last {t['at_utc'].max()}): "
+                            "the config's units_available is used")
+            continue
+        current = t[t["fresh"]]
+        out[pool] = int(((current["reachable"] == 1) & current["error"].isna()).sum())
+    return out, warnings
 
 
 def pool_status(cfg: SiteConfig, telemetry: pd.DataFrame) -> pd.DataFrame:

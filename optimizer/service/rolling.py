@@ -13,6 +13,7 @@ from datetime import datetime
 
 import pandas as pd
 
+from hashpivot.feeds.fleet.status import healthy_units
 from hashpivot.feeds.market_store import market_from_store
 from hashpivot.feeds.store import Store
 from hashpivot.models.calendar import iso_utc, to_utc
@@ -37,6 +38,7 @@ def decide_interval(cfg: SiteConfig, store: Store, now: datetime, kept_model: Pe
     last = store.last_decision()
     previous = last[1] if last else None
     start = interval_start(cfg, now)
+    cfg, fleet = fleet_adjusted(cfg, store, now)
     try:
         market = market_from_store(store, cfg.site.settlement_point, as_of=now)
         decided = decide(cfg, market, to_utc(now), previous, kept_model)
@@ -49,7 +51,27 @@ def decide_interval(cfg: SiteConfig, store: Store, now: datetime, kept_model: Pe
             raise
         log.warning("decision kept_previous=true reason=%s", exc)
         return carried_forward(previous, start, "kept", f"previous decision kept: {exc}", cfg.horizon.step_minutes)
-    return decided.document
+    return decided.document.model_copy(update={"fleet": fleet}) if fleet else decided.document
+
+
+def fleet_adjusted(cfg: SiteConfig, store: Store, now: datetime) -> tuple[SiteConfig, dict | None]:
+    """With `[fleet]` configured, each ASIC pool's units_available becomes the healthy machines its fresh
+    telemetry reports (never more than the config's figure); stale telemetry leaves the config's figure, with
+    a warning. Returns the config to decide with and what changed (for the decision document)."""
+    if cfg.fleet.inventory is None:
+        return cfg, None
+    healthy, warnings = healthy_units(store.latest_telemetry(), now, cfg.fleet.telemetry_staleness_s)
+    for warning in warnings:
+        log.warning("decision %s", warning)
+    pools, used = [], {}
+    for pool in cfg.asic_pools:
+        if pool.name in healthy:
+            units = min(pool.units_available, healthy[pool.name])
+            used[pool.name] = {"units_available": units, "healthy_machines": healthy[pool.name],
+                               "config_units_available": pool.units_available}
+            pool = pool.model_copy(update={"units_available": units})
+        pools.append(pool)
+    return cfg.model_copy(update={"asic_pools": pools}), {"pools": used, "warnings": warnings}
 
 
 def carried_forward(previous: Decision, start: pd.Timestamp, status: str, reason: str, step_minutes: int) -> Decision:
