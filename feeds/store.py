@@ -121,6 +121,21 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX telemetry_by_time ON telemetry (at_utc);
     """,
+    # 6: the fleet audit: every command sent to a machine (or planned, in a dry run), with its result
+    """
+    CREATE TABLE fleet_log (
+        id INTEGER PRIMARY KEY,
+        at_utc TEXT NOT NULL,
+        decision_seq INTEGER,
+        ip TEXT NOT NULL,
+        pool TEXT NOT NULL,
+        command TEXT NOT NULL,
+        result TEXT NOT NULL,
+        detail TEXT,
+        attempts INTEGER NOT NULL
+    );
+    CREATE INDEX fleet_log_by_time ON fleet_log (at_utc);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -413,6 +428,17 @@ class Store:
         with self._transaction():
             self.conn.executemany("INSERT OR REPLACE INTO telemetry VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", data)
         return len(data)
+
+    def log_commands(self, at: datetime, decision_seq: int | None, entries: list[tuple]) -> None:
+        """Audit rows (ip, pool, command, result, detail, attempts) for one apply."""
+        with self._transaction():
+            self.conn.executemany(
+                "INSERT INTO fleet_log (at_utc, decision_seq, ip, pool, command, result, detail, attempts) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [(iso(at), decision_seq, *e) for e in entries])
+
+    @_reading
+    def fleet_log(self, limit: int = 200) -> pd.DataFrame:
+        return pd.read_sql_query("SELECT * FROM fleet_log ORDER BY id DESC LIMIT ?", self.conn, params=[limit]).iloc[::-1]
 
     @_reading
     def latest_telemetry(self) -> pd.DataFrame:

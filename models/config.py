@@ -390,6 +390,8 @@ class FleetConfig(StrictModel):
     concurrency: int = Field(50, ge=1, le=2000, description="machines read at once")
     timeout_s: float = Field(5.0, gt=0, le=120, description="per machine and request")
     telemetry_staleness_s: float = Field(900.0, gt=0, description="older telemetry falls back to the config's figures")
+    retries: int = Field(1, ge=0, le=5, description="a failed command is sent again this many times")
+    stop_file: str | None = Field(None, description="while this file exists, fleet apply sends nothing more (kill switch)")
 
 
 class SiteConfig(StrictModel):

@@ -10,6 +10,7 @@ import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from hashpivot.feeds.fleet.farm import Farm, SimMachine, farm_ips, write_inventory
@@ -135,3 +136,116 @@ def test_the_daemon_decides_on_the_healthy_machines_the_fleet_reports(tmp_path, 
         with caplog.at_level(logging.WARNING):
             later = decide_interval(cfg, store, now + timedelta(hours=1))
     assert later.pool("s19xp").units_available == 6500 and "older than 900 s" in caplog.text
+
+
+def _telemetry(rows) -> pd.DataFrame:
+    return pd.DataFrame([r.__dict__ for r in rows]).assign(reachable=lambda d: d["reachable"].astype(int),
+                                                           mining=lambda d: d["mining"].astype("Int64"))
+
+
+def _decision(units_by_mode: dict[str, int]):
+    from hashpivot.models.decision import Decision, PoolDecision, SiteState
+
+    return Decision(schema_version=2, status="optimal", site=SiteState(cap_kw=90_000, it_power_kw=0, site_power_kw=0),
+                    interval_start_utc="2025-06-01T00:00:00Z", horizon_steps=1, step_minutes=60, pools=[
+                        PoolDecision(name="s19xp", kind="asic", hall="hall-a", units_on=sum(units_by_mode.values()),
+                                     units_available=6500, units_by_mode=units_by_mode, power_kw=0, reason="test")])
+
+
+class Meter:
+    """The farm's total power sampled every 5 ms while a transition runs (what the site meter would see)."""
+
+    def __init__(self, farm):
+        self.farm, self.samples, self.stop = farm, [], threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self.stop.wait(0.005):
+            self.samples.append(self.farm.site_power_kw())
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+
+def test_a_decision_turning_30_percent_off_and_changing_modes_is_applied_reductions_first(tmp_path):
+    """60 machines all at stock: the decision keeps 42 (18 eco, 24 stock). The farm ends exactly so, the 18
+    asleep are the least efficient measured ones, and the meter never reads more than before (the cap)."""
+    from hashpivot.optimizer.service.fleet_apply import apply_waves
+    from hashpivot.optimizer.service.fleet_plan import plan, waves
+
+    cfg = load_config(SITE)
+    machines = [SimMachine(ip, noise=0.0) for ip in farm_ips(60, "127.0.8.1")]
+    for i, m in enumerate(machines):  # measured efficiency differs: the last 18 draw most per TH/s
+        m.profiles = tuple(type(p)(p.name, p.watts * (1 + 0.001 * i), p.hashrate_th) for p in m.profiles)
+    inventory = write_inventory(machines, tmp_path / "fleet.csv", "s19xp", "hall-a")
+    with RunningFarm(machines) as farm:
+        telemetry = _telemetry(scan(read_inventory(inventory, cfg), datetime.now(timezone.utc), timeout_s=2.0))
+        before_kw = farm.site_power_kw()
+        commands = plan(cfg, _decision({"eco": 18, "stock": 24}), telemetry)
+        steps = waves(commands, before_kw, before_kw, None)
+        with Meter(farm) as meter:
+            applied = asyncio.run(apply_waves(steps, timeout_s=2.0))
+    assert all(a.ok for a in applied), [a.detail for a in applied if not a.ok]
+    assert sorted(m.ip for m in machines if m.sleeping) == [m.ip for m in machines[42:]]
+    assert sum(m.profile == "290MHz" for m in machines) == 18 and sum(m.profile == "default" and not m.sleeping for m in machines) == 24
+    assert max(meter.samples) <= before_kw + 1e-6  # never above where it started: reductions went first
+    firsts = [c.delta_kw for c in steps[0]]
+    assert all(d < 0 for d in firsts)
+
+
+def test_raises_go_in_waves_under_the_cap_and_the_ramp_limit():
+    from hashpivot.optimizer.service.fleet_plan import Command, waves
+
+    raises = [Command(f"127.0.9.{i}", "s19xp", "wake", 3010.0, 2.915) for i in range(1, 21)]
+    cut = [Command("127.0.9.99", "s19xp", "sleep", None, -2.9)]
+    steps = waves(cut + raises, site_kw=100.0, cap_kw=140.0, ramp_kw=10.0)
+    assert steps[0] == cut  # the reduction alone, first
+    assert all(sum(c.delta_kw for c in w) <= 10.0 for w in steps[1:])  # each wave within the ramp limit
+    level = 100.0 - 2.9 + sum(c.delta_kw for w in steps[1:] for c in w)
+    assert level <= 140.0 and sum(len(w) for w in steps[1:]) == 14  # the 15th raise would pass the cap: it waits
+
+
+def test_a_machine_that_refuses_its_power_target_is_retried_then_reported_and_nothing_else_is_disturbed(tmp_path):
+    from hashpivot.optimizer.service.fleet_apply import apply_waves
+    from hashpivot.optimizer.service.fleet_plan import plan, waves
+
+    cfg = load_config(SITE)
+    machines = [SimMachine(ip, noise=0.0, fault="refuse_profile" if i == 0 else None) for i, ip in enumerate(farm_ips(6, "127.0.10.1"))]
+    inventory = write_inventory(machines, tmp_path / "fleet.csv", "s19xp", "hall-a")
+    with RunningFarm(machines) as farm:
+        telemetry = _telemetry(scan(read_inventory(inventory, cfg), datetime.now(timezone.utc), timeout_s=2.0))
+        steps = waves(plan(cfg, _decision({"eco": 6}), telemetry), farm.site_power_kw(), farm.site_power_kw(), None)
+        applied = asyncio.run(apply_waves(steps, timeout_s=2.0, retries=2))
+    failed = [a for a in applied if not a.ok]
+    assert [(a.command.ip, a.attempts) for a in failed] == [("127.0.10.1", 3)] and "Profile not applied" in failed[0].detail
+    assert all(m.profile == "290MHz" for m in machines[1:]) and machines[0].profile == "default"
+
+
+@pytest.mark.e2e
+def test_a_dry_run_commands_nothing_and_logs_the_exact_plan(tmp_path):
+    sim = subprocess.Popen([sys.executable, "-m", "hashpivot.optimizer.cli", "fleet", "simulate", "--machines", "10",
+                            "--first-ip", "127.0.11.1", "--inventory", str(tmp_path / "sim.csv"), "--seconds", "60"],
+                           cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "simulating 10 LuxOS machines" in sim.stderr.readline()
+        (tmp_path / "d.json").write_text(_decision({"eco": 4, "stock": 3}).to_json())
+        common = ["--inventory", str(tmp_path / "sim.csv"), "--db", str(tmp_path / "s.sqlite"), "--set", "fleet.timeout_s=2"]
+        dry = subprocess.run([sys.executable, "-m", "hashpivot.optimizer.cli", "fleet", "apply", str(tmp_path / "d.json"),
+                              "--dry-run", *common, "--format", "csv"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert dry.returncode == 0, dry.stderr
+        planned = dry.stdout.splitlines()[1:]
+        assert len(planned) == 7 and sum(",sleep," in r for r in planned) == 3 and sum("set_power 2257.5 W" in r for r in planned) == 4
+        status = subprocess.run([sys.executable, "-m", "hashpivot.optimizer.cli", "fleet", "scan", *common, "--format", "csv"],
+                                cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert status.stdout.splitlines()[1].startswith("s19xp,10,10,10,0,")  # still all mining: nothing was sent
+        log = subprocess.run([sys.executable, "-m", "hashpivot.optimizer.cli", "fleet", "log", "--db", str(tmp_path / "s.sqlite"),
+                              "--format", "csv"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert log.stdout.count(",planned,") == 7
+    finally:
+        sim.terminate()
+        sim.wait(timeout=30)

@@ -114,7 +114,7 @@ class SimMachine:
 
     def _cmd_profiles(self, _args) -> dict:
         return {"STATUS": self._status(331, "Profiles"), "PROFILES": [
-            {"Profile Name": p.name, "Watts": p.watts, "Hashrate": p.hashrate_th, "IsTuned": False, "Frequency": 0,
+            {"Profile Name": p.name, "Watts": int(round(p.watts)), "Hashrate": p.hashrate_th, "IsTuned": False, "Frequency": 0,
              "Voltage": 0, "Step": "0"} for p in self.profiles], "id": 1}
 
     def _cmd_fans(self, _args) -> dict:

@@ -46,7 +46,8 @@ async def _read(machine: Machine, now: datetime, timeout_s: float, attempts: int
                 break
     except asyncio.TimeoutError:
         return Telemetry(machine.ip, machine.pool, now, False, error=f"no answer within {timeout_s:g} s")
-    except (OSError, pyasic.APIError) as exc:
+    except Exception as exc:  # noqa: BLE001 - one machine's garbage reply (pyasic raises KeyError, ValidationError,
+        # …) makes that machine unreadable; it must not stop the scan of every other one
         return Telemetry(machine.ip, machine.pool, now, False, error=f"{type(exc).__name__}: {exc}"[:200])
     hashrate = float(data.hashrate) if data.hashrate is not None else None
     temps = [b.temp for b in data.hashboards if b.temp]

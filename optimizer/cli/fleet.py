@@ -132,3 +132,81 @@ def fleet_simulate(
         asyncio.run(serve())
     except KeyboardInterrupt:
         pass
+
+
+@fleet_app.command("apply", epilog=(
+    "**Examples**\n\n    hashpivot fleet apply --dry-run --inventory fleet.csv --db store.sqlite   # the plan, nothing sent\n\n"
+    "    hashpivot fleet apply decision.json --inventory fleet.csv --db store.sqlite"))
+@operator_errors
+def fleet_apply(
+    decision: Annotated[Optional[Path], typer.Argument(help="a decision JSON (default: the store's last decision)")] = None,
+    config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbOpt = None, inventory: InventoryOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="plan and log the commands, send nothing")] = False,
+    format: FormatOpt = OutputFormat.table, verbose: VerboseOpt = False,
+) -> None:
+    """Turn step 0 of a decision into commands to the machines: scan, plan (least churn, least efficient off
+    first), reductions first, raises in waves under the interconnect cap and the ramp limit, every command read
+    back; every command (or, in a dry run, every planned one) is written to the audit log (`fleet log`)."""
+    setup_logging(verbose)
+    import asyncio
+
+    import pandas as pd
+
+    from hashpivot.feeds.fleet.inventory import read_inventory
+    from hashpivot.feeds.fleet.scan import scan
+    from hashpivot.models.clock import now_utc
+    from hashpivot.models.decision import load_decision
+    from hashpivot.models.errors import InputError
+    from hashpivot.optimizer.service.fleet_apply import apply_waves
+    from hashpivot.optimizer.service.fleet_plan import plan, waves
+
+    cfg = load_site(config, set_)
+    machines = read_inventory(_inventory(cfg, config, inventory), cfg)
+    with open_store(cfg, db) as store:
+        seq = None
+        if decision is not None:
+            try:
+                doc = load_decision(decision.read_bytes(), str(decision))
+            except OSError as exc:
+                raise InputError(f"{decision}: cannot read ({exc.strerror})") from None
+        else:
+            last = store.last_decision()
+            if last is None:
+                raise InputError("no decision to apply: give a decision JSON or run `hashpivot tick` first")
+            seq, doc = last
+        now = now_utc()
+        store.add_telemetry(scan(machines, now, cfg.fleet.concurrency, cfg.fleet.timeout_s))
+        telemetry = store.latest_telemetry()
+        fleet_pools = set(telemetry["pool"])
+        other_it_kw = sum(p.power_kw for p in doc.pools if p.name not in fleet_pools)  # load hashpivot does not command
+        fleet_kw = float(telemetry.loc[telemetry["reachable"] == 1, "watts"].fillna(0).sum()) / 1000.0
+        cap_kw = cfg.site.interconnect_cap_kw / cfg.site.pue - other_it_kw
+        ramp = cfg.site.ramp_limit_kw_per_step / cfg.site.pue if cfg.site.ramp_limit_kw_per_step else None
+        commands = plan(cfg, doc, telemetry)
+        steps = waves(commands, fleet_kw, max(cap_kw, fleet_kw), ramp)
+        if dry_run:
+            results = [(c.ip, c.pool, f"{c.action}" + (f" {c.watts:g} W" if c.watts else ""), "planned", f"wave {n}", 0)
+                       for n, wave in enumerate(steps, start=1) for c in wave]
+        else:
+            stop = Path(cfg.fleet.stop_file) if cfg.fleet.stop_file else None
+            applied = asyncio.run(apply_waves(steps, cfg.fleet.timeout_s, cfg.fleet.retries, cfg.fleet.concurrency, stop))
+            results = [(a.command.ip, a.command.pool, a.command.action + (f" {a.command.watts:g} W" if a.command.watts else ""),
+                        "ok" if a.ok else "failed", a.detail, a.attempts) for a in applied]
+        store.log_commands(now, seq, results)
+    df = pd.DataFrame(results, columns=["ip", "pool", "command", "result", "detail", "attempts"])
+    frame_out(df, format, f"fleet apply{' (dry run: nothing sent)' if dry_run else ''}: {len(df)} commands in {len(steps)} waves")
+    failed = int((df["result"] == "failed").sum()) if not df.empty else 0
+    if failed:
+        typer.echo(f"error: {failed} of {len(df)} commands failed (see `hashpivot fleet log`); those machines are "
+                   "reported by the next scan", err=True)
+        raise typer.Exit(1)
+
+
+@fleet_app.command("log", epilog="**Examples**\n\n    hashpivot fleet log --db store.sqlite --limit 50 --format csv")
+@operator_errors
+def fleet_log(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbOpt = None,
+              limit: Annotated[int, typer.Option(help="latest N commands")] = 200, format: FormatOpt = OutputFormat.table) -> None:
+    """The audit log: every command sent to a machine (time, decision, machine, command, result, detail)."""
+    cfg = load_site(config, set_)
+    with open_store(cfg, db, create=False) as store:
+        frame_out(store.fleet_log(limit), format, "fleet log")

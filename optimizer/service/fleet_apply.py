@@ -1,0 +1,90 @@
+"""Commanding the fleet through pyasic: a plan's waves, in order, each command with a timeout, bounded
+retries and a read-back that proves it took; a machine that fails is reported with the reason (and is
+excluded by the next scan's telemetry). A stop file ends the apply before the next wave (kill switch)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyasic
+
+from hashpivot.optimizer.service.fleet_plan import Command
+
+log = logging.getLogger(__name__)
+
+READ_BACK = [pyasic.DataOptions.HASHRATE, pyasic.DataOptions.HASHBOARDS, pyasic.DataOptions.WATTAGE]  # LuxOS hashrate = the boards' sum
+
+
+@dataclass(frozen=True)
+class Applied:
+    command: Command
+    ok: bool
+    detail: str
+    attempts: int
+
+
+async def _once(c: Command, timeout_s: float) -> tuple[bool, str]:
+    miner = await asyncio.wait_for(pyasic.get_miner(c.ip), timeout_s)
+    if miner is None:
+        return False, "no miner answered"
+    if c.action == "sleep":
+        sent = await asyncio.wait_for(miner.stop_mining(), timeout_s)
+    elif c.action == "wake":
+        sent = await asyncio.wait_for(miner.resume_mining(), timeout_s)
+        if sent and c.watts is not None:
+            sent = await asyncio.wait_for(miner.set_power_limit(int(c.watts)), timeout_s)
+    else:
+        sent = await asyncio.wait_for(miner.set_power_limit(int(c.watts)), timeout_s)
+    if not sent:
+        return False, f"{c.action} refused by the firmware"
+    data = await asyncio.wait_for(miner.get_data(include=READ_BACK), timeout_s)
+    hashing = bool(data.hashrate and float(data.hashrate) > 0)
+    if c.action == "sleep":
+        return (not hashing, "verified asleep") if not hashing else (False, "still hashing after sleep")
+    if not hashing:
+        return False, f"not hashing after {c.action}"
+    if data.wattage is None or float(data.wattage) > c.watts * 1.05:
+        return False, f"draws {data.wattage} W after a {c.watts:g} W target"
+    return True, f"verified at {float(data.wattage):,.0f} W"
+
+
+async def _command(c: Command, timeout_s: float, retries: int) -> Applied:
+    detail = ""
+    for attempt in range(1, retries + 2):
+        try:
+            ok, detail = await _once(c, timeout_s)
+        except asyncio.TimeoutError:
+            ok, detail = False, f"no answer within {timeout_s:g} s"
+        except Exception as exc:  # noqa: BLE001 - a machine's garbage reply (pyasic raises KeyError, ValidationError,
+            # …) is that machine's failure, reported with it; it must not stop the commands to every other one
+            ok, detail = False, f"{type(exc).__name__}: {exc}"[:200]
+        if ok:
+            return Applied(c, True, detail, attempt)
+    return Applied(c, False, detail, retries + 1)
+
+
+async def apply_waves(waves: list[list[Command]], timeout_s: float = 5.0, retries: int = 1, concurrency: int = 50,
+                      stop_file: Path | None = None, between_waves_s: float = 0.0) -> list[Applied]:
+    """Send each wave's commands (bounded concurrency) and read them back; the next wave starts once the
+    previous one is done, so the site's power follows the plan's steps. `stop_file` present: stop."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(c: Command) -> Applied:
+        async with gate:
+            return await _command(c, timeout_s, retries)
+
+    results: list[Applied] = []
+    for number, wave in enumerate(waves, start=1):
+        if stop_file is not None and stop_file.exists():
+            log.warning("fleet apply stopped before wave %d: %s exists (kill switch)", number, stop_file)
+            break
+        done = await asyncio.gather(*(one(c) for c in wave))
+        results += done
+        log.info("fleet wave=%d commands=%d ok=%d failed=%d", number, len(done), sum(a.ok for a in done),
+                 sum(not a.ok for a in done))
+        if between_waves_s:
+            await asyncio.sleep(between_waves_s)
+    return results

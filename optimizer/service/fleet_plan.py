@@ -1,0 +1,94 @@
+"""Which machines to command so the fleet runs a decision's step 0 (pure: a decision, the latest telemetry
+and the config in, a plan out).
+
+Per ASIC pool: the decision's units per mode become machines. Machines keep their state where the counts
+allow (no churn); the least efficient measured machines (W per TH/s) go to sleep first; machines that are
+unreachable, erroring or held by an operator are never commanded. A mode's power target is its `power_w` in
+the config. Commands that reduce power come first, then the raises, in waves (`waves`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from hashpivot.models.config import SiteConfig
+from hashpivot.models.decision import Decision
+
+
+@dataclass(frozen=True)
+class Command:
+    ip: str
+    pool: str
+    action: str  # "sleep" | "wake" | "set_power"
+    watts: float | None = None  # the power target (set_power, and wake: the mode to run in)
+    delta_kw: float = 0.0  # planned change of the machine's power, kW (negative: a reduction)
+
+
+def _mode_of(watts: float | None, targets: dict[str, float]) -> str | None:
+    """The mode whose power target is nearest the machine's measured watts."""
+    if watts is None or not targets:
+        return None
+    return min(targets, key=lambda m: abs(targets[m] - watts))
+
+
+def plan(cfg: SiteConfig, decision: Decision, telemetry: pd.DataFrame, held: set[str] = frozenset(),
+         idle_w: float = 95.0) -> list[Command]:
+    """The commands that take the fleet from its telemetry to the decision's step 0, reductions first."""
+    commands: list[Command] = []
+    for pool_cfg in cfg.asic_pools:
+        target = decision.pool(pool_cfg.name)
+        machines = telemetry[telemetry["pool"] == pool_cfg.name]
+        if target is None or machines.empty:
+            continue
+        targets = {m.name: m.power_w for m in pool_cfg.modes}
+        usable = machines[(machines["reachable"] == 1) & machines["error"].isna() & ~machines["ip"].isin(held)]
+        mining = usable[usable["mining"] == 1].assign(
+            w_per_th=lambda d: d["watts"] / d["hashrate_th"].where(d["hashrate_th"] > 0),
+            mode=lambda d: [_mode_of(w, targets) for w in d["watts"]])
+        asleep = usable[usable["mining"] != 1]
+        want = sum(target.units_by_mode.values())
+        mining = mining.sort_values(["w_per_th", "ip"])  # most efficient first
+        keep, off = mining.iloc[:want], mining.iloc[want:]
+        wake = asleep.sort_values("ip").iloc[: max(want - len(keep), 0)]
+        for row in off.itertuples():
+            commands.append(Command(row.ip, pool_cfg.name, "sleep", delta_kw=(idle_w - row.watts) / 1000.0))
+        # modes: machines already in a wanted mode keep it; the rest are set
+        left = dict(target.units_by_mode)
+        unassigned = []
+        for row in keep.itertuples():
+            if left.get(row.mode, 0) > 0:
+                left[row.mode] -= 1
+            else:
+                unassigned.append(row)
+        pending = [mode for mode, n in left.items() for _ in range(n)]
+        for row, mode in zip(unassigned, pending):
+            commands.append(Command(row.ip, pool_cfg.name, "set_power", targets[mode], (targets[mode] - row.watts) / 1000.0))
+        for row, mode in zip(wake.itertuples(), pending[len(unassigned):]):
+            commands.append(Command(row.ip, pool_cfg.name, "wake", targets[mode], (targets[mode] - idle_w) / 1000.0))
+    return sorted(commands, key=lambda c: (c.delta_kw >= 0, c.delta_kw))  # reductions first, biggest first
+
+
+def waves(commands: list[Command], site_kw: float, cap_kw: float, ramp_kw: float | None,
+          max_wave: int = 10_000) -> list[list[Command]]:
+    """Reductions in one wave; raises in waves whose added power keeps the site under the cap and each wave
+    under the ramp limit (the site power after the reductions is what the raises start from)."""
+    reductions = [c for c in commands if c.delta_kw < 0]
+    raises = [c for c in commands if c.delta_kw >= 0]
+    out = [reductions] if reductions else []
+    level = site_kw + sum(c.delta_kw for c in reductions)
+    wave: list[Command] = []
+    wave_kw = 0.0
+    for c in raises:
+        if wave and (wave_kw + c.delta_kw > (ramp_kw or float("inf")) or len(wave) >= max_wave):
+            out.append(wave)
+            wave, wave_kw = [], 0.0
+        if level + c.delta_kw > cap_kw:
+            break  # the cap leaves no room for this raise: it waits for the next decision
+        wave.append(c)
+        wave_kw += c.delta_kw
+        level += c.delta_kw
+    if wave:
+        out.append(wave)
+    return out
