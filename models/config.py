@@ -391,6 +391,8 @@ class FleetConfig(StrictModel):
     timeout_s: float = Field(5.0, gt=0, le=120, description="per machine and request")
     telemetry_staleness_s: float = Field(900.0, gt=0, description="older telemetry falls back to the config's figures")
     retries: int = Field(1, ge=0, le=5, description="a failed command is sent again this many times")
+    apply: Literal["off", "dry-run", "on"] = Field("off", description="what the daemon does with each decision: "
+                                                   "nothing, plan and audit it, or command the machines")
     stop_file: str | None = Field(None, description="while this file exists, fleet apply sends nothing more (kill switch)")
 
 
@@ -448,7 +450,11 @@ def load_raw_config(path: str | Path, overrides: list[str] | None = None) -> tup
 def load_config(path: str | Path, overrides: list[str] | None = None) -> SiteConfig:
     """Read, override and validate a site config; raise ConfigError naming file, key, value, allowed."""
     raw, label = load_raw_config(path, overrides)
-    return config_from_raw(raw, label)
+    cfg = config_from_raw(raw, label)
+    inventory = cfg.fleet.inventory
+    if inventory is not None and not Path(inventory).expanduser().is_absolute():  # relative to the config file
+        cfg = cfg.model_copy(update={"fleet": cfg.fleet.model_copy(update={"inventory": str(Path(path).parent / inventory)})})
+    return cfg
 
 
 def config_from_raw(raw: dict[str, Any], label: str) -> SiteConfig:

@@ -249,3 +249,49 @@ def test_a_dry_run_commands_nothing_and_logs_the_exact_plan(tmp_path):
     finally:
         sim.terminate()
         sim.wait(timeout=30)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("mode", ["dry-run", "on"])
+def test_tick_with_fleet_apply_commands_the_farm_to_its_decision(tmp_path, mode):
+    """tick against the loopback feed server and a 12-machine farm: the decision is taken on the 11 healthy
+    machines, then (fleet.apply = "on") the farm runs exactly its step 0 for the pool, or (dry-run) nothing
+    changes and the plan is audited."""
+    import json
+
+    from pytest_httpserver import HTTPServer
+
+    from tests.feeds_support import loopback_config, serve_all
+
+    server = HTTPServer(threaded=True)
+    server.start()
+    serve_all(server)
+    machines = [SimMachine(ip, noise=0.0, fault="unreachable" if i == 4 else None) for i, ip in enumerate(farm_ips(12, "127.0.12.1"))]
+    inventory = write_inventory(machines, tmp_path / "fleet.csv", "s19xp", "hall-a")
+    _, sets = loopback_config(server.url_for("/"), retries=0)
+    sets += [f"daemon.publish_dir='{tmp_path / 'out'}'", 'daemon.metrics_port="off"', f"fleet.inventory='{inventory}'",
+             f"fleet.apply='{mode}'", "fleet.timeout_s=2"]
+    args = ["tick", "--format", "json", "--db", str(tmp_path / "s.sqlite")] + [x for s in sets for x in ("--set", s)]
+    try:
+        with RunningFarm(machines):
+            scanned = subprocess.run([sys.executable, "-m", "hashpivot.optimizer.cli", "fleet", "scan", *args[3:]],
+                                     cwd=ROOT, capture_output=True, text=True, timeout=120)
+            assert scanned.returncode == 0, scanned.stderr
+            proc = subprocess.run([sys.executable, "-m", "hashpivot.optimizer.cli", *args], cwd=ROOT, capture_output=True,
+                                  text=True, timeout=180)
+    finally:
+        server.stop()
+    assert proc.returncode == 0, proc.stderr
+    pool = next(p for p in json.loads(proc.stdout)["pools"] if p["name"] == "s19xp")
+    assert pool["units_available"] == 11
+    with Store(tmp_path / "s.sqlite") as store:
+        audit = store.fleet_log()
+    assert set(audit["decision_seq"]) == {1}
+    awake = [m for m in machines if m.fault is None and not m.sleeping]
+    if mode == "dry-run":
+        assert set(audit["result"]) == {"planned"} and len(awake) == 11  # nothing was sent
+    else:
+        assert set(audit["result"]) == {"ok"}
+        assert len(awake) == pool["units_on"]
+        eco_w = next(m.power_w for m in load_config(SITE).asic_pools[1].modes if m.name == "eco")
+        assert sum(m.profile == "290MHz" for m in awake) == pool["units_by_mode"].get("eco", 0) and eco_w == 2257.5

@@ -17,7 +17,6 @@ from hashpivot.optimizer.cli.common import (
     OutputFormat,
     SetOpt,
     VerboseOpt,
-    config_path,
     fleet_app,
     frame_out,
     load_site,
@@ -29,13 +28,12 @@ from hashpivot.optimizer.cli.common import (
 InventoryOpt = Annotated[Optional[Path], typer.Option(help="inventory CSV ip,pool[,hall,rack,firmware] (default: fleet.inventory)")]
 
 
-def _inventory(cfg, config: Path, inventory: Optional[Path]) -> Path:
+def _inventory(cfg, inventory: Optional[Path]) -> Path:
     if inventory is not None:
         return inventory
     if cfg.fleet.inventory is None:
         raise ConfigError("no fleet inventory: give --inventory or set fleet.inventory (a CSV ip,pool[,hall,rack,firmware])")
-    path = Path(cfg.fleet.inventory).expanduser()
-    return path if path.is_absolute() else config_path(config).parent / path
+    return Path(cfg.fleet.inventory).expanduser()
 
 
 @fleet_app.command("scan", epilog=(
@@ -53,7 +51,7 @@ def fleet_scan(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbOp
     from hashpivot.models.clock import now_utc
 
     cfg = load_site(config, set_)
-    machines = read_inventory(_inventory(cfg, config, inventory), cfg)
+    machines = read_inventory(_inventory(cfg, inventory), cfg)
     rows = scan(machines, now_utc(), cfg.fleet.concurrency, cfg.fleet.timeout_s)
     with open_store(cfg, db) as store:
         store.add_telemetry(rows)
@@ -148,20 +146,16 @@ def fleet_apply(
     first), reductions first, raises in waves under the interconnect cap and the ramp limit, every command read
     back; every command (or, in a dry run, every planned one) is written to the audit log (`fleet log`)."""
     setup_logging(verbose)
-    import asyncio
-
     import pandas as pd
 
     from hashpivot.feeds.fleet.inventory import read_inventory
-    from hashpivot.feeds.fleet.scan import scan
     from hashpivot.models.clock import now_utc
     from hashpivot.models.decision import load_decision
     from hashpivot.models.errors import InputError
-    from hashpivot.optimizer.service.fleet_apply import apply_waves
-    from hashpivot.optimizer.service.fleet_plan import plan, waves
+    from hashpivot.optimizer.service.fleet_apply import apply_decision
 
     cfg = load_site(config, set_)
-    machines = read_inventory(_inventory(cfg, config, inventory), cfg)
+    machines = read_inventory(_inventory(cfg, inventory), cfg)
     with open_store(cfg, db) as store:
         seq = None
         if decision is not None:
@@ -174,27 +168,9 @@ def fleet_apply(
             if last is None:
                 raise InputError("no decision to apply: give a decision JSON or run `hashpivot tick` first")
             seq, doc = last
-        now = now_utc()
-        store.add_telemetry(scan(machines, now, cfg.fleet.concurrency, cfg.fleet.timeout_s))
-        telemetry = store.latest_telemetry()
-        fleet_pools = set(telemetry["pool"])
-        other_it_kw = sum(p.power_kw for p in doc.pools if p.name not in fleet_pools)  # load hashpivot does not command
-        fleet_kw = float(telemetry.loc[telemetry["reachable"] == 1, "watts"].fillna(0).sum()) / 1000.0
-        cap_kw = cfg.site.interconnect_cap_kw / cfg.site.pue - other_it_kw
-        ramp = cfg.site.ramp_limit_kw_per_step / cfg.site.pue if cfg.site.ramp_limit_kw_per_step else None
-        commands = plan(cfg, doc, telemetry)
-        steps = waves(commands, fleet_kw, max(cap_kw, fleet_kw), ramp)
-        if dry_run:
-            results = [(c.ip, c.pool, f"{c.action}" + (f" {c.watts:g} W" if c.watts else ""), "planned", f"wave {n}", 0)
-                       for n, wave in enumerate(steps, start=1) for c in wave]
-        else:
-            stop = Path(cfg.fleet.stop_file) if cfg.fleet.stop_file else None
-            applied = asyncio.run(apply_waves(steps, cfg.fleet.timeout_s, cfg.fleet.retries, cfg.fleet.concurrency, stop))
-            results = [(a.command.ip, a.command.pool, a.command.action + (f" {a.command.watts:g} W" if a.command.watts else ""),
-                        "ok" if a.ok else "failed", a.detail, a.attempts) for a in applied]
-        store.log_commands(now, seq, results)
+        results, n_waves = apply_decision(cfg, store, machines, doc, seq, dry_run, now_utc())
     df = pd.DataFrame(results, columns=["ip", "pool", "command", "result", "detail", "attempts"])
-    frame_out(df, format, f"fleet apply{' (dry run: nothing sent)' if dry_run else ''}: {len(df)} commands in {len(steps)} waves")
+    frame_out(df, format, f"fleet apply{' (dry run: nothing sent)' if dry_run else ''}: {len(df)} commands in {n_waves} waves")
     failed = int((df["result"] == "failed").sum()) if not df.empty else 0
     if failed:
         typer.echo(f"error: {failed} of {len(df)} commands failed (see `hashpivot fleet log`); those machines are "

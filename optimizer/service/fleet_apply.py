@@ -7,11 +7,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pyasic
 
-from hashpivot.optimizer.service.fleet_plan import Command
+from hashpivot.feeds.fleet.inventory import Machine
+from hashpivot.feeds.fleet.scan import scan
+from hashpivot.feeds.store import Store
+from hashpivot.models.config import SiteConfig
+from hashpivot.models.decision import Decision
+from hashpivot.optimizer.service.fleet_plan import Command, plan, waves
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +70,36 @@ async def _command(c: Command, timeout_s: float, retries: int) -> Applied:
         if ok:
             return Applied(c, True, detail, attempt)
     return Applied(c, False, detail, retries + 1)
+
+
+def apply_decision(cfg: SiteConfig, store: Store, machines: list[Machine], doc: Decision, seq: int | None,
+                   dry_run: bool, now: datetime) -> tuple[list[tuple], int]:
+    """Scan, plan, and (unless `dry_run`) command the fleet to `doc`'s step 0; every command (or planned one)
+    is audited in the store. Returns the audit entries (ip, pool, command, result, detail, attempts) and the
+    number of waves."""
+    store.add_telemetry(scan(machines, now, cfg.fleet.concurrency, cfg.fleet.timeout_s))
+    telemetry = store.latest_telemetry()
+    fleet_pools = set(telemetry["pool"])
+    other_it_kw = sum(p.power_kw for p in doc.pools if p.name not in fleet_pools)  # load hashpivot does not command
+    fleet_kw = float(telemetry.loc[telemetry["reachable"] == 1, "watts"].fillna(0).sum()) / 1000.0
+    cap_kw = cfg.site.interconnect_cap_kw / cfg.site.pue - other_it_kw
+    ramp = cfg.site.ramp_limit_kw_per_step / cfg.site.pue if cfg.site.ramp_limit_kw_per_step else None
+    steps = waves(plan(cfg, doc, telemetry), fleet_kw, max(cap_kw, fleet_kw), ramp)
+
+    def label(c: Command) -> str:
+        return c.action + (f" {c.watts:g} W" if c.watts else "")
+
+    if dry_run:
+        entries = [(c.ip, c.pool, label(c), "planned", f"wave {n}", 0) for n, wave in enumerate(steps, start=1) for c in wave]
+    else:
+        stop = Path(cfg.fleet.stop_file) if cfg.fleet.stop_file else None
+        applied = asyncio.run(apply_waves(steps, cfg.fleet.timeout_s, cfg.fleet.retries, cfg.fleet.concurrency, stop))
+        entries = [(a.command.ip, a.command.pool, label(a.command), "ok" if a.ok else "failed", a.detail, a.attempts)
+                   for a in applied]
+    store.log_commands(now, seq, entries)
+    log.info("fleet apply seq=%s dry_run=%s commands=%d failed=%d waves=%d", seq, dry_run, len(entries),
+             sum(e[3] == "failed" for e in entries), len(steps))
+    return entries, len(steps)
 
 
 async def apply_waves(waves: list[list[Command]], timeout_s: float = 5.0, retries: int = 1, concurrency: int = 50,

@@ -11,20 +11,23 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hashpivot.feeds.fleet.inventory import read_inventory
 from hashpivot.feeds.store import Store
 from hashpivot.models.clock import now_utc
 from hashpivot.models.config import SiteConfig
 from hashpivot.models.errors import PublishError
+from hashpivot.optimizer.service.fleet_apply import apply_decision
 from hashpivot.optimizer.service.publish import publish_files, send_webhook
 
 log = logging.getLogger(__name__)
 
-FILES, WEBHOOK = "files", "webhook"
+FILES, WEBHOOK, FLEET = "files", "webhook", "fleet"
 
 
 def targets(cfg: SiteConfig) -> list[str]:
-    """Where every new decision must be published."""
-    return [FILES] + ([WEBHOOK] if cfg.daemon.webhook_url else [])
+    """Where every new decision must be published (and applied to the fleet, with `fleet.apply` on or dry-run)."""
+    fleet = cfg.fleet.inventory is not None and cfg.fleet.apply != "off"
+    return [FILES] + ([WEBHOOK] if cfg.daemon.webhook_url else []) + ([FLEET] if fleet else [])
 
 
 @dataclass
@@ -71,6 +74,18 @@ def drain(cfg: SiteConfig, store: Store, directory: Path, limit: int = 200) -> D
                 break
             store.mark_published(seq, WEBHOOK, now_utc())
             out.sent.append(seq)
+    fleet_pending = store.pending(FLEET, limit) if cfg.fleet.inventory is not None and cfg.fleet.apply != "off" else []
+    for seq, _ in fleet_pending[:-1]:  # only the newest decision is applied: an older one is superseded
+        store.mark_published(seq, FLEET, now_utc())
+    if fleet_pending:
+        seq, doc = fleet_pending[-1]
+        entries, _ = apply_decision(cfg, store, read_inventory(Path(cfg.fleet.inventory), cfg), doc, seq,
+                                    cfg.fleet.apply == "dry-run", now_utc())
+        store.mark_published(seq, FLEET, now_utc())
+        failed = [e for e in entries if e[3] == "failed"]
+        if failed:
+            out.failures.append(f"fleet: {len(failed)} of {len(entries)} commands for decision {seq} failed "
+                                "(`hashpivot fleet log`); those machines show in the next scan")
     if out.published or out.sent:
         log.info("publish files=%s webhook=%s", _seqs(out.published), _seqs(out.sent))
     if out.failures:
