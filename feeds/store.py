@@ -136,6 +136,21 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX fleet_log_by_time ON fleet_log (at_utc);
     """,
+    # 7: operator holds on a pool or a machine
+    """
+    CREATE TABLE holds (
+        id INTEGER PRIMARY KEY,
+        pool TEXT,
+        ip TEXT,
+        units INTEGER,
+        off INTEGER NOT NULL DEFAULT 0,
+        mode TEXT,
+        until_utc TEXT,
+        reason TEXT NOT NULL,
+        created_at_utc TEXT NOT NULL,
+        removed_at_utc TEXT
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -435,6 +450,26 @@ class Store:
             self.conn.executemany(
                 "INSERT INTO fleet_log (at_utc, decision_seq, ip, pool, command, result, detail, attempts) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [(iso(at), decision_seq, *e) for e in entries])
+
+    def add_hold(self, hold: dict, at: datetime) -> int:
+        with self._transaction():
+            cur = self.conn.execute(
+                "INSERT INTO holds (pool, ip, units, off, mode, until_utc, reason, created_at_utc) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (hold.get("pool"), hold.get("ip"), hold.get("units"), int(bool(hold.get("off"))), hold.get("mode"),
+                 hold.get("until_utc"), hold["reason"], iso(at)))
+        return int(cur.lastrowid)
+
+    def remove_hold(self, hold_id: int, at: datetime) -> bool:
+        with self._transaction():
+            cur = self.conn.execute("UPDATE holds SET removed_at_utc = ? WHERE id = ? AND removed_at_utc IS NULL",
+                                    (iso(at), hold_id))
+        return cur.rowcount == 1
+
+    @_reading
+    def active_holds(self, at: datetime) -> pd.DataFrame:
+        """Holds not removed and not expired at `at`."""
+        return pd.read_sql_query("SELECT * FROM holds WHERE removed_at_utc IS NULL AND (until_utc IS NULL OR until_utc > ?) "
+                                 "ORDER BY id", self.conn, params=[iso(at)])
 
     @_reading
     def fleet_log(self, limit: int = 200) -> pd.DataFrame:

@@ -34,6 +34,8 @@ decisions_app = typer.Typer(help="Decisions taken by `run` / `tick`.", no_args_i
 store_app = typer.Typer(help="Check and back up the SQLite store.", no_args_is_help=True, rich_markup_mode="markdown")
 fleet_app = typer.Typer(help="The machines behind the ASIC pools: scan, status, a simulated farm.", no_args_is_help=True,
                         rich_markup_mode="markdown")
+hold_app = typer.Typer(help="Operator holds on a pool or a machine.", no_args_is_help=True, rich_markup_mode="markdown")
+app.add_typer(hold_app, name="hold")
 app.add_typer(feeds_app, name="feeds")
 app.add_typer(fleet_app, name="fleet")
 app.add_typer(store_app, name="store")

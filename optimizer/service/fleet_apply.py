@@ -18,6 +18,7 @@ from hashpivot.feeds.store import Store
 from hashpivot.models.config import SiteConfig
 from hashpivot.models.decision import Decision
 from hashpivot.optimizer.service.fleet_plan import Command, plan, waves
+from hashpivot.optimizer.service.holds import held_machines
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ def apply_decision(cfg: SiteConfig, store: Store, machines: list[Machine], doc: 
     fleet_kw = float(telemetry.loc[telemetry["reachable"] == 1, "watts"].fillna(0).sum()) / 1000.0
     cap_kw = cfg.site.interconnect_cap_kw / cfg.site.pue - other_it_kw
     ramp = cfg.site.ramp_limit_kw_per_step / cfg.site.pue if cfg.site.ramp_limit_kw_per_step else None
-    steps = waves(plan(cfg, doc, telemetry), fleet_kw, max(cap_kw, fleet_kw), ramp)
+    steps = waves(plan(cfg, doc, telemetry, held_machines(store.active_holds(now))), fleet_kw, max(cap_kw, fleet_kw), ramp)
 
     def label(c: Command) -> str:
         return c.action + (f" {c.watts:g} W" if c.watts else "")

@@ -22,6 +22,7 @@ from hashpivot.models.decision import SCHEMA_VERSION, Decision, PoolDecision, Si
 from hashpivot.models.errors import DataError, InfeasibleError, SolverError
 from hashpivot.optimizer.milp.solve import PersistentLP
 from hashpivot.optimizer.pipeline.decide import decide
+from hashpivot.optimizer.service.holds import held_config, with_hold_reasons
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ def decide_interval(cfg: SiteConfig, store: Store, now: datetime, kept_model: Pe
     previous = last[1] if last else None
     start = interval_start(cfg, now)
     cfg, fleet = fleet_adjusted(cfg, store, now)
+    cfg, hold_reasons = held_config(cfg, store.active_holds(now))
     try:
         market = market_from_store(store, cfg.site.settlement_point, as_of=now)
         decided = decide(cfg, market, to_utc(now), previous, kept_model)
@@ -51,7 +53,8 @@ def decide_interval(cfg: SiteConfig, store: Store, now: datetime, kept_model: Pe
             raise
         log.warning("decision kept_previous=true reason=%s", exc)
         return carried_forward(previous, start, "kept", f"previous decision kept: {exc}", cfg.horizon.step_minutes)
-    return decided.document.model_copy(update={"fleet": fleet}) if fleet else decided.document
+    doc = with_hold_reasons(decided.document, hold_reasons)
+    return doc.model_copy(update={"fleet": fleet}) if fleet else doc
 
 
 def fleet_adjusted(cfg: SiteConfig, store: Store, now: datetime) -> tuple[SiteConfig, dict | None]:

@@ -1,0 +1,59 @@
+"""Operator holds: a pool held off, at most N units, or in one mode, or a machine never to be commanded, until
+a time or until removed. A pool hold changes the config a decision is taken with (the model honours it as a
+bound); a machine hold keeps `fleet apply` away from the machine. Both say so in the decision's reasons."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from hashpivot.models.config import SiteConfig
+from hashpivot.models.decision import Decision
+from hashpivot.models.errors import InputError
+
+
+def hold_text(h: dict) -> str:
+    what = "off" if h["off"] else (f"at most {int(h['units']):,} units" if pd.notna(h["units"]) else f"in {h['mode']} mode")
+    until = f" until {h['until_utc']}" if isinstance(h.get("until_utc"), str) else ""
+    return f"held by operator{until} ({what}): {h['reason']}"
+
+
+def check_hold(cfg: SiteConfig, hold: dict) -> None:
+    """InputError naming what is wrong with a hold about to be added."""
+    pools = {p.name: p for p in cfg.asic_pools}
+    if hold.get("pool") is not None:
+        if hold["pool"] not in pools:
+            raise InputError(f"--pool {hold['pool']!r}: not an ASIC pool of the site; pools: {', '.join(pools)}")
+        modes = [m.name for m in pools[hold["pool"]].modes]
+        if hold.get("mode") is not None and hold["mode"] not in modes:
+            raise InputError(f"--mode {hold['mode']!r}: pool {hold['pool']} has modes {', '.join(modes)}")
+
+
+def held_config(cfg: SiteConfig, holds: pd.DataFrame) -> tuple[SiteConfig, dict[str, str]]:
+    """The config with every active pool hold applied as a bound (off: no units; units: at most that many;
+    mode: that mode only), and the reason text per held pool."""
+    reasons: dict[str, str] = {}
+    pools = []
+    by_pool = {h["pool"]: h for h in holds.to_dict("records") if isinstance(h.get("pool"), str)}
+    for pool in cfg.asic_pools:
+        h = by_pool.get(pool.name)
+        if h is not None:
+            if h["off"]:
+                pool = pool.model_copy(update={"units_available": 0})
+            elif pd.notna(h["units"]):
+                pool = pool.model_copy(update={"units_available": min(pool.units_available, int(h["units"]))})
+            elif isinstance(h.get("mode"), str):
+                pool = pool.model_copy(update={"modes": [m for m in pool.modes if m.name == h["mode"]]})
+            reasons[pool.name] = hold_text(h)
+        pools.append(pool)
+    return cfg.model_copy(update={"asic_pools": pools}), reasons
+
+
+def with_hold_reasons(doc: Decision, reasons: dict[str, str]) -> Decision:
+    if not reasons:
+        return doc
+    return doc.model_copy(update={"pools": [p.model_copy(update={"reason": f"{reasons[p.name]}; {p.reason}"})
+                                            if p.name in reasons else p for p in doc.pools]})
+
+
+def held_machines(holds: pd.DataFrame) -> set[str]:
+    return {h["ip"] for h in holds.to_dict("records") if isinstance(h.get("ip"), str)}
