@@ -472,6 +472,12 @@ class Store:
                                  "ORDER BY id", self.conn, params=[iso(at)])
 
     @_reading
+    def last_apply(self) -> pd.DataFrame:
+        """The audit rows of the newest apply (all rows sharing the newest time)."""
+        return pd.read_sql_query("SELECT * FROM fleet_log WHERE at_utc = (SELECT MAX(at_utc) FROM fleet_log) ORDER BY id",
+                                 self.conn)
+
+    @_reading
     def fleet_log(self, limit: int = 200) -> pd.DataFrame:
         return pd.read_sql_query("SELECT * FROM fleet_log ORDER BY id DESC LIMIT ?", self.conn, params=[limit]).iloc[::-1]
 

@@ -290,8 +290,34 @@ def test_tick_with_fleet_apply_commands_the_farm_to_its_decision(tmp_path, mode)
     awake = [m for m in machines if m.fault is None and not m.sleeping]
     if mode == "dry-run":
         assert set(audit["result"]) == {"planned"} and len(awake) == 11  # nothing was sent
-    else:
+    status = json.loads(subprocess.run([sys.executable, "-m", "hashpivot.optimizer.cli", "status", "--format", "json",
+                                        *args[3:]], cwd=ROOT, capture_output=True, text=True, timeout=120).stdout)
+    assert status["last_fleet_apply"]["ok" if mode == "on" else "planned"] == len(audit)
+    if mode == "on":
         assert set(audit["result"]) == {"ok"}
         assert len(awake) == pool["units_on"]
         eco_w = next(m.power_w for m in load_config(SITE).asic_pools[1].modes if m.name == "eco")
         assert sum(m.profile == "290MHz" for m in awake) == pool["units_by_mode"].get("eco", 0) and eco_w == 2257.5
+
+
+def test_fleet_metrics_show_machines_by_state_power_and_the_last_apply(tmp_path):
+    from prometheus_client import generate_latest
+
+    from hashpivot.optimizer.service.metrics import Metrics
+
+    cfg = load_config(SITE)
+    machines = [SimMachine(ip, noise=0.0, fault="unreachable" if i == 0 else None) for i, ip in enumerate(farm_ips(5, "127.0.14.1"))]
+    machines[1].sleeping = True
+    inventory = write_inventory(machines, tmp_path / "fleet.csv", "s19xp", "hall-a")
+    with RunningFarm(machines), Store(tmp_path / "s.sqlite") as store:
+        store.add_telemetry(scan(read_inventory(inventory, cfg), datetime.now(timezone.utc), timeout_s=2.0))
+        store.log_commands(datetime.now(timezone.utc), 7, [("127.0.14.3", "s19xp", "sleep", "ok", "verified", 1),
+                                                            ("127.0.14.4", "s19xp", "sleep", "failed", "timeout", 2)])
+        metrics = Metrics()
+        metrics.record_fleet(pool_status(cfg, store.latest_telemetry()), _decision({"stock": 2}), store.last_apply())
+    text = generate_latest(metrics.registry).decode()
+    for line in ('hashpivot_fleet_machines{pool="s19xp",state="unreachable"} 1.0', 'hashpivot_fleet_machines{pool="s19xp",state="sleeping"} 1.0',
+                 'hashpivot_fleet_machines{pool="s19xp",state="mining"} 3.0', 'hashpivot_fleet_last_apply_commands{result="failed"} 1.0',
+                 'hashpivot_fleet_last_apply_commands{result="ok"} 1.0', 'hashpivot_fleet_measured_kw{pool="s19xp"} 9.1'):
+        assert line in text, text
+

@@ -128,6 +128,7 @@ def status(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbOpt = 
         last = store.last_decision()
         feeds = feed_status(cfg, store)
         fails = store.fetch_failures()
+        last_apply = store.last_apply()
     doc = last[1] if last else None
     summary = {
         "last_decision_seq": last[0] if last else None,
@@ -140,6 +141,9 @@ def status(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbOpt = 
         "pools_power_kw": {p.name: p.power_kw for p in doc.pools} if doc else {},
         "safe_allocation": bool(doc and doc.status == "safe"),
         "feed_failures": fails,
+        "last_fleet_apply": None if last_apply.empty else {
+            "at_utc": str(last_apply["at_utc"].iloc[0]), "decision_seq": last_apply["decision_seq"].iloc[0],
+            **{r: int((last_apply["result"] == r).sum()) for r in ("planned", "ok", "failed")}},
         "feeds": [{"series": s.series, "age_h": None if s.age_s is None else round(s.age_s / 3600, 2), "fresh": s.fresh,
                    "source": s.source} for s in feeds],
     }
@@ -156,6 +160,10 @@ def status(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbOpt = 
         typer.echo("  " + ", ".join(f"{k} {v:,.0f} kW" for k, v in summary["pools_power_kw"].items()))
     else:
         typer.echo("no decision yet")
+    if summary["last_fleet_apply"]:
+        a = summary["last_fleet_apply"]
+        typer.echo(f"last fleet apply at {a['at_utc']} (decision {a['decision_seq']}): {a['planned']} planned, "
+                   f"{a['ok']} applied, {a['failed']} failed")
     if summary["feed_failures"]:
         typer.echo("feed failures: " + ", ".join(f"{k} {v}" for k, v in summary["feed_failures"].items()))
     frame_out(pd.DataFrame(summary["feeds"]), OutputFormat.csv if format is OutputFormat.csv else OutputFormat.table, "feeds")

@@ -21,6 +21,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from hashpivot.feeds.collect import collect, status
+from hashpivot.feeds.fleet.status import pool_status
 from hashpivot.feeds.store import Store, default_db_path
 from hashpivot.models.calendar import iso_utc
 from hashpivot.models.clock import check_clock, now_utc
@@ -101,7 +102,11 @@ def decision_job(cfg: SiteConfig, db: Path, metrics: Metrics | None,
             metrics.record_decision(doc, now.timestamp(), duration)
         log.info("job=decide seq=%d interval=%s status=%s objective_usd=%s site_kw=%s duration_s=%.3f reason=%r", seq,
                  doc.interval_start_utc, doc.status, doc.objective_usd, doc.site.site_power_kw, duration, doc.reason)
-        outbox.drain(cfg, store, publish_dir(cfg, db))
+        try:
+            outbox.drain(cfg, store, publish_dir(cfg, db))
+        finally:
+            if metrics is not None and cfg.fleet.inventory is not None:
+                metrics.record_fleet(pool_status(cfg, store.latest_telemetry()), doc, store.last_apply())
     return seq, doc
 
 

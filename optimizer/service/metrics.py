@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from hashpivot.feeds.collect import GroupResult, SeriesStatus
@@ -37,6 +38,12 @@ class Metrics:
         self.feed_failures = Counter("hashpivot_feed_failures", "rejected fetches", ["source", "reason"], registry=r)
         self.fallback = Gauge("hashpivot_feed_fallback_in_use", "1 if a fallback source supplied the group", ["group"], registry=r)
 
+        self.fleet_machines = Gauge("hashpivot_fleet_machines", "machines by state in the last scan", ["pool", "state"], registry=r)
+        self.fleet_measured_kw = Gauge("hashpivot_fleet_measured_kw", "measured power of the pool's machines", ["pool"], registry=r)
+        self.fleet_planned_kw = Gauge("hashpivot_fleet_planned_kw", "the decision's IT power for the pool", ["pool"], registry=r)
+        self.fleet_commands = Gauge("hashpivot_fleet_last_apply_commands", "commands of the last apply by result",
+                                    ["result"], registry=r)
+
     def serve(self, host: str, port: int) -> None:
         start_http_server(port, addr=host, registry=self.registry)
 
@@ -50,6 +57,18 @@ class Metrics:
             self.pool_power.labels(pool.name).set(pool.power_kw)
         self.safe.set(1 if doc.status == "safe" else 0)
         self.decisions.labels(doc.status).inc()
+
+    def record_fleet(self, status: pd.DataFrame, doc: Decision, last_apply: pd.DataFrame) -> None:
+        """The last scan per pool (`feeds.fleet.status.pool_status`), what the decision planned, the last apply."""
+        for row in status.to_dict("records"):
+            for state in ("healthy", "mining", "sleeping", "unreachable", "erroring"):
+                self.fleet_machines.labels(row["pool"], state).set(row[state])
+            self.fleet_measured_kw.labels(row["pool"]).set(row["measured_kw"])
+            planned = doc.pool(row["pool"])
+            if planned is not None:
+                self.fleet_planned_kw.labels(row["pool"]).set(planned.power_kw)
+        for result in ("ok", "failed", "planned"):
+            self.fleet_commands.labels(result).set(int((last_apply["result"] == result).sum()) if not last_apply.empty else 0)
 
     def record_feeds(self, results: list[GroupResult], statuses: list[SeriesStatus]) -> None:
         for r in results:
