@@ -346,6 +346,8 @@ class DaemonConfig(StrictModel):
     backup_cron: dict[str, str | int] = Field(default_factory=lambda: {"hour": "3", "minute": "17"},
                                               description="when the daemon takes an online backup of the store")
     backup_dir: str = Field("backups", description="relative paths are under the store's directory")
+    fleet_scan_cron: dict[str, str | int] = Field(default_factory=lambda: {"minute": "*/5"},
+                                                  description="when the daemon reads the fleet (with fleet.inventory set)")
     keep_backups: int = Field(7, ge=1, description="newest backups kept (older ones removed)")
     safe_asic: Literal["off", "hold"] = "off"
     safe_gpu_marketplace: Literal["off", "hold"] = "off"
@@ -361,7 +363,7 @@ class DaemonConfig(StrictModel):
         """TOML has no null: `"off"` (or `"null"`) switches the metrics endpoint off."""
         return None if isinstance(v, str) and v.strip().lower() in ("off", "null", "none") else v
 
-    @field_validator("decision_cron", "backup_cron")
+    @field_validator("decision_cron", "backup_cron", "fleet_scan_cron")
     @classmethod
     def _decision_cron(cls, v):
         return _check_cron(v)

@@ -108,11 +108,9 @@ def operator_errors(func):
 
 
 def setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
-        stream=sys.stderr,
-    )
+    level = logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s", stream=sys.stderr)
+    logging.getLogger("hashpivot").setLevel(level)  # pyasic sets the root logger to WARNING when it is imported
     logging.getLogger("pyomo").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.ERROR)  # its per-retry warnings; hashpivot logs one line per failed source
 

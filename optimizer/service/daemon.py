@@ -21,6 +21,8 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from hashpivot.feeds.collect import collect, status
+from hashpivot.feeds.fleet.inventory import read_inventory
+from hashpivot.feeds.fleet.scan import scan
 from hashpivot.feeds.fleet.status import pool_status
 from hashpivot.feeds.store import Store, default_db_path
 from hashpivot.models.calendar import iso_utc
@@ -108,6 +110,14 @@ def decision_job(cfg: SiteConfig, db: Path, metrics: Metrics | None,
             if metrics is not None and cfg.fleet.inventory is not None:
                 metrics.record_fleet(pool_status(cfg, store.latest_telemetry()), doc, store.last_apply())
     return seq, doc
+
+
+def fleet_scan_job(cfg: SiteConfig, db: Path) -> None:
+    """Read every machine of the inventory once into the store (the next decision uses it)."""
+    rows = scan(read_inventory(Path(cfg.fleet.inventory), cfg), now_utc(), cfg.fleet.concurrency, cfg.fleet.timeout_s)
+    with Store(db) as store:
+        store.add_telemetry(rows)
+    log.info("job=fleet_scan machines=%d reachable=%d", len(rows), sum(r.reachable for r in rows))
 
 
 def publish_job(cfg: SiteConfig, db: Path) -> None:
@@ -219,6 +229,10 @@ def run(cfg: SiteConfig, db: Path) -> None:
                           CronTrigger(**{k: str(v) for k, v in cfg.daemon.decision_cron.items()}, timezone="UTC"),
                           args=[cfg, db, metrics, PersistentLP(SolveSettings.from_config(cfg))],
                           id="decide", name="decide")
+        if cfg.fleet.inventory is not None:
+            scheduler.add_job(_one_line_errors(fleet_scan_job),
+                              CronTrigger(**{k: str(v) for k, v in cfg.daemon.fleet_scan_cron.items()}, timezone="UTC"),
+                              args=[cfg, db], id="fleet-scan", name="fleet scan")
         scheduler.add_job(_one_line_errors(backup_job),
                           CronTrigger(**{k: str(v) for k, v in cfg.daemon.backup_cron.items()}, timezone="UTC"),
                           args=[cfg, db], id="backup", name="backup")

@@ -92,19 +92,25 @@ def apply_decision(cfg: SiteConfig, store: Store, machines: list[Machine], doc: 
 
     if dry_run:
         entries = [(c.ip, c.pool, label(c), "planned", f"wave {n}", 0) for n, wave in enumerate(steps, start=1) for c in wave]
+        store.log_commands(now, seq, entries)
     else:
         stop = Path(cfg.fleet.stop_file) if cfg.fleet.stop_file else None
-        applied = asyncio.run(apply_waves(steps, cfg.fleet.timeout_s, cfg.fleet.retries, cfg.fleet.concurrency, stop))
-        entries = [(a.command.ip, a.command.pool, label(a.command), "ok" if a.ok else "failed", a.detail, a.attempts)
-                   for a in applied]
-    store.log_commands(now, seq, entries)
+        entries = []
+
+        def audit(done: list[Applied]) -> None:  # after every wave: a kill later loses no record of what was sent
+            rows = [(a.command.ip, a.command.pool, label(a.command), "ok" if a.ok else "failed", a.detail, a.attempts)
+                    for a in done]
+            store.log_commands(now, seq, rows)
+            entries.extend(rows)
+
+        asyncio.run(apply_waves(steps, cfg.fleet.timeout_s, cfg.fleet.retries, cfg.fleet.concurrency, stop, on_wave=audit))
     log.info("fleet apply seq=%s dry_run=%s commands=%d failed=%d waves=%d", seq, dry_run, len(entries),
              sum(e[3] == "failed" for e in entries), len(steps))
     return entries, len(steps)
 
 
 async def apply_waves(waves: list[list[Command]], timeout_s: float = 5.0, retries: int = 1, concurrency: int = 50,
-                      stop_file: Path | None = None, between_waves_s: float = 0.0) -> list[Applied]:
+                      stop_file: Path | None = None, between_waves_s: float = 0.0, on_wave=None) -> list[Applied]:
     """Send each wave's commands (bounded concurrency) and read them back; the next wave starts once the
     previous one is done, so the site's power follows the plan's steps. `stop_file` present: stop."""
     gate = asyncio.Semaphore(concurrency)
@@ -120,6 +126,8 @@ async def apply_waves(waves: list[list[Command]], timeout_s: float = 5.0, retrie
             break
         done = await asyncio.gather(*(one(c) for c in wave))
         results += done
+        if on_wave is not None:
+            on_wave(list(done))
         log.info("fleet wave=%d commands=%d ok=%d failed=%d", number, len(done), sum(a.ok for a in done),
                  sum(not a.ok for a in done))
         if between_waves_s:
