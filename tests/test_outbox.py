@@ -83,10 +83,9 @@ def test_a_decision_stored_but_never_published_is_published_by_the_next_pass(ser
     assert sorted(stored(tmp_path)) == [1, 2] and deliveries(server) == [1, 2]
 
 
-def test_a_full_publish_disk_is_one_error_line_and_the_decisions_are_published_once_space_returns(
-        server, tmp_path, small_disk):
-    filler = small_disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)  # fill the disk
+def fill(path: Path) -> None:
+    """Write `path` until its disk is full."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
     try:
         while os.write(fd, b"\0" * 4096):
             pass
@@ -94,6 +93,12 @@ def test_a_full_publish_disk_is_one_error_line_and_the_decisions_are_published_o
         pass
     finally:
         os.close(fd)
+
+
+def test_a_full_publish_disk_is_one_error_line_and_the_decisions_are_published_once_space_returns(
+        server, tmp_path, small_disk):
+    filler = small_disk / "filler"
+    fill(filler)
     args = args_for(server, tmp_path, small_disk / "decisions")
     proc = cli("tick", *args)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
@@ -140,14 +145,7 @@ def test_run_logs_one_line_per_failed_publish_goes_on_deciding_and_catches_up(se
     """`run` with publish_dir on a full disk: each decision is stored, each failed publish is one log line (no
     traceback), and once space returns the next pass publishes every decision, in order."""
     filler = small_disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-    try:
-        while os.write(fd, b"\0" * 4096):
-            pass
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    fill(filler)
     out = small_disk / "decisions"
     args = args_for(server, tmp_path, out, "daemon.decision_cron.second='*'")
     log_path = tmp_path / "daemon.log"
