@@ -17,11 +17,9 @@ import threading
 import time
 from datetime import datetime, timezone
 
-import pandas as pd
-
 from hashpivot.feeds.fleet.farm import Farm, SimMachine, farm_ips
 from hashpivot.feeds.fleet.inventory import Machine
-from hashpivot.feeds.fleet.scan import scan_async
+from hashpivot.feeds.fleet.scan import scan_async, telemetry_frame
 from hashpivot.models.config import load_config
 from hashpivot.models.decision import Decision, PoolDecision, SiteState
 from hashpivot.optimizer.service.fleet_apply import apply_waves
@@ -46,8 +44,7 @@ def main() -> None:
         t0 = time.perf_counter()
         rows = asyncio.run(scan_async(inventory, datetime.now(timezone.utc), args.concurrency, 5.0))
         scan_s = time.perf_counter() - t0
-        telemetry = pd.DataFrame([r.__dict__ for r in rows]).assign(reachable=lambda d: d["reachable"].astype(int),
-                                                                    mining=lambda d: d["mining"].astype("Int64"))
+        telemetry = telemetry_frame(rows)
         doc = Decision(schema_version=2, status="optimal", site=SiteState(cap_kw=0, it_power_kw=0, site_power_kw=0),
                        interval_start_utc="2025-06-01T00:00:00Z", horizon_steps=1, step_minutes=60, pools=[PoolDecision(
                            name="s19xp", kind="asic", hall="hall-a", units_on=on, units_available=args.machines,

@@ -348,10 +348,6 @@ class Store:
             self.conn.execute("UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE seq = ? AND target = ?",
                               (error, seq, target))
 
-    def outbox_counts(self) -> dict[str, int]:
-        """Decisions still waiting per target."""
-        rows = self.conn.execute("SELECT target, COUNT(*) FROM outbox WHERE done_at_utc IS NULL GROUP BY target")
-        return {t: int(n) for t, n in rows}
 
     @_reading
     def last_decision(self) -> tuple[int, Decision] | None:

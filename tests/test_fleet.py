@@ -10,12 +10,11 @@ import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from hashpivot.feeds.fleet.farm import Farm, SimMachine, farm_ips, write_inventory
 from hashpivot.feeds.fleet.inventory import read_inventory
-from hashpivot.feeds.fleet.scan import scan
+from hashpivot.feeds.fleet.scan import scan, telemetry_frame
 from hashpivot.feeds.fleet.status import pool_status
 from hashpivot.feeds.store import Store
 from hashpivot.models.config import load_config
@@ -138,11 +137,6 @@ def test_the_daemon_decides_on_the_healthy_machines_the_fleet_reports(tmp_path, 
     assert later.pool("s19xp").units_available == 6500 and "older than 900 s" in caplog.text
 
 
-def _telemetry(rows) -> pd.DataFrame:
-    return pd.DataFrame([r.__dict__ for r in rows]).assign(reachable=lambda d: d["reachable"].astype(int),
-                                                           mining=lambda d: d["mining"].astype("Int64"))
-
-
 def _decision(units_by_mode: dict[str, int]):
     from hashpivot.models.decision import Decision, PoolDecision, SiteState
 
@@ -184,7 +178,7 @@ def test_a_decision_turning_30_percent_off_and_changing_modes_is_applied_reducti
         m.profiles = tuple(type(p)(p.name, p.watts * (1 + 0.001 * i), p.hashrate_th) for p in m.profiles)
     inventory = write_inventory(machines, tmp_path / "fleet.csv", "s19xp", "hall-a")
     with RunningFarm(machines) as farm:
-        telemetry = _telemetry(scan(read_inventory(inventory, cfg), datetime.now(timezone.utc), timeout_s=2.0))
+        telemetry = telemetry_frame(scan(read_inventory(inventory, cfg), datetime.now(timezone.utc), timeout_s=2.0))
         before_kw = farm.site_power_kw()
         commands = plan(cfg, _decision({"eco": 18, "stock": 24}), telemetry)
         steps = waves(commands, before_kw, before_kw, None)
@@ -218,7 +212,7 @@ def test_a_machine_that_refuses_its_power_target_is_retried_then_reported_and_no
     machines = [SimMachine(ip, noise=0.0, fault="refuse_profile" if i == 0 else None) for i, ip in enumerate(farm_ips(6, "127.0.10.1"))]
     inventory = write_inventory(machines, tmp_path / "fleet.csv", "s19xp", "hall-a")
     with RunningFarm(machines) as farm:
-        telemetry = _telemetry(scan(read_inventory(inventory, cfg), datetime.now(timezone.utc), timeout_s=2.0))
+        telemetry = telemetry_frame(scan(read_inventory(inventory, cfg), datetime.now(timezone.utc), timeout_s=2.0))
         steps = waves(plan(cfg, _decision({"eco": 6}), telemetry), farm.site_power_kw(), farm.site_power_kw(), None)
         applied = asyncio.run(apply_waves(steps, timeout_s=2.0, retries=2))
     failed = [a for a in applied if not a.ok]

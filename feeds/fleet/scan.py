@@ -9,10 +9,12 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+import pandas as pd
 import pyasic
 from pyasic import settings as pyasic_settings
 
 from hashpivot.feeds.fleet.inventory import Machine
+from hashpivot.feeds.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,19 @@ async def scan_async(machines: list[Machine], now: datetime, concurrency: int = 
             return await _read(machine, now, timeout_s)
 
     return list(await asyncio.gather(*(one(m) for m in machines)))
+
+
+def telemetry_frame(rows: list[Telemetry]) -> pd.DataFrame:
+    """Telemetry rows as the DataFrame the planner and `pool_status` read (the shape of `Store.latest_telemetry`)."""
+    return pd.DataFrame([r.__dict__ for r in rows]).assign(reachable=lambda d: d["reachable"].astype(int),
+                                                           mining=lambda d: d["mining"].astype("Int64"))
+
+
+def scan_into(store: Store, machines: list[Machine], now: datetime, concurrency: int, timeout_s: float) -> list[Telemetry]:
+    """Scan every machine once and store the telemetry (the daemon's scan job, `fleet scan`, `fleet apply`)."""
+    rows = scan(machines, now, concurrency, timeout_s)
+    store.add_telemetry(rows)
+    return rows
 
 
 def scan(machines: list[Machine], now: datetime, concurrency: int = 50, timeout_s: float = 5.0) -> list[Telemetry]:

@@ -46,15 +46,14 @@ def fleet_scan(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbOp
     prints the per-pool status."""
     setup_logging(verbose)
     from hashpivot.feeds.fleet.inventory import read_inventory
-    from hashpivot.feeds.fleet.scan import scan
+    from hashpivot.feeds.fleet.scan import scan_into
     from hashpivot.feeds.fleet.status import pool_status
     from hashpivot.models.clock import now_utc
 
     cfg = load_site(config, set_)
     machines = read_inventory(_inventory(cfg, inventory), cfg)
-    rows = scan(machines, now_utc(), cfg.fleet.concurrency, cfg.fleet.timeout_s)
     with open_store(cfg, db) as store:
-        store.add_telemetry(rows)
+        rows = scan_into(store, machines, now_utc(), cfg.fleet.concurrency, cfg.fleet.timeout_s)
         telemetry = store.latest_telemetry()
     frame_out(pool_status(cfg, telemetry), format, f"fleet: {len(rows)} machines scanned")
 

@@ -22,7 +22,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from hashpivot.feeds.collect import collect, status
 from hashpivot.feeds.fleet.inventory import read_inventory
-from hashpivot.feeds.fleet.scan import scan
+from hashpivot.feeds.fleet.scan import scan_into
 from hashpivot.feeds.fleet.status import pool_status
 from hashpivot.feeds.store import Store, default_db_path
 from hashpivot.models.calendar import iso_utc
@@ -114,9 +114,9 @@ def decision_job(cfg: SiteConfig, db: Path, metrics: Metrics | None,
 
 def fleet_scan_job(cfg: SiteConfig, db: Path) -> None:
     """Read every machine of the inventory once into the store (the next decision uses it)."""
-    rows = scan(read_inventory(Path(cfg.fleet.inventory), cfg), now_utc(), cfg.fleet.concurrency, cfg.fleet.timeout_s)
+    machines = read_inventory(Path(cfg.fleet.inventory), cfg)
     with Store(db) as store:
-        store.add_telemetry(rows)
+        rows = scan_into(store, machines, now_utc(), cfg.fleet.concurrency, cfg.fleet.timeout_s)
     log.info("job=fleet_scan machines=%d reachable=%d", len(rows), sum(r.reachable for r in rows))
 
 

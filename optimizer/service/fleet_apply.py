@@ -13,7 +13,7 @@ from pathlib import Path
 import pyasic
 
 from hashpivot.feeds.fleet.inventory import Machine
-from hashpivot.feeds.fleet.scan import scan
+from hashpivot.feeds.fleet.scan import scan_into
 from hashpivot.feeds.store import Store
 from hashpivot.models.config import SiteConfig
 from hashpivot.models.decision import Decision
@@ -78,7 +78,7 @@ def apply_decision(cfg: SiteConfig, store: Store, machines: list[Machine], doc: 
     """Scan, plan, and (unless `dry_run`) command the fleet to `doc`'s step 0; every command (or planned one)
     is audited in the store. Returns the audit entries (ip, pool, command, result, detail, attempts) and the
     number of waves."""
-    store.add_telemetry(scan(machines, now, cfg.fleet.concurrency, cfg.fleet.timeout_s))
+    scan_into(store, machines, now, cfg.fleet.concurrency, cfg.fleet.timeout_s)
     telemetry = store.latest_telemetry()
     fleet_pools = set(telemetry["pool"])
     other_it_kw = sum(p.power_kw for p in doc.pools if p.name not in fleet_pools)  # load hashpivot does not command
