@@ -1,7 +1,8 @@
 """Read market history from CSV files laid out like the project's shared data (the embedded slice by default).
 
 A directory holds `ercot_hub_prices_hourly.csv`, `btc_usd_hourly.csv`, `bitcoin_network_daily.csv`,
-`gpu_rental_rates.csv` and optionally `ercot_ancillary_prices_hourly.csv`, each plain or gzipped.
+`gpu_rental_rates.csv` and optionally `ercot_ancillary_prices_hourly.csv`, `ercot_native_load_hourly.csv` and
+`ercot_4cp_intervals.csv`, each plain or gzipped.
 """
 
 from __future__ import annotations
@@ -28,6 +29,12 @@ POWER_COLUMNS = ["interval_start_utc", "settlement_point", "rt_price_usd_per_mwh
 BTC_COLUMNS = ["interval_start_utc", "btc_usd"]
 NETWORK_COLUMNS = ["date_utc", "btc_usd", "difficulty", "hashrate_th_s", "blocks", "fees_btc_per_block", "issuance_btc"]
 GPU_COLUMNS = ["timestamp_utc", "gpu_model", "source", "usd_per_gpu_hour", "series", "index_code", "index_status"]
+LOAD_FILE = "ercot_native_load_hourly.csv"
+FOUR_CP_FILE = "ercot_4cp_intervals.csv"
+LOAD_COLUMNS = ["interval_start_utc", "interval_start_local", "hour_ending_label", "dst_repeat_hour", "COAST", "EAST",
+                "FWEST", "NORTH", "NCENT", "SOUTH", "SCENT", "WEST", "ERCOT"]
+FOUR_CP_COLUMNS = ["year", "month", "interval_start_local", "interval_end_local", "weekday", "cp_mw_15min", "source_kind"]
+ERCOT_TZ = "America/Chicago"
 ANCILLARY_COLUMNS = ["interval_start_utc", "regup_usd_per_mw_hour", "regdn_usd_per_mw_hour", "rrs_usd_per_mw_hour",
                      "nspin_usd_per_mw_hour", "ecrs_usd_per_mw_hour"]
 
@@ -131,6 +138,16 @@ def load_market_data(directory: str | Path | None = None, settlement_point: str 
     else:
         ancillary = pd.DataFrame(index=pd.DatetimeIndex([], tz="UTC", name="interval_start_utc"))
 
+    path = _find(directory, LOAD_FILE, required=False)
+    load = MarketData.__dataclass_fields__["load"].default_factory()
+    if path is not None:
+        load = read_load(path)
+
+    path = _find(directory, FOUR_CP_FILE, required=False)
+    four_cp = MarketData.__dataclass_fields__["four_cp_intervals"].default_factory()
+    if path is not None:
+        four_cp = read_four_cp(path)
+
     return MarketData(
         settlement_point=settlement_point,
         power=power,
@@ -139,4 +156,27 @@ def load_market_data(directory: str | Path | None = None, settlement_point: str 
         gpu_rates=gpu_rates,
         ancillary=ancillary,
         source=str(directory),
+        load=load,
+        four_cp_intervals=four_cp,
     )
+
+
+def read_load(path: Path) -> pd.DataFrame:
+    """ERCOT native load (`ERCOT`, the system total, MW) as `system_load_mw` by UTC hour start."""
+    df = read_table(path, {"interval_start_utc", "ERCOT"}, numeric=["ERCOT"], times=["interval_start_utc"])
+    load = df.set_index(_index(df["interval_start_utc"]))[["ERCOT"]].rename(columns={"ERCOT": "system_load_mw"})
+    return load[~load.index.duplicated(keep="last")].sort_index()
+
+
+def read_four_cp(path: Path) -> pd.DataFrame:
+    """Official 4CP intervals: `year`, `month`, `interval_start_utc` (from Central prevailing time), `cp_mw`."""
+    df = read_table(path, {"year", "month", "interval_start_local", "cp_mw_15min"}, numeric=["year", "month", "cp_mw_15min"])
+    local = pd.to_datetime(df["interval_start_local"], format="%Y-%m-%d %H:%M", errors="coerce")
+    bad = df.index[local.isna()]
+    if len(bad):
+        raise DataError(f"{path}: row {int(bad[0]) + 2}, column interval_start_local: expected YYYY-MM-DD HH:MM "
+                        f"(Central time), got {df['interval_start_local'].iloc[int(bad[0])]!r}")
+    start = local.dt.tz_localize(ERCOT_TZ, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
+    return pd.DataFrame({"year": df["year"].astype(int).to_numpy(), "month": df["month"].astype(int).to_numpy(),
+                         "interval_start_utc": start.to_numpy(), "cp_mw": df["cp_mw_15min"].to_numpy()}
+                        ).sort_values("interval_start_utc").reset_index(drop=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -16,6 +16,10 @@ class MarketData:
     network: columns `difficulty`, `fees_btc_per_block`, `subsidy_btc` (daily, index = UTC day start).
     gpu_rates: column per GPU model (e.g. `H100`), USD per GPU-hour, index = period start.
     ancillary: columns `<product>_usd_per_mw_hour` (hourly, day-ahead cleared).
+    load: column `system_load_mw` (ERCOT native load, hourly average, index = hour start; empty if not known).
+    load_forecast_mw: ERCOT's latest published system load forecast per hour (live feed only), if stored.
+    four_cp_intervals: official 4CP intervals, columns `year`, `month`, `interval_start_utc` (tz-aware UTC,
+        the 15-minute interval's start), `cp_mw`; empty if not known.
     """
 
     settlement_point: str
@@ -32,3 +36,12 @@ class MarketData:
     btc_interval: pd.Timedelta = pd.Timedelta(hours=1)
     network_interval: pd.Timedelta = pd.Timedelta(days=1)
     ambient_temp_c: pd.Series | None = None  # hourly forecast for the site (weather feed), if stored
+    load: pd.DataFrame = field(default_factory=lambda: _empty(["system_load_mw"]))
+    load_interval: pd.Timedelta = pd.Timedelta(hours=1)
+    load_forecast_mw: pd.Series | None = None
+    four_cp_intervals: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=["year", "month", "interval_start_utc", "cp_mw"]))
+
+
+def _empty(columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(columns=columns, index=pd.DatetimeIndex([], tz="UTC", name="interval_start_utc"), dtype=float)
