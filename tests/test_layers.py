@@ -25,6 +25,7 @@ LAYERS = [  # (module prefix, rank): a module may import only from prefixes of l
     ("hashpivot.configs", 0),
     ("hashpivot.feeds", 1),
     ("hashpivot.optimizer.forecast", 2),
+    ("hashpivot.optimizer.peak_forecast", 2),
     ("hashpivot.optimizer.milp", 3),
     ("hashpivot.optimizer.pipeline", 4),
     ("hashpivot.optimizer.studies", 5),
