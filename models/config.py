@@ -93,6 +93,8 @@ class AsicPool(StrictModel):
     pool_fee: float = Field(0.02, ge=0, lt=1)
     startup_cost_usd_per_unit: float = Field(0.0, ge=0)
     min_up_minutes: int = Field(0, ge=0)
+    min_units_on: int = Field(0, ge=0, description="units that must run every step (a must-run floor; an operator "
+                              "hold at N units sets it)")
 
     @field_validator("model")
     @classmethod
@@ -396,6 +398,8 @@ class FleetConfig(StrictModel):
     apply: Literal["off", "dry-run", "on"] = Field("off", description="what the daemon does with each decision: "
                                                    "nothing, plan and audit it, or command the machines")
     stop_file: str | None = Field(None, description="while this file exists, fleet apply sends nothing more (kill switch)")
+    max_change_fraction: float = Field(1.0, gt=0, le=1, description="at most this share of the fleet's machines is "
+                                       "commanded per apply (reductions first); the rest waits for the next decision")
 
 
 class SiteConfig(StrictModel):

@@ -33,9 +33,24 @@ def test_pool_holds_bound_the_model_and_name_themselves_in_the_reasons(tmp_path)
     assert free.pool("s19xp").units_on > 0 and free.pool("s21").units_on > 1000
     assert held.pool("s19xp").units_on == 0
     assert held.pool("s19xp").reason.startswith("held by operator until 2025-05-20T06:00:00Z (off): cooling repair")
-    assert held.pool("s21").units_on <= 1000 and held.pool("s21").reason.startswith("held by operator (at most 1,000 units)")
+    assert held.pool("s21").units_on == 1000 and held.pool("s21").reason.startswith("held by operator (at 1,000 units)")
     assert set(held.pool("m30s").units_by_mode) <= {"eco"} and "noise limit" in held.pool("m30s").reason
     assert later.pool("s19xp").units_on > 0 and "held by operator" not in later.pool("s19xp").reason
+
+
+def test_a_hold_the_site_cannot_honour_is_named_by_the_diagnosis(tmp_path):
+    # 9,500 S21 at 3.5 kW need 33 MW at least; with the interconnect cut to 20 MW the hold cannot be honoured:
+    # the decision keeps the previous one and says which hold and which limit conflict.
+    cfg = load_config(SITE, ["site.interconnect_cap_kw=20000", "site.ramp_limit_kw_per_step=off"])
+    with Store(tmp_path / "s.sqlite") as store:
+        import_files(sorted(embedded_data_dir().glob("*.csv*")), store)
+        free = decide_interval(cfg, store, NOW)
+        store.add_decision(free, NOW, 0.1)
+        store.add_hold({"pool": "s21", "units": 9500, "reason": "firmware soak test"}, NOW)
+        kept = decide_interval(cfg, store, NOW + timedelta(hours=1))
+    assert free.status in ("optimal", "feasible") and kept.status == "kept"
+    assert "unit_floors" in kept.reason and "asic pool s21: 9,500 units must run" in kept.reason
+    assert "site_cap" in kept.reason or "hall_caps" in kept.reason
 
 
 def test_fleet_apply_never_commands_a_held_machine(tmp_path):

@@ -170,3 +170,23 @@ def test_time_limit_with_nothing_found_is_a_clear_error():
     p = problem([1000, 1000], [asic("A", 10, A), asic("B", 10, B)], site_cap_kw=15)
     with pytest.raises(SolverError, match=r"raise solver.time_limit_s \(now 1e-09 s\)"):
         solve(p, SolveSettings(time_limit_s=1e-9))
+
+
+def test_unit_floor_keeps_a_held_pool_running_through_a_spike():
+    # At 5000 USD/MWh pool A loses 2 USD/h per unit: free it runs none; held at 4 units it runs exactly 4.
+    free = run(problem([1000, 5000], [asic("A", 10, A)]))
+    assert list(free.schedule.asic_units[0][0]) == [10, 0]
+    held = asic("A", 10, A)
+    held.min_units_on = 4
+    sol = run(problem([1000, 5000], [held]))
+    assert list(sol.schedule.asic_units[0][0]) == [10, 4]
+    assert sol.objective_usd == pytest.approx(10 * 2.0 + 4 * (3.0 - 5.0))
+
+
+def test_a_floor_the_site_cannot_honour_is_diagnosed():
+    held = asic("A", 10, A)
+    held.min_units_on = 8
+    with pytest.raises(InfeasibleError) as info:
+        solve(problem([1000], [held], site_cap_kw=5))
+    assert info.value.groups == ["unit_floors", "site_cap"]
+    assert "asic pool A: 8 units must run (8 kW at least)" in str(info.value)

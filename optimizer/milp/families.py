@@ -37,6 +37,17 @@ def _contract_conflict(problem: Problem, groups: list[str]) -> list[str]:
     return out
 
 
+def _floor_conflict(problem: Problem, groups: list[str]) -> list[str]:
+    out = []
+    for a in problem.asic:
+        if a.min_units_on:
+            kw = a.min_units_on * float(a.mode_power_kw.min())
+            out.append(f"asic pool {a.name}: {a.min_units_on:,} units must run ({kw:,.0f} kW at least), "
+                       f"{a.units_available:,} available; site cap {problem.site_cap_kw:,.0f} kW at the meter, hall "
+                       f"{a.hall} cap {float(problem.hall_cap_kw[a.hall].min()):,.0f} kW")
+    return out
+
+
 def _ramp_conflict(problem: Problem, groups: list[str]) -> list[str]:
     if problem.initial_site_kw is None:
         return []
@@ -56,6 +67,8 @@ class Family:
 FAMILIES: tuple[Family, ...] = (
     Family("unit_limits", "units on <= units available (asic_pools[].units_available)",
            mdl.add_unit_limits, chk.check_unit_limits),
+    Family("unit_floors", "units on >= the must-run floor (an operator hold at N units: `hashpivot hold list`; "
+           "asic_pools[].min_units_on)", mdl.add_unit_floors, chk.check_unit_floors, _floor_conflict),
     Family("hall_caps", "hall IT power <= cap after cooling derate (site.halls[].cap_kw, cooling_derate)",
            mdl.add_hall_caps, chk.check_hall_caps),
     Family("site_cap", "site-meter power <= interconnect cap (site.interconnect_cap_kw, with PUE)",

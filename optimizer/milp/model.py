@@ -84,8 +84,8 @@ def structure_key(p: Problem) -> tuple:
     only in Params (`set_parameters`) and objective coefficients (`set_objective`), so one kept model serves both."""
     return (
         p.steps, p.pue, p.reserve_max_kw, p.ramp_limit_kw is None, p.initial_site_kw is None, tuple(p.hall_cap_kw),
-        tuple((x.hall, x.units_available, tuple(map(float, x.mode_power_kw)), x.min_up_steps, x.initial_on is None)
-              for x in p.asic),
+        tuple((x.hall, x.units_available, tuple(map(float, x.mode_power_kw)), x.min_up_steps, x.initial_on is None,
+               x.min_units_on) for x in p.asic),
         tuple((x.hall, x.contract_ub, x.market_ub, x.full_power_kw, x.market_power_kw, x.firm, x.committed_gpus,
                x.min_rental_steps, x.initial_market_on is None) for x in p.gpu),
     )
@@ -147,6 +147,13 @@ def add_unit_limits(m: pyo.ConcreteModel, p: Problem) -> None:
     """Units on <= units available: a bound on `on` (single-mode pools: the bound on their count suffices)."""
     for a, t in m.on:
         m.on[a, t].setub(p.asic[a].units_available)
+
+
+def add_unit_floors(m: pyo.ConcreteModel, p: Problem) -> None:
+    """Units on >= the pool's must-run floor (an operator hold at N units), every step."""
+    floored = [a for a, x in enumerate(p.asic) if x.min_units_on > 0]
+    m.unit_floors = pyo.Constraint([(a, t) for a in floored for t in m.T],
+                                   rule=lambda _, a, t: _linear(_asic_on_terms(m, p, a, t)) >= p.asic[a].min_units_on)
 
 
 def add_hall_caps(m: pyo.ConcreteModel, p: Problem) -> None:

@@ -28,6 +28,7 @@ class AsicPoolData:
     min_up_steps: int = 1
     initial_on_by_mode: dict[str, int] | None = None
     recent_starts: list[int] = field(default_factory=list)  # units started 1, 2, … steps before step 0
+    min_units_on: int = 0  # must-run floor (operator hold at N units)
 
     @property
     def initial_on(self) -> int | None:
@@ -147,6 +148,7 @@ def make_problem(cfg: SiteConfig, forecast: Forecast, initial: InitialState | No
                 min_up_steps=_steps(p.min_up_minutes, forecast.step_minutes) if p.min_up_minutes else 1,
                 initial_on_by_mode=None if init is None else dict(init),
                 recent_starts=list(initial.recent_starts.get(p.name, [])),
+                min_units_on=p.min_units_on,
             )
         )
     gpu = []

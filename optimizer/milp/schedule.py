@@ -173,6 +173,14 @@ def check_unit_limits(problem: Problem, schedule: Schedule) -> list[str]:
     return out
 
 
+def check_unit_floors(problem: Problem, schedule: Schedule) -> list[str]:
+    out = []
+    for p, on in zip(problem.asic, asic_on(schedule)):
+        if p.min_units_on and (on < p.min_units_on - 1e-9).any():
+            out.append(f"asic {p.name}: fewer units on than the must-run floor ({on.min():g} < {p.min_units_on})")
+    return out
+
+
 def check_hall_caps(problem: Problem, schedule: Schedule, tol_kw: float = 1e-3) -> list[str]:
     out = []
     for h, kw in hall_it_kw(problem, schedule).items():

@@ -17,7 +17,7 @@ from hashpivot.feeds.fleet.scan import scan_into
 from hashpivot.feeds.store import Store
 from hashpivot.models.config import SiteConfig
 from hashpivot.models.decision import Decision
-from hashpivot.optimizer.service.fleet_plan import Command, plan, waves
+from hashpivot.optimizer.service.fleet_plan import Command, limit_changes, plan, waves
 from hashpivot.optimizer.service.holds import held_machines
 
 log = logging.getLogger(__name__)
@@ -85,10 +85,19 @@ def apply_decision(cfg: SiteConfig, store: Store, machines: list[Machine], doc: 
     fleet_kw = float(telemetry.loc[telemetry["reachable"] == 1, "watts"].fillna(0).sum()) / 1000.0
     cap_kw = cfg.site.interconnect_cap_kw / cfg.site.pue - other_it_kw
     ramp = cfg.site.ramp_limit_kw_per_step / cfg.site.pue if cfg.site.ramp_limit_kw_per_step else None
-    steps = waves(plan(cfg, doc, telemetry, held_machines(store.active_holds(now))), fleet_kw, max(cap_kw, fleet_kw), ramp)
+    commands, deferred = limit_changes(plan(cfg, doc, telemetry, held_machines(store.active_holds(now))), len(telemetry),
+                                       cfg.fleet.max_change_fraction)
+    steps = waves(commands, fleet_kw, max(cap_kw, fleet_kw), ramp)
 
     def label(c: Command) -> str:
         return c.action + (f" {c.watts:g} W" if c.watts else "")
+
+    if deferred:
+        log.warning("fleet apply seq=%s: %d commands deferred to the next decision (fleet.max_change_fraction = %g of "
+                    "%d machines)", seq, len(deferred), cfg.fleet.max_change_fraction, len(telemetry))
+        store.log_commands(now, seq, [(c.ip, c.pool, label(c), "deferred",
+                                       f"fleet.max_change_fraction = {cfg.fleet.max_change_fraction:g}", 0)
+                                      for c in deferred])
 
     if dry_run:
         entries = [(c.ip, c.pool, label(c), "planned", f"wave {n}", 0) for n, wave in enumerate(steps, start=1) for c in wave]

@@ -9,6 +9,7 @@ the config. Commands that reduce power come first, then the raises, in waves (`w
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import pandas as pd
@@ -68,6 +69,13 @@ def plan(cfg: SiteConfig, decision: Decision, telemetry: pd.DataFrame, held: set
         for row, mode in zip(wake.itertuples(), pending[len(unassigned):]):
             commands.append(Command(row.ip, pool_cfg.name, "wake", targets[mode], (targets[mode] - idle_w) / 1000.0))
     return sorted(commands, key=lambda c: (c.delta_kw >= 0, c.delta_kw))  # reductions first, biggest first
+
+
+def limit_changes(commands: list[Command], machines: int, fraction: float) -> tuple[list[Command], list[Command]]:
+    """At most ceil(`fraction` × `machines`) commands, taken in the plan's order (reductions first, biggest
+    first), and the rest, deferred to the next decision: a wrong decision can disturb only that share."""
+    allowed = math.ceil(fraction * machines - 1e-9)
+    return commands[:allowed], commands[allowed:]
 
 
 def waves(commands: list[Command], site_kw: float, cap_kw: float, ramp_kw: float | None,

@@ -1,4 +1,4 @@
-"""Operator holds: a pool held off, at most N units, or in one mode, or a machine never to be commanded, until
+"""Operator holds: a pool held off, at N units, or in one mode, or a machine never to be commanded, until
 a time or until removed. A pool hold changes the config a decision is taken with (the model honours it as a
 bound); a machine hold keeps `fleet apply` away from the machine. Both say so in the decision's reasons."""
 
@@ -12,7 +12,7 @@ from hashpivot.models.errors import InputError
 
 
 def hold_text(h: dict) -> str:
-    what = "off" if h["off"] else (f"at most {int(h['units']):,} units" if pd.notna(h["units"]) else f"in {h['mode']} mode")
+    what = "off" if h["off"] else (f"at {int(h['units']):,} units" if pd.notna(h["units"]) else f"in {h['mode']} mode")
     until = f" until {h['until_utc']}" if isinstance(h.get("until_utc"), str) else ""
     return f"held by operator{until} ({what}): {h['reason']}"
 
@@ -29,8 +29,9 @@ def check_hold(cfg: SiteConfig, hold: dict) -> None:
 
 
 def held_config(cfg: SiteConfig, holds: pd.DataFrame) -> tuple[SiteConfig, dict[str, str]]:
-    """The config with every active pool hold applied as a bound (off: no units; units: at most that many;
-    mode: that mode only), and the reason text per held pool."""
+    """The config with every active pool hold applied as fixed bounds (off: no units; units: exactly that many,
+    a cap and a must-run floor, so a hold the site cannot honour makes the model infeasible and the diagnosis
+    names it; mode: that mode only), and the reason text per held pool."""
     reasons: dict[str, str] = {}
     pools = []
     by_pool = {h["pool"]: h for h in holds.to_dict("records") if isinstance(h.get("pool"), str)}
@@ -40,7 +41,8 @@ def held_config(cfg: SiteConfig, holds: pd.DataFrame) -> tuple[SiteConfig, dict[
             if h["off"]:
                 pool = pool.model_copy(update={"units_available": 0})
             elif pd.notna(h["units"]):
-                pool = pool.model_copy(update={"units_available": min(pool.units_available, int(h["units"]))})
+                units = int(h["units"])
+                pool = pool.model_copy(update={"units_available": min(pool.units_available, units), "min_units_on": units})
             elif isinstance(h.get("mode"), str):
                 pool = pool.model_copy(update={"modes": [m for m in pool.modes if m.name == h["mode"]]})
             reasons[pool.name] = hold_text(h)
