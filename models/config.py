@@ -216,11 +216,38 @@ class Reserve(StrictModel):
         return self
 
 
+FOUR_CP_RATE_2025_USD_PER_KW_YEAR = 68.547301
+
+
+class FourCp(StrictModel):
+    """ERCOT 4CP transmission charge: next year's charge is rate x the site's average demand over the four
+    15-minute intervals of highest ERCOT load in June-September, so running `site_kw` through a step that holds
+    a month's peak with probability p is expected to cost p x rate / 4 x site_kw (16 TAC §25.192)."""
+
+    enabled: bool = True
+    rate_usd_per_kw_year: float = Field(
+        FOUR_CP_RATE_2025_USD_PER_KW_YEAR, ge=0, le=1000,
+        description="ERCOT postage-stamp transmission rate; default 68.547301, the 2025 rate (PUCT Docket 57491, "
+        "final order 2025-06-05, https://interchange.puc.texas.gov/Documents/57491_58_1505349.PDF; "
+        "feeds/data/ercot_transmission_rates.csv)")
+    months: list[int] = Field([6, 7, 8, 9], min_length=1, description="months whose peak counts (1-12)")
+    min_probability: float = Field(0.0, ge=0, le=1, description="probabilities below this count as 0")
+
+    @field_validator("months")
+    @classmethod
+    def _months(cls, v: list[int]) -> list[int]:
+        bad = [m for m in v if not 1 <= m <= 12]
+        if bad:
+            raise ValueError(f"months must be 1-12, got {bad[0]}")
+        return sorted(set(v))
+
+
 class Power(StrictModel):
     index: Literal["real_time"] = "real_time"
     adder_usd_per_mwh: float = Field(0.0, ge=-100, le=500)
     fixed_blocks: list[FixedBlock] = []
     reserve: Reserve | None = None
+    four_cp: FourCp | None = None
 
 
 class Horizon(StrictModel):

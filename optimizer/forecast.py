@@ -9,6 +9,10 @@ What is known at `at`:
 Power price for step k: the day-ahead price where published plus the latest real-time deviation from it,
 decaying by `price_decay_per_step` each step; where no day-ahead price is published, the latest real-time
 price blended toward the trailing mean with the same decay. Hashprice and GPU rates: persistence.
+
+4CP (with `[power.four_cp]` enabled and load data): per step, the probability that it holds its month's 4CP
+interval, from `optimizer.peak_forecast.peak_probabilities` on the load of hours that have ended, the published
+day-ahead prices and ERCOT's load forecast where stored; 0 otherwise.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from hashpivot.models.hashprice import (
 )
 from hashpivot.models.market import MarketData
 from hashpivot.models.series import staleness
+from hashpivot.optimizer.peak_forecast import peak_probabilities
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +51,8 @@ class Forecast:
     ambient_temp_c: np.ndarray
     reserve_price_usd_per_mw_hour: np.ndarray
     notes: dict[str, object] = field(default_factory=dict)
+    # per step: probability it holds its month's 4CP interval (None: 4CP not priced; see four_cp_step_probability)
+    four_cp_probability: np.ndarray | None = None
 
     @property
     def steps(self) -> int:
@@ -147,6 +154,39 @@ def subsidy_at(day: pd.Series, day_start: pd.Timestamp, at: pd.Timestamp) -> flo
     return block_subsidy_btc(int(day["height_at_day_start"] + day["blocks"] + BLOCKS_PER_HOUR * hours_since))
 
 
+def four_cp_step_probability(hourly: pd.Series, grid: pd.DatetimeIndex, step_minutes: int,
+                             min_probability: float = 0.0) -> np.ndarray:
+    """Per-step 4CP probability from per-hour ones (index = hour start, UTC): a step of `step_minutes` <= 60
+    carries step_minutes/60 of its hour's probability. A 15-minute step is then the probability that it is the
+    peak interval itself (the peak falls evenly in the hour's four intervals), and a 5-minute step a third of its
+    interval's, since the interval's demand is the average of its three steps; either way the expected charge
+    stays p_step x rate/4 x kW. Hours below `min_probability` count as 0."""
+    p = hourly.where(hourly >= min_probability, 0.0) if min_probability > 0 else hourly
+    values = p.reindex(pd.DatetimeIndex(grid).floor("h")).fillna(0.0).to_numpy(dtype=float)
+    return np.clip(values, 0.0, 1.0) * min(step_minutes, 60) / 60.0
+
+
+def _four_cp(cfg: SiteConfig, market: MarketData, grid: pd.DatetimeIndex, at: pd.Timestamp, notes: dict) -> np.ndarray | None:
+    """The horizon's per-step 4CP probabilities from data known at `at` (None when 4CP is not configured;
+    zeros, with a note, when there is no load data)."""
+    four_cp = cfg.power.four_cp
+    if four_cp is None or not four_cp.enabled:
+        return None
+    load = market.load
+    if load is None or load.empty or "system_load_mw" not in load.columns:
+        notes["four_cp"] = f"no ERCOT load in {market.source}: 4CP probability 0"
+        return np.zeros(len(grid))
+    known_load = load[load.index + market.load_interval <= at]
+    hours = pd.DatetimeIndex(grid).floor("h").unique()
+    da = published_day_ahead(market.power["da_price_usd_per_mwh"], at) if "da_price_usd_per_mwh" in market.power else None
+    hourly = peak_probabilities(known_load, at, hours, da_price_usd_per_mwh=da,
+                                load_forecast_mw=market.load_forecast_mw, months=tuple(four_cp.months))
+    p = four_cp_step_probability(pd.Series(np.asarray(hourly, dtype=float), index=hours), grid, cfg.horizon.step_minutes,
+                                 four_cp.min_probability)
+    notes["four_cp_max_probability"] = round(float(p.max()), 4) if len(p) else 0.0
+    return p
+
+
 def build_forecast(cfg: SiteConfig, market: MarketData, at: pd.Timestamp | str | None = None) -> Forecast:
     """Assemble the horizon's inputs from `market` as known at `at` (default: the data's latest time)."""
     at = default_at(market) if at is None else to_utc(at)
@@ -202,6 +242,7 @@ def build_forecast(cfg: SiteConfig, market: MarketData, at: pd.Timestamp | str |
                 last = float(published.iloc[-1])
                 reserve[:] = [float(published.get(t, last)) for t in grid.floor("h")]
 
+    four_cp = _four_cp(cfg, market, grid, at, notes)
     return Forecast(
         interval_start_utc=list(grid),
         step_minutes=cfg.horizon.step_minutes,
@@ -212,4 +253,5 @@ def build_forecast(cfg: SiteConfig, market: MarketData, at: pd.Timestamp | str |
         ambient_temp_c=_ambient(market, grid, at, cfg.forecast.ambient_temp_c, notes),
         reserve_price_usd_per_mw_hour=reserve,
         notes={"at_utc": at.isoformat(), **notes},
+        four_cp_probability=four_cp,
     )

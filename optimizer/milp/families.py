@@ -2,7 +2,9 @@
 `optimizer.milp.model`), the meaning an operator reads, its check in the independent checker
 (`optimizer.milp.schedule`) and, where it helps, the numbers that explain a conflict. `build_model`, the
 checker (`violations`), the infeasibility diagnosis and explanations all read `FAMILIES`, so a new family
-(4CP is next) is one entry here plus its builder and its check.
+is one entry here plus its builder and its check. A family may instead (or also) add a cost term to the
+objective (`cost`: (model, problem) -> (coefficient, variable) terms); its profit term in the checker is the
+PROFIT_TERMS entry of the same name + `_cost_usd` (`four_cp` → `four_cp_cost_usd`), so model and checker agree.
 """
 
 from __future__ import annotations
@@ -55,6 +57,10 @@ def _ramp_conflict(problem: Problem, groups: list[str]) -> list[str]:
             f"interconnect cap {problem.site_cap_kw:,.0f} kW"]
 
 
+def _no_rows(m: pyo.ConcreteModel, problem: Problem) -> None:
+    """A cost-only family adds no rows."""
+
+
 @dataclass(frozen=True)
 class Family:
     name: str
@@ -62,6 +68,7 @@ class Family:
     build: Callable[[pyo.ConcreteModel, Problem], None]
     check: Callable[[Problem, Schedule], list[str]]
     conflict: Callable[[Problem, list[str]], list[str]] | None = None  # details when diagnosis names it
+    cost: Callable[[pyo.ConcreteModel, Problem], list] | None = None  # objective terms, if the family prices something
 
 
 FAMILIES: tuple[Family, ...] = (
@@ -89,8 +96,16 @@ FAMILIES: tuple[Family, ...] = (
            mdl.add_contract_floors, chk.check_contract_floors, _contract_conflict),
     Family("reserve_limits", "reserve offered <= curtailable ASIC load and power.reserve.max_offer_mw",
            mdl.add_reserve_limits, chk.check_reserve_limits),
+    Family("four_cp", "expected ERCOT 4CP transmission cost p x rate/4 x site-meter kW per step (power.four_cp)",
+           _no_rows, chk.holds_by_construction, cost=mdl.four_cp_cost_terms),
 )
 BY_NAME = {f.name: f for f in FAMILIES}
+COSTS = tuple(f.cost for f in FAMILIES if f.cost is not None)
+
+
+def set_objective(m: pyo.ConcreteModel, problem: Problem) -> None:
+    """The model's objective with every registered cost family's terms (a kept model calls it each interval)."""
+    mdl.set_objective(m, problem, COSTS)
 
 
 def build_model(problem: Problem, relax: bool = False, exclude: frozenset[str] = frozenset()) -> pyo.ConcreteModel:
@@ -109,7 +124,7 @@ def build_model(problem: Problem, relax: bool = False, exclude: frozenset[str] =
         for family in FAMILIES:
             if family.name not in exclude:
                 family.build(m, problem)
-        mdl.set_objective(m, problem)
+        set_objective(m, problem)
         return m
 
 

@@ -20,8 +20,10 @@ def greedy_schedule(problem: Problem) -> Schedule:
     gc = [np.zeros(T) for _ in p.gpu]
     gm = [np.zeros(T) for _ in p.gpu]
     revenue = p.asic_revenue_usd()
+    four_cp = p.four_cp_usd_per_kw()
     for t in range(T):
-        energy = (p.price_usd_per_mwh[t] + p.adder_usd_per_mwh) * p.step_hours / 1000.0 * p.pue  # USD per IT kW
+        # USD per IT kW: energy plus the expected 4CP charge
+        energy = ((p.price_usd_per_mwh[t] + p.adder_usd_per_mwh) * p.step_hours / 1000.0 + four_cp[t]) * p.pue
         hall_left = {h: float(c[t]) for h, c in p.hall_cap_kw.items()}
         site_left = p.site_cap_kw / p.pue  # in IT kW
         options = []  # (priority, margin per kW, kind, index, mode, kW per unit)

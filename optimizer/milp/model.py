@@ -246,8 +246,17 @@ def add_reserve_limits(m: pyo.ConcreteModel, p: Problem) -> None:
     )
 
 
-def set_objective(m: pyo.ConcreteModel, p: Problem) -> None:
-    """Profit over the horizon, USD: revenue - energy - start-ups - SLA penalties - fixed-block cost."""
+def four_cp_cost_terms(m: pyo.ConcreteModel, p: Problem) -> list:
+    """Expected 4CP transmission cost as (coefficient, variable) objective terms: -p_t x rate/4 per site-meter
+    kW at step t. Plain coefficients, not Params (HiGHS reads no Param in the objective): a kept model gets the
+    next interval's probabilities when `set_objective` rebuilds the objective, as it does for the prices."""
+    cost = p.four_cp_usd_per_kw()
+    return [(-float(cost[t]), m.site[t]) for t in m.T if cost[t] > 0]
+
+
+def set_objective(m: pyo.ConcreteModel, p: Problem, costs: tuple = ()) -> None:
+    """Profit over the horizon, USD: revenue - energy - start-ups - SLA penalties - fixed-block cost - the cost
+    terms `costs` (functions (m, p) -> terms, the registry's cost families: `families.COSTS`)."""
     dt = p.step_hours
     asic_rev = p.asic_revenue_usd()
     terms: list = []
@@ -268,6 +277,8 @@ def set_objective(m: pyo.ConcreteModel, p: Problem) -> None:
         terms.append((-(price + p.adder_usd_per_mwh) * dt / 1000.0, m.buy[t]))
         terms.append((price * dt / 1000.0, m.sell[t]))
         terms.append((float(p.reserve_price_usd_per_mw_hour[t]) * dt / 1000.0, m.q[t]))
+    for cost_terms in costs:
+        terms.extend(cost_terms(m, p))
     constant = -p.block_cost_usd - sum(x.committed_gpus * x.sla_penalty_usd_per_gpu_hour * dt * p.steps for x in p.gpu)
     m.objective_constant = constant
     m.profit = pyo.Objective(expr=_linear(terms) + constant, sense=pyo.maximize)

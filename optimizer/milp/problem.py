@@ -85,6 +85,18 @@ class Problem:
     initial_site_kw: float | None = None
     hall_base_cap_kw: dict[str, float] = field(default_factory=dict)  # nameplate, before the cooling derate (reports)
     ambient_temp_c: np.ndarray | None = None  # per step (reports)
+    # probability that each step holds its month's 4CP interval (0 off-season, when disabled or without load
+    # data) and the transmission rate it is charged at: see `four_cp_usd_per_kw`
+    four_cp_probability: np.ndarray | None = None
+    four_cp_rate_usd_per_kw_year: float = 0.0
+
+    def four_cp_usd_per_kw(self) -> np.ndarray:
+        """Expected 4CP charge per site-meter kW run through each step, USD: p x rate / 4 (one of four peaks sets
+        a quarter of next year's charge). `four_cp_probability` is already per step: a sub-hourly step carries
+        its share of the hour's probability (see `optimizer.forecast.four_cp_step_probability`)."""
+        if self.four_cp_probability is None or not self.four_cp_rate_usd_per_kw_year:
+            return np.zeros(self.steps)
+        return np.asarray(self.four_cp_probability, dtype=float) * self.four_cp_rate_usd_per_kw_year / 4.0
 
     def asic_revenue_usd(self) -> list[np.ndarray]:
         """Per ASIC pool: (modes x steps) revenue of one unit over one step, USD."""
@@ -197,6 +209,10 @@ def make_problem(cfg: SiteConfig, forecast: Forecast, initial: InitialState | No
         asic=asic,
         gpu=gpu,
     )
+    four_cp = cfg.power.four_cp
+    if four_cp is not None and four_cp.enabled and forecast.four_cp_probability is not None:
+        problem.four_cp_probability = np.asarray(forecast.four_cp_probability, dtype=float)
+        problem.four_cp_rate_usd_per_kw_year = four_cp.rate_usd_per_kw_year
     problem.initial_site_kw = initial_site_kw(problem)
     return problem
 

@@ -44,8 +44,10 @@ def _reserve_within(problem: Problem, sched: Schedule) -> np.ndarray:
 
 
 def _energy_usd_per_kw(p: Problem, t: int) -> float:
-    """What one IT kW costs over step t at the site meter (real-time price plus a positive adder)."""
-    return (p.price_usd_per_mwh[t] + max(p.adder_usd_per_mwh, 0.0)) * p.step_hours / 1000.0 * p.pue
+    """What one IT kW costs over step t at the site meter (real-time price plus a positive adder, plus the
+    expected 4CP charge)."""
+    return ((p.price_usd_per_mwh[t] + max(p.adder_usd_per_mwh, 0.0)) * p.step_hours / 1000.0
+            + float(p.four_cp_usd_per_kw()[t])) * p.pue
 
 
 def round_and_fill(problem: Problem, relaxed: Schedule) -> tuple[Schedule | None, float]:

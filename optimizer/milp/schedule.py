@@ -118,6 +118,11 @@ def _sla_penalty(p: Problem, s: Schedule) -> np.ndarray:
                 for g, c in zip(p.gpu, s.gpu_contract_on)), np.zeros(p.steps))
 
 
+def _four_cp_cost(p: Problem, s: Schedule) -> np.ndarray:
+    """Expected (or, on a realised problem with p = 1 on the peak hours, actual) 4CP transmission charge."""
+    return p.four_cp_usd_per_kw() * site_kw(p, s)
+
+
 # The one evaluation of a schedule's profit: (name, sign, USD per step). `solve` certifies the model's answer
 # with it, the rounding heuristics compare schedules with it, backtests score every strategy with it. A term
 # added to the model's objective (optimizer/milp/model.py: set_objective) must be added here too, or the
@@ -131,6 +136,7 @@ PROFIT_TERMS: tuple[tuple[str, int, Callable[[Problem, Schedule], np.ndarray]], 
     ("block_cost_usd", -1, _block_cost),
     ("startup_cost_usd", -1, _startup_cost),
     ("sla_penalty_usd", -1, _sla_penalty),
+    ("four_cp_cost_usd", -1, _four_cp_cost),
 )
 
 

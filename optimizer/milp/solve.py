@@ -32,9 +32,9 @@ from pyomo.common.gc_manager import PauseGC
 
 from hashpivot.models.errors import SolverError
 from hashpivot.optimizer.milp.diagnosis import diagnose_infeasibility
-from hashpivot.optimizer.milp.families import build_model, violations
+from hashpivot.optimizer.milp.families import build_model, set_objective, violations
 from hashpivot.optimizer.milp.highs_instance import HighsInstance
-from hashpivot.optimizer.milp.model import set_objective, set_parameters, structure_key
+from hashpivot.optimizer.milp.model import set_parameters, structure_key
 from hashpivot.optimizer.milp.problem import Problem
 from hashpivot.optimizer.milp.rounding import round_and_fill
 from hashpivot.optimizer.milp.schedule import (

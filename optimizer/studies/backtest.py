@@ -4,14 +4,21 @@ Strategies:
 - `rolling`: the daemon's loop — at each hour a forecast from what was published by then (`build_forecast`
   enforces it), a solve from the previous applied hour, only step 0 applied;
 - `breakeven`: strike-price curtailment — each ASIC pool runs all units in stock mode while the latest known
-  real-time price (the last hour that has ended) is below its breakeven, GPUs run while they earn their power;
-  caps, ramps and minimum rental times respected greedily;
+  real-time price (the last hour that has ended) is below its breakeven, in a leaner mode where the site or
+  hall cap leaves too little for all in stock; GPUs run while they earn their power; reserve offered from the
+  running ASIC load within the model's limits (min(max offer, PUE x ASIC kW)); caps, ramps and minimum rental
+  times respected greedily;
+- `strike-4cp`: `breakeven` plus every ASIC off through the 15:45-17:45 Central window on 4CP call days
+  (`optimizer.studies.fourcp.is_call_day`), ramping down ahead of the window within the ramp limit;
 - `always-on`: every unit in stock mode, within the caps and ramps;
-- `perfect-foresight`: the whole period solved at once with the prices that actually happened (upper bound).
+- `perfect-foresight`: the whole period solved at once with the prices that actually happened (upper bound),
+  knowing the official 4CP intervals.
 
 Scoring: the applied hours of each strategy form one schedule over the whole period; it is checked against
 every constraint and evaluated on the realised prices (real-time price, that hour's BTC and day's network data,
 that month's GPU rate, day-ahead reserve price), so start-ups and ramps across hours count exactly as in the model.
+With `[power.four_cp]` in the config every strategy is charged the realised 4CP cost through the same
+evaluation: rate/4 x its site-meter kW in each hour holding an official 4CP interval of the period.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from hashpivot.models.calendar import to_utc
+from hashpivot.models.calendar import MARKET_TZ, to_utc
 from hashpivot.models.config import SiteConfig
 from hashpivot.models.decision import Decision
 from hashpivot.models.errors import ConfigError, DataError, SolverError
@@ -49,10 +56,16 @@ from hashpivot.optimizer.milp.schedule import (
 from hashpivot.optimizer.milp.solve import PersistentLP, SolveSettings, solve
 from hashpivot.optimizer.pipeline.decide import decide
 from hashpivot.optimizer.studies.executors import run_jobs
+from hashpivot.optimizer.studies.fourcp import (
+    is_call_day,
+    peak_outcomes,
+    realised_probability,
+    window_hour,
+)
 
 log = logging.getLogger(__name__)
 
-STRATEGIES = ("rolling", "breakeven", "always-on", "perfect-foresight")
+STRATEGIES = ("rolling", "breakeven", "strike-4cp", "always-on", "perfect-foresight")
 SHORT_GAP_HOURS = 2  # missing real-time hours bridged by the previous price (DST hours the source drops)
 
 
@@ -192,14 +205,19 @@ def _copy_step(dst: Schedule, t: int, src: Schedule, s: int = 0) -> None:
     dst.reserve_kw[t] = src.reserve_kw[s]
 
 
-def _rule_step(p1: Problem, strategy: str, prev_site_kw: float | None, ramp_kw: float | None) -> Schedule:
-    """One hour of a rule-based strategy on a 1-step problem (prices as known then)."""
+def _rule_step(p1: Problem, strategy: str, prev_site_kw: float | None, ramp_kw: float | None,
+               asics_off: bool = False, site_ceiling_kw: float | None = None) -> Schedule:
+    """One hour of a rule-based strategy on a 1-step problem (prices as known then). `asics_off`: a 4CP call
+    window (strike-4cp); `site_ceiling_kw`: the most site-meter kW this hour may run (ramping down ahead of one)."""
     s = _empty(p1)
     price = float(p1.price_usd_per_mwh[0]) + p1.adder_usd_per_mwh
     hall_left = {h: float(c[0]) for h, c in p1.hall_cap_kw.items()}
     site_left = p1.site_cap_kw / p1.pue
     if ramp_kw is not None and prev_site_kw is not None:
         site_left = min(site_left, (prev_site_kw + ramp_kw) / p1.pue)
+    if site_ceiling_kw is not None:
+        site_left = min(site_left, site_ceiling_kw / p1.pue)
+    fair = strategy in ("breakeven", "strike-4cp")  # what operators run: lean modes under the cap, reserve offered
     revenue = p1.asic_revenue_usd()
     options = []  # (priority, margin per kW, kind, index, mode, kW per unit, units)
     for g, x in enumerate(p1.gpu):
@@ -217,16 +235,23 @@ def _rule_step(p1: Problem, strategy: str, prev_site_kw: float | None, ramp_kw: 
         k = x.mode_names.index("stock") if "stock" in x.mode_names else int(np.argmax(x.mode_hashrate_th / x.mode_power_kw))
         kw = float(x.mode_power_kw[k])
         breakeven = float(revenue[a][k, 0]) / (kw * p1.step_hours / 1000.0) / p1.pue  # USD/MWh at the site meter
-        if strategy == "always-on" or price < breakeven:
+        if not asics_off and (strategy == "always-on" or price < breakeven):
             options.append((1, breakeven - price, "n", a, k, kw, x.units_available))
     for _, _, kind, i, k, kw, units in sorted(options, key=lambda o: (o[0], -o[1])):
         pool = p1.gpu[i] if kind != "n" else p1.asic[i]
-        fit = int(min(units, np.floor(min(hall_left[pool.hall], site_left) / kw + 1e-9)))
+        room_kw = min(hall_left[pool.hall], site_left)
+        fit = int(min(units, np.floor(room_kw / kw + 1e-9)))
         if fit <= 0:
             continue
         if kind == "n":
             s.asic_units[i][k, 0] = fit
-        elif kind == "gc":
+            if fair and fit < units:
+                _leaner_mix(p1.asic[i], s.asic_units[i], k, units, room_kw)
+            used = float(p1.asic[i].mode_power_kw @ s.asic_units[i][:, 0])
+            hall_left[pool.hall] -= used
+            site_left -= used
+            continue
+        if kind == "gc":
             s.gpu_contract_on[i][0] = fit
         else:
             fit = int(min(fit, p1.gpu[i].market_ub - s.gpu_market_on[i][0]))
@@ -237,7 +262,29 @@ def _rule_step(p1: Problem, strategy: str, prev_site_kw: float | None, ramp_kw: 
         site_left -= fit * kw
     if ramp_kw is not None and prev_site_kw is not None:
         _limit_ramp_down(p1, s, prev_site_kw - ramp_kw)
+    if fair and p1.reserve_max_kw > 0 and p1.reserve_price_usd_per_mw_hour[0] > 0:
+        asic_site_kw = sum((float(x.mode_power_kw @ u[:, 0]) for x, u in zip(p1.asic, s.asic_units)), 0.0) * p1.pue
+        s.reserve_kw[0] = min(p1.reserve_max_kw, asic_site_kw)
     return s
+
+
+def _leaner_mix(pool, units: np.ndarray, k: int, available: int, room_kw: float) -> None:
+    """When the room left holds fewer than all `available` units in mode k, run more units by moving some to
+    the most efficient leaner mode (more TH/s per kW): as many units as fit in that mode, as many of them in
+    mode k as the room still allows. Leaves `units` alone without such a mode."""
+    kw = pool.mode_power_kw
+    efficiency = pool.mode_hashrate_th / kw
+    leaner = [j for j in range(len(kw)) if kw[j] < kw[k] and efficiency[j] > efficiency[k]]
+    if not leaner:
+        return
+    j = max(leaner, key=lambda m: efficiency[m])
+    total = int(min(available, np.floor(room_kw / kw[j] + 1e-9)))
+    in_k = int(np.clip(np.floor((room_kw - total * kw[j]) / (kw[k] - kw[j]) + 1e-9), 0, total))
+    if pool.mode_hashrate_th[k] * in_k + pool.mode_hashrate_th[j] * (total - in_k) <= pool.mode_hashrate_th[k] * units[k, 0]:
+        return
+    units[:, 0] = 0
+    units[k, 0] = in_k
+    units[j, 0] = total - in_k
 
 
 def _limit_ramp_down(p1: Problem, s: Schedule, floor_site_kw: float) -> None:
@@ -276,6 +323,15 @@ def run_backtest(
     settings = settings or SolveSettings.from_config(cfg)
     realised = make_problem(cfg, realised_forecast(cfg, market, start, hours))
     realised.initial_site_kw = None
+    four_cp = cfg.power.four_cp
+    months = tuple(four_cp.months) if four_cp is not None else ()
+    grid = pd.date_range(start, periods=hours, freq="h", tz="UTC")
+    if four_cp is not None:  # every strategy pays the realised charge, also when decisions ignore it (enabled = false)
+        realised.four_cp_probability = realised_probability(market.four_cp_intervals, grid, months)
+        realised.four_cp_rate_usd_per_kw_year = four_cp.rate_usd_per_kw_year
+    # rule-based strategies read no 4CP forecast (strike-4cp calls its days by its own rule)
+    rule_cfg = cfg.model_copy(update={"power": cfg.power.model_copy(update={"four_cp": None})})
+    call_days: dict[pd.Timestamp, bool] = {}
     times: list[float] = []
     if strategy == "perfect-foresight":
         t0 = time.perf_counter()
@@ -295,10 +351,14 @@ def run_backtest(
                 step, previous = decided.solution.schedule, decided.document
             else:
                 # strike-price curtailment reacts to the latest real-time price, not to a forecast
-                forecast = build_forecast(cfg, market, at)
-                one = make_problem(cfg, _first_step(forecast, float(forecast.notes["last_rt_price_usd_per_mwh"])), state)
+                forecast = build_forecast(rule_cfg, market, at)
+                one = make_problem(rule_cfg, _first_step(forecast, float(forecast.notes["last_rt_price_usd_per_mwh"])), state)
                 prev = None if t == 0 else float(site_kw(realised, applied)[t - 1])
-                step = _rule_step(one, strategy, prev, cfg.site.ramp_limit_kw_per_step)
+                off, ceiling = False, None
+                if strategy == "strike-4cp" and months:
+                    off, ceiling = _strike_window(market, at, months, call_days, realised, applied, t,
+                                                  cfg.site.ramp_limit_kw_per_step)
+                step = _rule_step(one, strategy, prev, cfg.site.ramp_limit_kw_per_step, off, ceiling)
             times.append(time.perf_counter() - t0)
             _copy_step(applied, t, step)
             if strategy != "rolling":
@@ -309,7 +369,31 @@ def run_backtest(
     if problems:
         raise SolverError(f"{strategy}: the applied schedule breaks constraints (a bug, please report): {problems[:3]}")
     totals = evaluate(realised, applied)
-    return BacktestResult(strategy, realised, applied, _totals(realised, applied, totals, times), _steps(realised, applied, times, start), times)
+    result_totals = _totals(realised, applied, totals, times)
+    result_totals["four_cp_charge_usd"] = totals["four_cp_cost_usd"]
+    result_totals.update(peak_outcomes(realised, applied, market.four_cp_intervals, grid, months))
+    return BacktestResult(strategy, realised, applied, result_totals, _steps(realised, applied, times, start), times)
+
+
+def _strike_window(market: MarketData, at: pd.Timestamp, months, call_days: dict, realised: Problem, applied: Schedule,
+                   t: int, ramp_kw: float | None) -> tuple[bool, float | None]:
+    """strike-4cp at the hour starting `at`: (all ASICs off?, site-meter ceiling). On a call day the window's
+    hours run no ASIC, and the hours before it stay within the ramp of the GPU load the window keeps (the last
+    hour's GPU kW), so the site reaches it in time."""
+    day = at.tz_convert(MARKET_TZ).normalize()
+    if day not in call_days:
+        call_days[day] = is_call_day(market.load["system_load_mw"], day.tz_convert("UTC"), months,
+                                     load_interval=market.load_interval) if not market.load.empty else False
+    if not call_days[day]:
+        return False, None
+    if window_hour(at):
+        return True, None
+    first = next((h for h in range(1, 24) if window_hour(at + pd.Timedelta(hours=h))
+                  and (at + pd.Timedelta(hours=h)).tz_convert(MARKET_TZ).normalize() == day), None)
+    if first is None or ramp_kw is None:
+        return False, None
+    gpu_kw = 0.0 if t == 0 else float(sum(kw[t - 1] for kw in gpu_it_kw(realised, applied))) * realised.pue
+    return False, gpu_kw + ramp_kw * first
 
 
 def _first_step(f: Forecast, price_usd_per_mwh: float) -> Forecast:
@@ -369,8 +453,9 @@ class WindowedResult:
 
 
 ADDITIVE = ("objective_usd", "asic_revenue_usd", "gpu_revenue_usd", "reserve_revenue_usd", "resale_revenue_usd", "energy_cost_usd",
-            "block_cost_usd", "startup_cost_usd", "sla_penalty_usd", "profit_usd", "mining_revenue_usd", "gpu_hours", "energy_mwh",
-            "curtailed_asic_unit_hours", "ramp_events", "total_solve_time_s")
+            "block_cost_usd", "startup_cost_usd", "sla_penalty_usd", "four_cp_cost_usd", "profit_usd", "mining_revenue_usd",
+            "gpu_hours", "energy_mwh", "curtailed_asic_unit_hours", "ramp_events", "total_solve_time_s",
+            "four_cp_charge_usd", "four_cp_peaks", "four_cp_peaks_avoided", "four_cp_hours_curtailed")
 
 
 def _window_job(cfg_json: str, market: MarketData, strategy: str, span: tuple[pd.Timestamp, pd.Timestamp]) -> BacktestResult:
