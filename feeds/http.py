@@ -48,10 +48,11 @@ class _CappedRetry(Retry):
         return None if seconds is None else min(seconds, self.max_retry_after_s)
 
 
-def retrying_session(settings: HttpSettings) -> requests.Session:
+def retrying_session(settings: HttpSettings, methods: frozenset[str] = frozenset({"GET", "POST"})) -> requests.Session:
     """A `requests` session whose every request is retried by urllib3 on connection errors, read errors and
     429/5xx answers (exponential backoff, Retry-After honoured up to `max_retry_after_s`). The last answer is
-    returned, not raised, so callers turn it into their own error. Used by the collectors and the webhook."""
+    returned, not raised, so callers turn it into their own error. Used by the collectors and the webhook
+    (GET, POST), and the Vast.ai client (whose PUT and DELETE are idempotent too)."""
     retry = _CappedRetry(
         total=settings.retries,
         connect=settings.retries,
@@ -59,7 +60,7 @@ def retrying_session(settings: HttpSettings) -> requests.Session:
         status=settings.retries,
         backoff_factor=settings.backoff_s,
         status_forcelist=RETRY_STATUSES,
-        allowed_methods=frozenset({"GET", "POST"}),  # collectors only read; the webhook POST is idempotent per seq
+        allowed_methods=methods,  # only idempotent ones: collectors read; the webhook POST is idempotent per seq
         respect_retry_after_header=True,
         raise_on_status=False,
     )

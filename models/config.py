@@ -414,8 +414,67 @@ class DaemonConfig(StrictModel):
         return v
 
 
+class VastActuator(StrictModel):
+    """A GPU pool's marketplace GPUs rented out on Vast.ai: whole machines listed (asking price) or unlisted
+    through the host API, so that enough are listed for the decision's marketplace GPUs."""
+
+    kind: Literal["vastai"]
+    pool: str = Field(min_length=1, description="the GPU pool (gpu_pools[].name) these machines belong to")
+    api_url: str = Field("https://console.vast.ai", description="the host API's base URL (tests: a loopback server)")
+    api_key_env: str | None = Field(None, min_length=1, description="environment variable holding the API key")
+    api_key_file: str | None = Field(None, min_length=1, description="file holding the API key (mode 0600 or stricter)")
+    machine_ids: list[int] = Field(min_length=1, description="the Vast.ai machine ids of this pool, in listing order")
+    gpus_per_machine: int = Field(ge=1, le=64)
+    min_price_usd_per_gpu_hour: float = Field(gt=0, le=50, description="asking price floor, USD per GPU-hour")
+    min_chunk: int = Field(1, ge=1, le=64, description="the fewest GPUs one rental takes (Vast.ai min_chunk)")
+    listing_days: float = Field(7.0, gt=0, le=365, description="each listing's end_date is this far ahead")
+    timeout_s: float = Field(10.0, gt=0, le=120, description="per request")
+    retries: int = Field(2, ge=0, le=10, description="a request that fails (5xx, timeout, connection) is sent again")
+    backoff_s: float = Field(1.0, ge=0, le=60, description="urllib3 backoff factor between retries")
+
+    @field_validator("api_url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        return check_http_url(v)
+
+    @field_validator("machine_ids")
+    @classmethod
+    def _unique_ids(cls, v: list[int]) -> list[int]:
+        dup = sorted({i for i in v if v.count(i) > 1})
+        if dup:
+            raise ValueError(f"machine id {dup[0]} is listed twice")
+        return v
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> "VastActuator":
+        if (self.api_key_env is None) == (self.api_key_file is None):
+            raise ValueError("give exactly one of `api_key_env` (an environment variable name) or `api_key_file`")
+        return self
+
+
+class CommandActuator(StrictModel):
+    """An operator's executable (drain/cordon tooling: Kubernetes, Slurm) run with the pool's target as JSON
+    on stdin; exit code 0 means it took."""
+
+    kind: Literal["command"]
+    pool: str = Field(min_length=1, description="the GPU pool (gpu_pools[].name) the command drives")
+    argv: list[str] = Field(min_length=1, description="program and arguments, run without a shell")
+    timeout_s: float = Field(30.0, gt=0, le=3600)
+
+    @field_validator("argv")
+    @classmethod
+    def _program(cls, v: list[str]) -> list[str]:
+        if not v[0].strip():
+            raise ValueError("argv[0] must name the program to run")
+        return v
+
+
+GPU_ACTUATOR_CONFIGS: dict[str, type[StrictModel]] = {"vastai": VastActuator, "command": CommandActuator}
+GpuActuator = typing.Annotated[VastActuator | CommandActuator, Field(discriminator="kind")]
+
+
 class FleetConfig(StrictModel):
-    """[fleet]: the machines behind the ASIC pools, and how they are read (pyasic)."""
+    """[fleet]: the machines behind the ASIC pools, how they are read (pyasic), and the GPU pools' actuators."""
 
     inventory: str | None = Field(None, description="CSV ip,pool[,hall,rack,firmware]; relative to the config file")
     concurrency: int = Field(50, ge=1, le=2000, description="machines read at once")
@@ -427,6 +486,8 @@ class FleetConfig(StrictModel):
     stop_file: str | None = Field(None, description="while this file exists, fleet apply sends nothing more (kill switch)")
     max_change_fraction: float = Field(1.0, gt=0, le=1, description="at most this share of the fleet's machines is "
                                        "commanded per apply (reductions first); the rest waits for the next decision")
+    gpu_actuators: list[GpuActuator] = Field([], description="per GPU pool: how its target reaches the GPUs "
+                                             "(kinds: vastai, command)")
 
 
 class SiteConfig(StrictModel):
@@ -487,6 +548,10 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> SiteCon
     inventory = cfg.fleet.inventory
     if inventory is not None and not Path(inventory).expanduser().is_absolute():  # relative to the config file
         cfg = cfg.model_copy(update={"fleet": cfg.fleet.model_copy(update={"inventory": str(Path(path).parent / inventory)})})
+    for a in cfg.fleet.gpu_actuators:  # a secret file, like the inventory, is relative to the config file
+        key_file = getattr(a, "api_key_file", None)
+        if key_file is not None and not Path(key_file).expanduser().is_absolute():
+            a.api_key_file = str(Path(path).parent / key_file)
     return cfg
 
 
@@ -540,6 +605,16 @@ def _reference_problems(cfg: SiteConfig) -> list[str]:
                 f"gpu_pools[{i}].contract.committed_gpus = {g.contract.committed_gpus}: "
                 f"must be <= gpus_installed ({g.gpus_installed})"
             )
+    gpu_names = [g.name for g in cfg.gpu_pools]
+    vast_ids: dict[int, int] = {}
+    for i, a in enumerate(cfg.fleet.gpu_actuators):
+        if a.pool not in gpu_names:
+            allowed = ", ".join(gpu_names) or "(no gpu_pools configured)"
+            out.append(f"fleet.gpu_actuators[{i}].pool = {a.pool!r}: must be one of the GPU pools: {allowed}")
+        for mid in getattr(a, "machine_ids", []):
+            if mid in vast_ids:
+                out.append(f"fleet.gpu_actuators[{i}].machine_ids: machine {mid} is also in fleet.gpu_actuators[{vast_ids[mid]}]")
+            vast_ids.setdefault(mid, i)
     for i, b in enumerate(cfg.power.fixed_blocks):
         if b.start_hour_utc == b.end_hour_utc % 24 and b.end_hour_utc != 24:
             out.append(f"power.fixed_blocks[{i}]: start_hour_utc and end_hour_utc must differ")
@@ -597,12 +672,21 @@ def _unwrap(annotation: Any) -> Any:
     return annotation
 
 
+def _drop_union_tag(loc: tuple) -> tuple[tuple, type[BaseModel] | None]:
+    """pydantic puts a tagged union's tag in the error path (`fleet.gpu_actuators[0].vastai.retries`); the
+    operator's file has no such key, so drop it and return the tagged model (its keys are the allowed ones)."""
+    if len(loc) >= 4 and loc[:2] == ("fleet", "gpu_actuators") and loc[3] in GPU_ACTUATOR_CONFIGS:
+        return loc[:3] + loc[4:], GPU_ACTUATOR_CONFIGS[loc[3]]
+    return loc, None
+
+
 def format_validation_error(label: str, raw: dict, err: dict, root: type[BaseModel] | None = None) -> str:
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "literal["))))
+    loc, tagged = _drop_union_tag(loc)
     path = _loc_to_path(loc) or "(top level)"
     kind = err["type"]
     if kind == "extra_forbidden":
-        parent = _model_at(loc[:-1], root)
+        parent = tagged if tagged is not None and len(loc) == 4 else _model_at(loc[:-1], root)
         allowed = ", ".join(parent.model_fields) if parent else "see README"
         return f"{label}: {path}: unknown key; allowed keys here: {allowed}"
     if kind == "missing":

@@ -39,3 +39,12 @@ class PublishError(HashpivotError):
 
 class StoreError(HashpivotError):
     """The SQLite store cannot be opened, read or written: the message names the file and the cause."""
+
+
+class ActuatorError(HashpivotError):
+    """A GPU actuator's call did not take (the marketplace API refused or did not answer, a command failed):
+    the message names the target and the reason, never a credential; `attempts` says how often it was sent."""
+
+    def __init__(self, message: str, attempts: int = 1):
+        super().__init__(message)
+        self.attempts = attempts

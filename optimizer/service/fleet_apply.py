@@ -18,6 +18,7 @@ from hashpivot.feeds.store import Store
 from hashpivot.models.config import SiteConfig
 from hashpivot.models.decision import Decision
 from hashpivot.optimizer.service.fleet_plan import Command, limit_changes, plan, waves
+from hashpivot.optimizer.service.gpu_actuators import apply_gpu_pools
 from hashpivot.optimizer.service.holds import held_machines
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,7 @@ def apply_decision(cfg: SiteConfig, store: Store, machines: list[Machine], doc: 
             entries.extend(rows)
 
         asyncio.run(apply_waves(steps, cfg.fleet.timeout_s, cfg.fleet.retries, cfg.fleet.concurrency, stop, on_wave=audit))
+    entries += apply_gpu_pools(cfg, store, doc, seq, dry_run, now)  # GPU pools after the ASIC waves, audited alike
     log.info("fleet apply seq=%s dry_run=%s commands=%d failed=%d waves=%d", seq, dry_run, len(entries),
              sum(e[3] == "failed" for e in entries), len(steps))
     return entries, len(steps)
