@@ -486,6 +486,9 @@ class FleetConfig(StrictModel):
     stop_file: str | None = Field(None, description="while this file exists, fleet apply sends nothing more (kill switch)")
     max_change_fraction: float = Field(1.0, gt=0, le=1, description="at most this share of the fleet's machines is "
                                        "commanded per apply (reductions first); the rest waits for the next decision")
+    learn_modes: bool = Field(False, description="decide with each mode's measured W and TH/s (median of the healthy "
+                              "machines' readings over learn_window_s) instead of the catalogue's")
+    learn_window_s: float = Field(3600.0, gt=0, description="how far back learned modes look")
     gpu_actuators: list[GpuActuator] = Field([], description="per GPU pool: how its target reaches the GPUs "
                                              "(kinds: vastai, command)")
 

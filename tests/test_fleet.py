@@ -130,7 +130,8 @@ def test_the_daemon_decides_on_the_healthy_machines_the_fleet_reports(tmp_path, 
             store.add_telemetry(scan(read_inventory(inventory, cfg), now, timeout_s=2.0))
         doc = decide_interval(cfg, store, now)
         assert doc.pool("s19xp").units_available == 9 and doc.pool("s19xp").units_on <= 9
-        assert doc.fleet["pools"]["s19xp"] == {"units_available": 9, "healthy_machines": 9, "config_units_available": 6500}
+        assert doc.fleet["pools"]["s19xp"] == {"units_available": 9, "healthy_machines": 9, "config_units_available": 6500,
+                                               "measured_by_mode": {"stock": 9}}
         assert doc.pool("s21").units_available == 9500  # no machines of that pool in the inventory: config figure
         with caplog.at_level(logging.WARNING):
             later = decide_interval(cfg, store, now + timedelta(hours=1))

@@ -1,5 +1,7 @@
 """Per ASIC pool, what the fleet reports against what the config says (pure): machines total, healthy,
-sleeping, unreachable, erroring; measured kW and TH/s, and the catalogue's figures for the units mining."""
+sleeping, unreachable, erroring; measured kW and TH/s, and the catalogue's figures for the units mining; the
+units mining per mode (the measured state a decision starts from) and the W and TH/s each mode really draws
+and makes (`learned_modes`, a median over the healthy machines' recent readings)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,62 @@ from datetime import datetime
 import pandas as pd
 
 from hashpivot.models.config import SiteConfig
+
+
+def nearest_mode(watts: float | None, targets: dict[str, float]) -> str | None:
+    """The mode whose power target (W) is nearest a machine's measured watts (telemetry carries no preset)."""
+    if watts is None or pd.isna(watts) or not targets:
+        return None
+    return min(targets, key=lambda m: abs(targets[m] - watts))
+
+
+def _fresh(telemetry: pd.DataFrame, now: datetime, staleness_s: float) -> pd.Series:
+    return (pd.Timestamp(now) - pd.to_datetime(telemetry["at_utc"], utc=True)).dt.total_seconds() <= staleness_s
+
+
+def _healthy_mining(telemetry: pd.DataFrame) -> pd.Series:
+    return (telemetry["reachable"] == 1) & telemetry["error"].isna() & (telemetry["mining"] == 1)
+
+
+def measured_by_mode(cfg: SiteConfig, telemetry: pd.DataFrame, now: datetime, staleness_s: float) -> dict[str, dict[str, int]]:
+    """Per pool with fresh telemetry (newest row per machine), the healthy machines mining in each mode."""
+    out: dict[str, dict[str, int]] = {}
+    if telemetry.empty:
+        return out
+    fresh = telemetry[_fresh(telemetry, now, staleness_s)]
+    for pool in cfg.asic_pools:
+        t = fresh[fresh["pool"] == pool.name]
+        if t.empty:
+            continue
+        targets = {m.name: m.power_w for m in pool.modes}
+        modes = [nearest_mode(w, targets) for w in t.loc[_healthy_mining(t), "watts"]]
+        out[pool.name] = {m: modes.count(m) for m in targets if modes.count(m)}
+    return out
+
+
+def learned_modes(cfg: SiteConfig, history: pd.DataFrame, min_readings: int = 3) -> dict[str, dict[str, dict]]:
+    """Per pool and mode, the median W and TH/s of healthy mining machines' readings in `history` (each
+    reading counted in the mode whose power target is nearest it); modes with fewer than `min_readings`
+    readings keep the config's figures (left out)."""
+    out: dict[str, dict[str, dict]] = {}
+    if history.empty:
+        return out
+    readings = history[_healthy_mining(history) & history["watts"].notna() & (history["hashrate_th"] > 0)]
+    for pool in cfg.asic_pools:
+        t = readings[readings["pool"] == pool.name]
+        targets = {m.name: m.power_w for m in pool.modes}
+        config = {m.name: m for m in pool.modes}
+        by_mode = t.assign(mode=[nearest_mode(w, targets) for w in t["watts"]]).groupby("mode")
+        learned = {}
+        for mode, rows in by_mode:
+            if len(rows) >= min_readings:
+                learned[mode] = {"power_w": round(float(rows["watts"].median()), 1),
+                                 "hashrate_th": round(float(rows["hashrate_th"].median()), 2),
+                                 "config_power_w": config[mode].power_w, "config_hashrate_th": config[mode].hashrate_th,
+                                 "machines": int(rows["ip"].nunique()), "readings": len(rows)}
+        if learned:
+            out[pool.name] = learned
+    return out
 
 
 def healthy_units(telemetry: pd.DataFrame, now: datetime, staleness_s: float) -> tuple[dict[str, int], list[str]]:
@@ -29,8 +87,9 @@ def healthy_units(telemetry: pd.DataFrame, now: datetime, staleness_s: float) ->
     return out, warnings
 
 
-def pool_status(cfg: SiteConfig, telemetry: pd.DataFrame) -> pd.DataFrame:
-    """One row per ASIC pool that has machines in `telemetry` (the newest row per machine)."""
+def pool_status(cfg: SiteConfig, telemetry: pd.DataFrame, learned: dict[str, dict[str, dict]] | None = None) -> pd.DataFrame:
+    """One row per ASIC pool that has machines in `telemetry` (the newest row per machine); with `learned`
+    (`learned_modes`), each measured mode against the config's figures."""
     rows = []
     modes = {p.name: {m.name: m for m in p.modes} for p in cfg.asic_pools}
     for pool, t in telemetry.groupby("pool", sort=True):
@@ -51,6 +110,10 @@ def pool_status(cfg: SiteConfig, telemetry: pd.DataFrame) -> pd.DataFrame:
             "measured_th": round(float(t.loc[reachable, "hashrate_th"].fillna(0).sum()), 1),
             "config_stock_kw": round(int(mining.sum()) * stock.power_w / 1000.0, 1) if stock else None,
             "config_stock_th": round(int(mining.sum()) * stock.hashrate_th, 1) if stock else None,
+            "measured_modes": "; ".join(
+                f"{mode} {x['power_w']:,.0f} W {x['hashrate_th']:,.1f} TH/s (config {x['config_power_w']:,.0f} W "
+                f"{x['config_hashrate_th']:,.1f} TH/s, {x['machines']} machines)"
+                for mode, x in (learned or {}).get(pool, {}).items()) or None,
             "last_scan_utc": str(t["at_utc"].max()),
         })
     return pd.DataFrame(rows)

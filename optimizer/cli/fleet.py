@@ -66,17 +66,25 @@ def fleet_status(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: Db
                  pool: Annotated[Optional[str], typer.Option(help="one ASIC pool")] = None,
                  format: FormatOpt = OutputFormat.table) -> None:
     """Per pool, from the last scan: machines total / healthy / mining / sleeping / unreachable / erroring,
-    measured kW and TH/s against the config's stock figures for the machines mining."""
-    from hashpivot.feeds.fleet.status import pool_status
+    measured kW and TH/s against the config's stock figures for the machines mining, and each mode's measured
+    W and TH/s (median over fleet.learn_window_s) against the config's."""
+    from datetime import timedelta
+
+    import pandas as pd
+
+    from hashpivot.feeds.fleet.status import learned_modes, pool_status
 
     cfg = load_site(config, set_)
     with open_store(cfg, db, create=False) as store:
         telemetry = store.latest_telemetry()
+        last = pd.to_datetime(telemetry["at_utc"], utc=True).max() if not telemetry.empty else None
+        learned = (learned_modes(cfg, store.telemetry_since(last - timedelta(seconds=cfg.fleet.learn_window_s)))
+                   if last is not None else {})
     if pool is not None:
         telemetry = telemetry[telemetry["pool"] == pool]
     if telemetry.empty:
         typer.echo("no fleet telemetry" + (f" for pool {pool}" if pool else "") + " yet (run `hashpivot fleet scan`)", err=True)
-    frame_out(pool_status(cfg, telemetry), format, "fleet")
+    frame_out(pool_status(cfg, telemetry, learned), format, "fleet")
 
 
 @fleet_app.command("simulate", epilog=(

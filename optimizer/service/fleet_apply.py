@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
 import pyasic
 
 from hashpivot.feeds.fleet.inventory import Machine
-from hashpivot.feeds.fleet.scan import scan_into
+from hashpivot.feeds.fleet.scan import scan, scan_into
 from hashpivot.feeds.store import Store
+from hashpivot.models.clock import now_utc
 from hashpivot.models.config import SiteConfig
 from hashpivot.models.decision import Decision
 from hashpivot.optimizer.service.fleet_plan import Command, limit_changes, plan, waves
@@ -114,10 +115,22 @@ def apply_decision(cfg: SiteConfig, store: Store, machines: list[Machine], doc: 
             entries.extend(rows)
 
         asyncio.run(apply_waves(steps, cfg.fleet.timeout_s, cfg.fleet.retries, cfg.fleet.concurrency, stop, on_wave=audit))
+        _read_back_into(store, cfg, [m for m in machines if m.ip in {e[0] for e in entries}],
+                        {e[0]: e[4] for e in entries if e[3] == "failed"})
     entries += apply_gpu_pools(cfg, store, doc, seq, dry_run, now)  # GPU pools after the ASIC waves, audited alike
     log.info("fleet apply seq=%s dry_run=%s commands=%d failed=%d waves=%d", seq, dry_run, len(entries),
              sum(e[3] == "failed" for e in entries), len(steps))
     return entries, len(steps)
+
+
+def _read_back_into(store: Store, cfg: SiteConfig, commanded: list[Machine], failed: dict[str, str]) -> None:
+    """Scan the machines just commanded, so the store's telemetry is what they run now (the next decision
+    starts from it), and mark each machine whose command failed as erroring with the reason: it is left out
+    of the next decision until a later scan finds it healthy."""
+    if not commanded:
+        return
+    rows = scan(commanded, now_utc(), cfg.fleet.concurrency, cfg.fleet.timeout_s)
+    store.add_telemetry([replace(r, error=f"command failed: {failed[r.ip]}"[:200]) if r.ip in failed else r for r in rows])
 
 
 async def apply_waves(waves: list[list[Command]], timeout_s: float = 5.0, retries: int = 1, concurrency: int = 50,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from hashpivot.feeds.fleet.status import nearest_mode
 from hashpivot.models.config import SiteConfig
 from hashpivot.models.decision import Decision
 
@@ -25,13 +26,6 @@ class Command:
     action: str  # "sleep" | "wake" | "set_power"
     watts: float | None = None  # the power target (set_power, and wake: the mode to run in)
     delta_kw: float = 0.0  # planned change of the machine's power, kW (negative: a reduction)
-
-
-def _mode_of(watts: float | None, targets: dict[str, float]) -> str | None:
-    """The mode whose power target is nearest the machine's measured watts."""
-    if watts is None or not targets:
-        return None
-    return min(targets, key=lambda m: abs(targets[m] - watts))
 
 
 def plan(cfg: SiteConfig, decision: Decision, telemetry: pd.DataFrame, held: set[str] = frozenset(),
@@ -47,7 +41,7 @@ def plan(cfg: SiteConfig, decision: Decision, telemetry: pd.DataFrame, held: set
         usable = machines[(machines["reachable"] == 1) & machines["error"].isna() & ~machines["ip"].isin(held)]
         mining = usable[usable["mining"] == 1].assign(
             w_per_th=lambda d: d["watts"] / d["hashrate_th"].where(d["hashrate_th"] > 0),
-            mode=lambda d: [_mode_of(w, targets) for w in d["watts"]])
+            mode=lambda d: [nearest_mode(w, targets) for w in d["watts"]])
         asleep = usable[usable["mining"] != 1]
         want = sum(target.units_by_mode.values())
         mining = mining.sort_values(["w_per_th", "ip"])  # most efficient first

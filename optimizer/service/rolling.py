@@ -13,7 +13,7 @@ from datetime import datetime
 
 import pandas as pd
 
-from hashpivot.feeds.fleet.status import healthy_units
+from hashpivot.feeds.fleet.status import healthy_units, learned_modes, measured_by_mode
 from hashpivot.feeds.market_store import market_from_store
 from hashpivot.feeds.store import Store
 from hashpivot.models.calendar import iso_utc, to_utc
@@ -40,6 +40,8 @@ def decide_interval(cfg: SiteConfig, store: Store, now: datetime, kept_model: Pe
     previous = last[1] if last else None
     start = interval_start(cfg, now)
     cfg, fleet = fleet_adjusted(cfg, store, now)
+    if fleet and previous is not None:
+        previous = measured_start(previous, fleet)
     cfg, hold_reasons = held_config(cfg, store.active_holds(now))
     try:
         market = market_from_store(store, cfg.site.settlement_point, as_of=now)
@@ -59,22 +61,54 @@ def decide_interval(cfg: SiteConfig, store: Store, now: datetime, kept_model: Pe
 
 def fleet_adjusted(cfg: SiteConfig, store: Store, now: datetime) -> tuple[SiteConfig, dict | None]:
     """With `[fleet]` configured, each ASIC pool's units_available becomes the healthy machines its fresh
-    telemetry reports (never more than the config's figure); stale telemetry leaves the config's figure, with
-    a warning. Returns the config to decide with and what changed (for the decision document)."""
+    telemetry reports (never more than the config's figure); with `fleet.learn_modes`, each mode's W and TH/s
+    become the fleet's measured medians. Stale telemetry leaves the config's figures, with a warning. Returns
+    the config to decide with and what the fleet changed (for the decision document), including the units
+    mining per mode (`measured_by_mode`, the state the decision starts from)."""
     if cfg.fleet.inventory is None:
         return cfg, None
-    healthy, warnings = healthy_units(store.latest_telemetry(), now, cfg.fleet.telemetry_staleness_s)
+    latest, staleness = store.latest_telemetry(), cfg.fleet.telemetry_staleness_s
+    healthy, warnings = healthy_units(latest, now, staleness)
     for warning in warnings:
         log.warning("decision %s", warning)
+    measured = measured_by_mode(cfg, latest, now, staleness)
+    learned = {}
+    if cfg.fleet.learn_modes:
+        since = pd.Timestamp(now) - pd.Timedelta(seconds=min(cfg.fleet.learn_window_s, staleness))
+        learned = {pool: modes for pool, modes in learned_modes(cfg, store.telemetry_since(since)).items() if pool in healthy}
     pools, used = [], {}
     for pool in cfg.asic_pools:
         if pool.name in healthy:
             units = min(pool.units_available, healthy[pool.name])
             used[pool.name] = {"units_available": units, "healthy_machines": healthy[pool.name],
-                               "config_units_available": pool.units_available}
-            pool = pool.model_copy(update={"units_available": units})
+                               "config_units_available": pool.units_available,
+                               "measured_by_mode": measured.get(pool.name, {})}
+            update: dict = {"units_available": units}
+            if pool.name in learned:
+                used[pool.name]["learned_modes"] = learned[pool.name]
+                update["modes"] = [m.model_copy(update={k: learned[pool.name][m.name][k] for k in ("power_w", "hashrate_th")})
+                                   if m.name in learned[pool.name] else m for m in pool.modes]
+            pool = pool.model_copy(update=update)
         pools.append(pool)
     return cfg.model_copy(update={"asic_pools": pools}), {"pools": used, "warnings": warnings}
+
+
+def measured_start(previous: Decision, fleet: dict) -> Decision:
+    """`previous` with each fleet pool's step 0 replaced by the units the machines report mining per mode,
+    where the two differ (a failed command, a machine that rebooted, a person at the rack): the next decision
+    starts from what runs, not from what was planned. `fleet` records each difference."""
+    pools, started_from = [], {}
+    for p in previous.pools:
+        measured = fleet["pools"].get(p.name, {}).get("measured_by_mode")
+        if p.kind == "asic" and measured is not None and measured != {m: n for m, n in p.units_by_mode.items() if n}:
+            started_from[p.name] = {"planned": dict(p.units_by_mode), "measured": dict(measured)}
+            log.warning("decision pool %s starts from the fleet's measured state %s, not the plan %s", p.name,
+                        measured, dict(p.units_by_mode))
+            p = p.model_copy(update={"units_by_mode": dict(measured), "units_on": sum(measured.values())})
+        pools.append(p)
+    if started_from:
+        fleet["initial_state"] = started_from
+    return previous.model_copy(update={"pools": pools})
 
 
 def carried_forward(previous: Decision, start: pd.Timestamp, status: str, reason: str, step_minutes: int) -> Decision:
