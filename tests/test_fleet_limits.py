@@ -19,7 +19,7 @@ SITE = Path(__file__).resolve().parents[1] / "configs" / "site.toml"
 
 def test_max_change_fraction_defers_the_rest_to_the_next_apply(tmp_path):
     cfg = load_config(SITE, ["fleet.max_change_fraction=0.3", "fleet.timeout_s=2"])
-    machines = [SimMachine(ip, noise=0.0) for ip in farm_ips(10, "127.0.14.1")]
+    machines = [SimMachine(ip, noise=0.0) for ip in farm_ips(10, "127.0.16.1")]
     for i, m in enumerate(machines):  # the last machines draw most per TH/s: they go to sleep first
         m.profiles = tuple(type(p)(p.name, p.watts * (1 + 0.01 * i), p.hashrate_th) for p in m.profiles)
     inventory = read_inventory(write_inventory(machines, tmp_path / "fleet.csv", "s19xp", "hall-a"), cfg)
@@ -33,3 +33,22 @@ def test_max_change_fraction_defers_the_rest_to_the_next_apply(tmp_path):
     assert set(log.loc[log["result"] == "deferred", "ip"]) == {m.ip for m in machines[4:7]}  # audited as waiting
     assert sorted(m.ip for m in machines if m.sleeping) == sorted(m.ip for m in machines[4:])  # finished next time
     assert [e[3] for e in second].count("ok") == 3
+
+
+def test_the_daemons_fleet_apply_reports_its_duration_to_the_metrics(tmp_path):
+    from prometheus_client import generate_latest
+
+    from hashpivot.optimizer.service.metrics import Metrics
+    from hashpivot.optimizer.service.outbox import FLEET, drain
+
+    machines = [SimMachine(ip, noise=0.0) for ip in farm_ips(4, "127.0.16.101")]
+    inventory = write_inventory(machines, tmp_path / "fleet.csv", "s19xp", "hall-a")
+    cfg = load_config(SITE, [f"fleet.inventory='{inventory}'", "fleet.apply='on'", "fleet.timeout_s=2"])
+    metrics = Metrics()
+    with Store(tmp_path / "s.sqlite") as store, RunningFarm(machines):
+        store.add_decision(_decision({"stock": 2}), datetime.now(timezone.utc), 0.1, targets=[FLEET])
+        drain(cfg, store, tmp_path / "out", on_apply=metrics.fleet_apply_duration.set)
+    assert sum(m.sleeping for m in machines) == 2
+    (line,) = [x for x in generate_latest(metrics.registry).decode().splitlines()
+               if x.startswith("hashpivot_fleet_last_apply_duration_seconds ")]
+    assert 0.0 < float(line.split()[1]) < 30.0

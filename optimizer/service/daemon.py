@@ -105,7 +105,8 @@ def decision_job(cfg: SiteConfig, db: Path, metrics: Metrics | None,
         log.info("job=decide seq=%d interval=%s status=%s objective_usd=%s site_kw=%s duration_s=%.3f reason=%r", seq,
                  doc.interval_start_utc, doc.status, doc.objective_usd, doc.site.site_power_kw, duration, doc.reason)
         try:
-            outbox.drain(cfg, store, publish_dir(cfg, db))
+            outbox.drain(cfg, store, publish_dir(cfg, db),
+                         on_apply=metrics.fleet_apply_duration.set if metrics is not None else None)
         finally:
             if metrics is not None and cfg.fleet.inventory is not None:
                 metrics.record_fleet(pool_status(cfg, store.latest_telemetry()), doc, store.last_apply())

@@ -43,6 +43,8 @@ class Metrics:
         self.fleet_planned_kw = Gauge("hashpivot_fleet_planned_kw", "the decision's IT power for the pool", ["pool"], registry=r)
         self.fleet_commands = Gauge("hashpivot_fleet_last_apply_commands", "commands of the last apply by result",
                                     ["result"], registry=r)
+        self.fleet_apply_duration = Gauge("hashpivot_fleet_last_apply_duration_seconds",
+                                          "scan, plan, command and read-back of the last fleet apply", registry=r)
 
     def serve(self, host: str, port: int) -> None:
         start_http_server(port, addr=host, registry=self.registry)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,10 +46,11 @@ def remove_stale_temp_files(directory: Path) -> int:
     return len(stale)
 
 
-def drain(cfg: SiteConfig, store: Store, directory: Path, limit: int = 200) -> Drained:
+def drain(cfg: SiteConfig, store: Store, directory: Path, limit: int = 200, on_apply=None) -> Drained:
     """Publish every pending decision, oldest first: files, then the webhook. A failure stops that target
     for this pass (order is kept: latest.json never goes back in time), is recorded with the decision and
-    raised as one PublishError after the other target had its turn."""
+    raised as one PublishError after the other target had its turn. `on_apply(seconds)` hears how long a
+    fleet apply took (the metrics' gauge)."""
     out = Drained()
     removed = remove_stale_temp_files(directory)
     if removed:
@@ -79,8 +81,11 @@ def drain(cfg: SiteConfig, store: Store, directory: Path, limit: int = 200) -> D
         store.mark_published(seq, FLEET, now_utc())
     if fleet_pending:
         seq, doc = fleet_pending[-1]
+        started = time.monotonic()
         entries, _ = apply_decision(cfg, store, read_inventory(Path(cfg.fleet.inventory), cfg), doc, seq,
                                     cfg.fleet.apply == "dry-run", now_utc())
+        if on_apply is not None:
+            on_apply(time.monotonic() - started)
         store.mark_published(seq, FLEET, now_utc())
         failed = [e for e in entries if e[3] == "failed"]
         if failed:
