@@ -1,12 +1,15 @@
-"""A simulated miner farm on loopback addresses, speaking LuxOS's TCP 4028 API as pyasic drives it (see
+"""A simulated miner farm on loopback addresses, speaking each firmware's API as pyasic drives it (see
 docs/fleet-protocols.md): for tests, drills and benchmarks, and for operators to rehearse against before
-pointing hashpivot at a real site (`hashpivot fleet simulate`).
+pointing hashpivot at a real site (`hashpivot fleet simulate`). This module holds the farm and the LuxOS
+machine (TCP 4028); `farm_vnish` holds the VNish one (HTTP on port 80 and TCP 4028).
 
-Each machine listens on its own address (127.0.x.y, port 4028: pyasic's port is fixed), answers one JSON
-command per connection and closes it, as the firmware does. State: mining or sleeping (`curtail`), the
-power-target profile (`profileset`), watts and TH/s per profile with noise, board temperatures. Faults:
-`unreachable` (nothing listens), `slow` (answers after `slow_s`), `error` (every command answers STATUS E),
-`refuse_profile` (profileset answers E).
+Each machine listens on its own address (127.x.y.z; pyasic's ports are fixed), answers one JSON command per
+connection and closes it, as the firmware does. State: mining or sleeping (`curtail`), the power-target
+profile (`profileset`), watts and TH/s per profile with noise, board temperatures. Faults: `unreachable`
+(nothing listens), `slow` (answers after `slow_s`), `error` (every command answers STATUS E), `reboot` (a
+state-changing command makes it drop the connection unanswered and every new one for `reboot_s`; it comes
+back in its old state or, with `reboot_to="default"`, mining at its stock profile), `refuse_profile`
+(profileset answers E).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 PORT = 4028
 LUX_VERSION = "2024.5.1.155057-4b1b3b9"
@@ -34,22 +38,64 @@ class Profile:
 S19XP_PROFILES = (Profile("290MHz", 1_900.0, 95.0), Profile("415MHz", 2_700.0, 125.0), Profile("default", 3_010.0, 140.0))
 
 
+FAULTS = ("unreachable", "slow", "error", "reboot", "refuse_profile")
+IDLE_W = 95.0  # wall power of a sleeping machine: control board and fans
+
+
+class Rebooting(Exception):
+    """Raised by a machine that reboots mid-command: its connection is dropped without an answer."""
+
+
 @dataclass
 class SimMachine:
+    """A LuxOS machine (TCP 4028)."""
+
+    firmware: ClassVar[str] = "luxos"
     ip: str
     model: str = "Antminer S19 XP"
     profiles: tuple[Profile, ...] = S19XP_PROFILES
-    profile: str = "default"
+    profile: str = ""  # "": the stock profile (the last of `profiles`)
     sleeping: bool = False
-    fault: str | None = None  # None | "unreachable" | "slow" | "error" | "refuse_profile"
+    fault: str | None = None  # None or one of FAULTS
     slow_s: float = 5.0
+    reboot_s: float = 3.0  # how long a reboot drops connections
+    reboot_to: str = "old"  # "old" | "default": the state it comes back in
     noise: float = 0.01  # relative noise on watts and TH/s
     seed: int = 0
     sid: str = ""
     commands: list[str] = field(default_factory=list)  # every command received, for tests
+    reboots: int = 0  # how many times it rebooted
+    down_until: float = 0.0  # time.monotonic() until which it is rebooting
 
     def __post_init__(self) -> None:
+        if self.fault is not None and self.fault not in FAULTS:
+            raise ValueError(f"fault {self.fault!r}: expected one of {', '.join(FAULTS)}")
+        self.profile = self.profile or self.profiles[-1].name
         self.rng = random.Random(f"{self.ip}-{self.seed}")
+
+    @property
+    def down(self) -> bool:
+        return time.monotonic() < self.down_until
+
+    def _state_change(self) -> None:
+        """Called before a command changes the machine's state: with the `reboot` fault it reboots instead."""
+        if self.fault != "reboot":
+            return
+        self.reboot()
+        raise Rebooting(self.ip)
+
+    def reboot(self) -> None:
+        """Drop every connection for `reboot_s`, then come back in the old or the default state; the
+        session is lost."""
+        self.reboots += 1
+        self.down_until = time.monotonic() + self.reboot_s
+        self.sid = ""
+        if self.reboot_to == "default":
+            self.sleeping, self.profile = False, self.profiles[-1].name
+
+    def endpoints(self) -> list[tuple[int, object]]:
+        """(port, connection handler) pairs the machine listens on."""
+        return [(PORT, self.handle)]
 
     def _profile(self) -> Profile:
         return next(p for p in self.profiles if p.name == self.profile)
@@ -57,11 +103,11 @@ class SimMachine:
     @property
     def watts(self) -> float:
         """Wall power now: idle draw while sleeping."""
-        return 95.0 if self.sleeping else self._profile().watts * (1 + self.rng.uniform(-self.noise, self.noise))
+        return IDLE_W if self.sleeping or self.down else self._profile().watts * (1 + self.rng.uniform(-self.noise, self.noise))
 
     @property
     def hashrate_th(self) -> float:
-        return 0.0 if self.sleeping else self._profile().hashrate_th * (1 + self.rng.uniform(-self.noise, self.noise))
+        return 0.0 if self.sleeping or self.down else self._profile().hashrate_th * (1 + self.rng.uniform(-self.noise, self.noise))
 
     def _status(self, code: int, msg: str, ok: bool = True) -> list[dict]:
         return [{"STATUS": "S" if ok else "E", "When": int(time.time()), "Code": code, "Msg": msg,
@@ -156,6 +202,7 @@ class SimMachine:
         denied = self._privileged(args)
         if denied or len(args) < 2 or args[1] not in ("sleep", "wakeup"):
             return denied or {"STATUS": self._status(351, "curtail: expected sleep or wakeup", ok=False), "id": 1}
+        self._state_change()
         self.sleeping = args[1] == "sleep"
         return {"STATUS": self._status(350, f"Curtail {args[1]}"), "id": 1}
 
@@ -165,6 +212,7 @@ class SimMachine:
             return denied
         if self.fault == "refuse_profile" or len(args) < 2 or args[1] not in {p.name for p in self.profiles}:
             return {"STATUS": self._status(333, "Profile not applied", ok=False), "id": 1}
+        self._state_change()
         self.profile = args[1]
         return {"STATUS": self._status(332, "Profile set"), "PROFILE": [{"Profile": self.profile}], "id": 1}
 
@@ -175,6 +223,8 @@ class SimMachine:
         """One command per connection: read a whole JSON object, answer, close (pyasic reads until EOF)."""
         buffer = b""
         try:
+            if self.down:
+                return  # rebooting: the connection is dropped
             while True:
                 chunk = await asyncio.wait_for(reader.read(65536), timeout=10)
                 if not chunk:
@@ -190,6 +240,8 @@ class SimMachine:
             writer.write(json.dumps(self.reply(str(request.get("command", "")), str(request.get("parameter", "")))).encode()
                          + b"\x00")
             await writer.drain()
+        except Rebooting:
+            pass  # rebooting mid-command: no answer
         except (asyncio.TimeoutError, ConnectionError, asyncio.CancelledError):
             pass  # the client gave up (pyasic cancels the probe that lost its race): nothing to answer
         finally:
@@ -217,20 +269,25 @@ class Farm:
         self.servers: list[asyncio.base_events.Server] = []
         self.handlers: set[asyncio.Task] = set()
 
-    def _serve(self, machine: SimMachine):
+    def _serve(self, handler):
         async def handle(reader, writer):
             task = asyncio.current_task()
             self.handlers.add(task)
             try:
-                await machine.handle(reader, writer)
+                await handler(reader, writer)
             finally:
                 self.handlers.discard(task)
         return handle
 
     async def start(self) -> Farm:
+        """Listen on every machine's ports (an OSError names the address and port that failed)."""
         for m in self.machines.values():
             if m.fault != "unreachable":
-                self.servers.append(await asyncio.start_server(self._serve(m), m.ip, PORT))
+                for port, handler in m.endpoints():
+                    try:
+                        self.servers.append(await asyncio.start_server(self._serve(handler), m.ip, port))
+                    except OSError as exc:
+                        raise OSError(exc.errno, f"{m.ip} port {port}: {exc.strerror}") from None
         return self
 
     async def stop(self) -> None:
@@ -245,6 +302,7 @@ class Farm:
         self.servers = []
 
     def site_power_kw(self) -> float:
+        """What the site meter reads: every machine that is powered (an unreachable one is off)."""
         return sum(m.watts for m in self.machines.values() if m.fault != "unreachable") / 1000.0
 
 
@@ -254,5 +312,5 @@ def write_inventory(machines: list[SimMachine], path: Path, pool: str, hall: str
         writer = csv.writer(fh)
         writer.writerow(["ip", "pool", "hall", "rack", "firmware"])
         for i, m in enumerate(machines):
-            writer.writerow([m.ip, pool, hall, f"r{i // 40 + 1:02d}", "luxos"])
+            writer.writerow([m.ip, pool, hall, f"r{i // 40 + 1:02d}", m.firmware])
     return path

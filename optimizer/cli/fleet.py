@@ -1,5 +1,5 @@
 """`hashpivot fleet scan`, `fleet status` and `fleet simulate`: the machines behind the ASIC pools, read
-through pyasic, and a simulated LuxOS farm on loopback to rehearse against."""
+through pyasic, and a simulated LuxOS / VNish farm on loopback to rehearse against."""
 
 from __future__ import annotations
 
@@ -89,7 +89,8 @@ def fleet_status(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: Db
 
 @fleet_app.command("simulate", epilog=(
     "**Examples**\n\n    hashpivot fleet simulate --machines 200 --inventory sim-fleet.csv\n\n"
-    "    hashpivot fleet simulate --machines 2000 --faulty 0.05 --pool s19xp --seconds 600"))
+    "    hashpivot fleet simulate --machines 2000 --faulty 0.05 --pool s19xp --seconds 600\n\n"
+    "    sudo hashpivot fleet simulate --machines 200 --vnish-fraction 0.5 --first-ip 127.0.2.1   # VNish needs port 80"))
 @operator_errors
 def fleet_simulate(
     machines: Annotated[int, typer.Option(help="how many simulated machines")] = 100,
@@ -97,36 +98,46 @@ def fleet_simulate(
     inventory: Annotated[Path, typer.Option(help="write the farm's inventory CSV here")] = Path("sim-fleet.csv"),
     pool: Annotated[str, typer.Option(help="the ASIC pool the machines belong to")] = "s19xp",
     hall: Annotated[str, typer.Option(help="their hall")] = "hall-a",
-    faulty: Annotated[float, typer.Option(help="share of machines with a fault (unreachable, slow, error, refuse_profile)")] = 0.0,
+    faulty: Annotated[float, typer.Option(help="share of machines with a fault (unreachable, slow, error, reboot, "
+                                                   "refuse_profile)")] = 0.0,
+    vnish_fraction: Annotated[float, typer.Option(help="share of machines running VNish (HTTP on port 80 and 4028; port 80 "
+                                                       "needs root or CAP_NET_BIND_SERVICE); the rest run LuxOS")] = 0.0,
     seconds: Annotated[Optional[float], typer.Option(help="stop after this long (default: until Ctrl-C)")] = None,
     seed: Annotated[int, typer.Option(help="which machines get which fault")] = 0,
 ) -> None:
-    """Run a simulated LuxOS farm on loopback (each machine on its own 127.0.x.y:4028) to rehearse
-    `fleet scan` against before pointing hashpivot at a real site."""
+    """Run a simulated farm on loopback (each machine on its own 127.x.y.z: LuxOS on port 4028, VNish on
+    ports 80 and 4028) to rehearse `fleet scan` and `fleet apply` against before pointing hashpivot at a
+    real site. The inventory's firmware column says which machine runs which."""
     import asyncio
-    import random
 
-    from hashpivot.feeds.fleet.farm import Farm, SimMachine, farm_ips, write_inventory
+    from hashpivot.feeds.fleet.farm import Farm, write_inventory
+    from hashpivot.feeds.fleet.farm_mix import LABELS, mixed_farm
     from hashpivot.models.errors import InputError
 
     if not 1 <= machines <= 60_000:
         raise InputError(f"--machines {machines}: must be between 1 and 60,000")
     if not 0 <= faulty <= 1:
         raise InputError(f"--faulty {faulty}: must be a share between 0 and 1")
+    if not 0 <= vnish_fraction <= 1:
+        raise InputError(f"--vnish-fraction {vnish_fraction}: must be a share between 0 and 1")
     if not first_ip.startswith("127."):
         raise InputError(f"--first-ip {first_ip}: the simulated farm listens on loopback only (127.x.y.z)")
-    rng = random.Random(seed)
-    farm_machines = [SimMachine(ip, fault=rng.choice(["unreachable", "slow", "error", "refuse_profile"])
-                                if rng.random() < faulty else None, seed=seed) for ip in farm_ips(machines, first_ip)]
+    farm_machines = mixed_farm(machines, first_ip, vnish_fraction, faulty, seed)
     write_inventory(farm_machines, inventory, pool, hall)
+    counts = {fw: sum(m.firmware == fw for m in farm_machines) for fw in LABELS}
+    what = (f"{machines:,} LuxOS machines" if counts["vnish"] == 0 else
+            f"{machines:,} machines ({', '.join(f'{n:,} {LABELS[fw]}' for fw, n in counts.items() if n)})")
 
     async def serve() -> None:
         try:
             farm = await Farm(farm_machines).start()
+        except PermissionError as exc:
+            raise InputError(f"cannot listen on {exc.strerror}: VNish machines need port 80 (run as root, grant "
+                             "CAP_NET_BIND_SERVICE, or --vnish-fraction 0)") from None
         except OSError as exc:
-            raise InputError(f"cannot listen on {farm_machines[0].ip} .. {farm_machines[-1].ip} port 4028 ({exc.strerror}): "
-                             "another farm or miner API there? choose --first-ip") from None
-        typer.echo(f"simulating {machines:,} LuxOS machines on {farm_machines[0].ip} .. {farm_machines[-1].ip} port 4028; "
+            raise InputError(f"cannot listen on {exc.strerror}: another farm or miner API there? choose --first-ip") from None
+        ports = "port 4028" if counts["vnish"] == 0 else "ports 4028 (LuxOS) and 80 + 4028 (VNish)"
+        typer.echo(f"simulating {what} on {farm_machines[0].ip} .. {farm_machines[-1].ip} {ports}; "
                    f"inventory {inventory}; Ctrl-C stops", err=True)
         try:
             await asyncio.sleep(seconds if seconds is not None else 10**9)

@@ -11,6 +11,8 @@ from datetime import datetime
 from pathlib import Path
 
 import pyasic
+from pyasic.config.mining.presets import MiningPreset
+from pyasic.miners.backends.vnish import VNish
 
 from hashpivot.feeds.fleet.inventory import Machine
 from hashpivot.feeds.fleet.scan import scan, scan_into
@@ -35,6 +37,23 @@ class Applied:
     attempts: int
 
 
+async def _set_power(miner, watts: int) -> bool:
+    """Set the firmware's power target at or below `watts` (LuxOS: the highest profile; pyasic picks it). pyasic
+    0.79's `VNish.set_power_limit` always answers False (docs/fleet-protocols.md, 4.3), so on VNish this is its
+    intended logic: the highest tuned autotune preset at or below `watts`, set through the web API and proven
+    by reading the settings back (VNish acknowledges a preset it did not apply)."""
+    if not isinstance(miner, VNish):
+        return await miner.set_power_limit(watts)
+    listed = await miner.web.autotune_presets()
+    presets = [MiningPreset.from_vnish(p) for p in (listed.get("presets", []) if isinstance(listed, dict) else listed)]
+    fits = [int(p.power) for p in presets if p.tuned and p.power is not None and int(p.power) <= watts]
+    if not fits:
+        return False
+    await miner.web.set_power_limit(max(fits))
+    settings = await miner.web.settings()
+    return str(settings["miner"]["overclock"]["preset"]) == str(max(fits))
+
+
 async def _once(c: Command, timeout_s: float) -> tuple[bool, str]:
     miner = await asyncio.wait_for(pyasic.get_miner(c.ip), timeout_s)
     if miner is None:
@@ -44,9 +63,9 @@ async def _once(c: Command, timeout_s: float) -> tuple[bool, str]:
     elif c.action == "wake":
         sent = await asyncio.wait_for(miner.resume_mining(), timeout_s)
         if sent and c.watts is not None:
-            sent = await asyncio.wait_for(miner.set_power_limit(int(c.watts)), timeout_s)
+            sent = await asyncio.wait_for(_set_power(miner, int(c.watts)), timeout_s)
     else:
-        sent = await asyncio.wait_for(miner.set_power_limit(int(c.watts)), timeout_s)
+        sent = await asyncio.wait_for(_set_power(miner, int(c.watts)), timeout_s)
     if not sent:
         return False, f"{c.action} refused by the firmware"
     data = await asyncio.wait_for(miner.get_data(include=READ_BACK), timeout_s)
