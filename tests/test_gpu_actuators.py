@@ -24,7 +24,7 @@ from hashpivot.feeds.fleet.vast_sim import SimHost, VastSim
 from hashpivot.feeds.store import Store
 from hashpivot.models.config import GPU_ACTUATOR_CONFIGS, load_raw_config, validate_config
 from hashpivot.models.decision import Decision, Inputs, PoolDecision, SiteState
-from hashpivot.models.errors import ConfigError
+from hashpivot.models.errors import ActuatorError, ConfigError
 from hashpivot.optimizer.service.gpu_actuators import ACTUATORS, apply_gpu_pools, firm_floor
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -175,11 +175,14 @@ def test_a_refused_key_fails_at_once_and_never_reaches_logs_store_or_audit(accou
     script = _script(tmp_path, "drain", f"import os, json, pathlib; pathlib.Path({str(env_dump)!r}).write_text(json.dumps(dict(os.environ)))")
     cfg = site([vast(account.url), {"kind": "command", "pool": "h100", "argv": [str(script)]}])
     rows, _ = run(cfg, decision(market_on=24), tmp_path)
-    assert rows[0][3] == "failed" and rows[0][5] == 1 and "HTTP 401: the API key was refused" in rows[0][4]
+    assert rows[0][3] == "failed" and rows[0][5] == 1 and "HTTP 401: the API key was refused: Invalid user key ***" in rows[0][4]
     assert account.changes() == []
     assert account.requests[0][4] is False  # the sim saw the wrong key (and echoed it in its 401 answer)
     _no_secret_anywhere(wrong, tmp_path / "s.sqlite", caplog.text, rows)
     assert "HP_TEST_VAST_KEY" not in json.loads(env_dump.read_text())  # the operator's command does not get it
+    with VastClient(account.url, Secret(wrong), retries=0) as client, pytest.raises(ActuatorError) as exc:
+        client.machines()
+    assert wrong not in str(exc.value) and str(exc.value).endswith("Invalid user key ***")  # scrubbed by the client itself
 
 
 def test_the_api_key_never_appears_in_logs_the_store_or_the_audit_table(account, key, tmp_path, caplog):

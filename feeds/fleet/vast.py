@@ -111,7 +111,7 @@ class VastClient:
         attempts = 1 + (len(retries.history) if retries is not None else 0)
         log.debug("vastai method=%s path=%s status=%s attempts=%d", method, path, resp.status_code, attempts)
         if resp.status_code in (401, 403):
-            raise ActuatorError(f"{what}: HTTP {resp.status_code}: the API key was refused", attempts)
+            raise ActuatorError(f"{what}: HTTP {resp.status_code}: the API key was refused{self._msg(resp)}", attempts)
         if 300 <= resp.status_code < 400:
             raise ActuatorError(f"{what}: redirect refused (HTTP {resp.status_code}; a keyed request is not forwarded)", attempts)
         if not 200 <= resp.status_code < 300:
