@@ -478,6 +478,11 @@ class Store:
         return pd.read_sql_query("SELECT * FROM fleet_log ORDER BY id DESC LIMIT ?", self.conn, params=[limit]).iloc[::-1]
 
     @_reading
+    def telemetry_ips(self) -> set[str]:
+        """Every machine that has telemetry stored."""
+        return {row[0] for row in self.conn.execute("SELECT DISTINCT ip FROM telemetry")}
+
+    @_reading
     def telemetry_since(self, since: datetime) -> pd.DataFrame:
         """Every telemetry row at or after `since` (for the modes' measured figures)."""
         return pd.read_sql_query("SELECT * FROM telemetry WHERE at_utc >= ? ORDER BY at_utc, ip", self.conn,

@@ -7,6 +7,7 @@ Every error names the file, the key path, the bad value and what is allowed, e.g
 from __future__ import annotations
 
 import copy
+import ipaddress
 import logging
 import re
 import tomllib
@@ -473,10 +474,34 @@ GPU_ACTUATOR_CONFIGS: dict[str, type[StrictModel]] = {"vastai": VastActuator, "c
 GpuActuator = typing.Annotated[VastActuator | CommandActuator, Field(discriminator="kind")]
 
 
+class FleetRange(StrictModel):
+    """[[fleet.ranges]]: an address range whose answering machines belong to one ASIC pool."""
+
+    cidr: str = Field(description="e.g. 10.20.0.0/24 (at most 4,096 addresses)")
+    pool: str = Field(min_length=1, description="the ASIC pool (asic_pools[].name) of the machines found there")
+    hall: str = ""
+
+    @field_validator("cidr")
+    @classmethod
+    def _network(cls, v: str) -> str:
+        try:
+            net = ipaddress.ip_network(v.strip(), strict=False)
+        except ValueError:
+            raise ValueError("not an address range; use CIDR notation, e.g. 10.20.0.0/24") from None
+        if net.num_addresses > 4096:
+            raise ValueError(f"{net} has {net.num_addresses:,} addresses; at most 4,096 (a /20) per range — split it")
+        return str(net)
+
+
 class FleetConfig(StrictModel):
     """[fleet]: the machines behind the ASIC pools, how they are read (pyasic), and the GPU pools' actuators."""
 
     inventory: str | None = Field(None, description="CSV ip,pool[,hall,rack,firmware]; relative to the config file")
+    ranges: list[FleetRange] = Field([], description="address ranges scanned for machines, each for one ASIC pool")
+    password_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                                     description="environment variable holding the miners' web/API password")
+    password_file: str | None = Field(None, description="file (mode 600) holding the miners' password; relative to "
+                                      "the config file")
     concurrency: int = Field(50, ge=1, le=2000, description="machines read at once")
     timeout_s: float = Field(5.0, gt=0, le=120, description="per machine and request")
     telemetry_staleness_s: float = Field(900.0, gt=0, description="older telemetry falls back to the config's figures")
@@ -491,6 +516,17 @@ class FleetConfig(StrictModel):
     learn_window_s: float = Field(3600.0, gt=0, description="how far back learned modes look")
     gpu_actuators: list[GpuActuator] = Field([], description="per GPU pool: how its target reaches the GPUs "
                                              "(kinds: vastai, command)")
+
+    @model_validator(mode="after")
+    def _one_password_source(self) -> "FleetConfig":
+        if self.password_env is not None and self.password_file is not None:
+            raise ValueError("give fleet.password_env or fleet.password_file, not both")
+        return self
+
+    @property
+    def configured(self) -> bool:
+        """The site has machines hashpivot reads: an inventory file or address ranges."""
+        return self.inventory is not None or bool(self.ranges)
 
 
 class SiteConfig(StrictModel):
@@ -551,6 +587,9 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> SiteCon
     inventory = cfg.fleet.inventory
     if inventory is not None and not Path(inventory).expanduser().is_absolute():  # relative to the config file
         cfg = cfg.model_copy(update={"fleet": cfg.fleet.model_copy(update={"inventory": str(Path(path).parent / inventory)})})
+    password_file = cfg.fleet.password_file
+    if password_file is not None and not Path(password_file).expanduser().is_absolute():
+        cfg = cfg.model_copy(update={"fleet": cfg.fleet.model_copy(update={"password_file": str(Path(path).parent / password_file)})})
     for a in cfg.fleet.gpu_actuators:  # a secret file, like the inventory, is relative to the config file
         key_file = getattr(a, "api_key_file", None)
         if key_file is not None and not Path(key_file).expanduser().is_absolute():
@@ -608,6 +647,10 @@ def _reference_problems(cfg: SiteConfig) -> list[str]:
                 f"gpu_pools[{i}].contract.committed_gpus = {g.contract.committed_gpus}: "
                 f"must be <= gpus_installed ({g.gpus_installed})"
             )
+    asic_names = [a.name for a in cfg.asic_pools]
+    for i, r in enumerate(cfg.fleet.ranges):
+        if r.pool not in asic_names:
+            out.append(f"fleet.ranges[{i}].pool = {r.pool!r}: must be one of the ASIC pools: {', '.join(asic_names) or '(none)'}")
     gpu_names = [g.name for g in cfg.gpu_pools]
     vast_ids: dict[int, int] = {}
     for i, a in enumerate(cfg.fleet.gpu_actuators):

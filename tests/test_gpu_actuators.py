@@ -319,3 +319,26 @@ def _no_secret_anywhere(value: str, db: Path, log_text: str, rows: list[tuple]) 
     assert value not in dump and "fleet_log" in dump
     wal = [p for p in db.parent.glob(db.name + "*") if p.is_file()]
     assert all(value.encode() not in p.read_bytes() for p in wal)
+
+
+def test_a_site_with_gpu_actuators_and_no_inventory_applies_its_gpu_pools_alone(tmp_path):
+    """`fleet apply` with no ASIC inventory runs the GPU actuators only, and the daemon's outbox gets a fleet
+    target for such a site once fleet.apply is on."""
+    from hashpivot.optimizer.service.outbox import FLEET, targets
+
+    got = tmp_path / "stdin.json"
+    script = _script(tmp_path, "drain", f"import sys, pathlib; pathlib.Path({str(got)!r}).write_text(sys.stdin.read())")
+    (tmp_path / "d.json").write_text(decision(market_on=64).to_json())
+    act = f'[{{kind="command", pool="h100", argv=["{script}"], timeout_s=20}}]'
+    cli = [sys.executable, "-m", "hashpivot.optimizer.cli", "fleet", "apply", str(tmp_path / "d.json"),
+           "--db", str(tmp_path / "s.sqlite"), "--set", f"fleet.gpu_actuators={act}", "--format", "csv"]
+    dry = subprocess.run([*cli, "--dry-run"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert dry.returncode == 0, dry.stderr
+    assert 'command:drain,h100,"target 3136 GPUs (3072 contract, 64 marketplace)",planned' in dry.stdout and not got.exists()
+    on = subprocess.run(cli, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert on.returncode == 0, on.stderr
+    assert json.loads(got.read_text())["gpus_on"] == 3136 and ",ok,exit 0" in on.stdout
+
+    cfg = site([{"kind": "command", "pool": "h100", "argv": [str(script)]}])
+    assert FLEET not in targets(cfg)
+    assert FLEET in targets(cfg.model_copy(update={"fleet": cfg.fleet.model_copy(update={"apply": "on"})}))

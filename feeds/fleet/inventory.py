@@ -1,4 +1,5 @@
-"""The fleet inventory: which machine (IP) belongs to which ASIC pool, hall and rack (`[fleet] inventory`)."""
+"""The fleet inventory: which machine (IP) belongs to which ASIC pool, hall and rack (`[fleet] inventory`),
+and the addresses of `[[fleet.ranges]]`, where any machine that answers belongs to the range's pool."""
 
 from __future__ import annotations
 
@@ -18,6 +19,22 @@ class Machine:
     hall: str = ""
     rack: str = ""
     firmware: str = ""
+    discovered: bool = False  # from fleet.ranges: a machine only once it has answered a scan
+
+
+def fleet_machines(cfg: SiteConfig, inventory: Path | None = None) -> list[Machine]:
+    """The inventory file's machines (`inventory`, default fleet.inventory), then every host address of
+    fleet.ranges the file does not list, with the range's pool."""
+    path = inventory if inventory is not None else (Path(cfg.fleet.inventory).expanduser() if cfg.fleet.inventory else None)
+    machines = read_inventory(path, cfg) if path is not None else []
+    listed = {m.ip for m in machines}
+    for r in cfg.fleet.ranges:
+        net = ipaddress.ip_network(r.cidr)
+        for address in (net.hosts() if net.num_addresses > 2 else net):
+            if str(address) not in listed:
+                listed.add(str(address))
+                machines.append(Machine(str(address), r.pool, r.hall, discovered=True))
+    return machines
 
 
 def read_inventory(path: Path, cfg: SiteConfig) -> list[Machine]:

@@ -14,7 +14,9 @@ import pyasic
 from pyasic import settings as pyasic_settings
 
 from hashpivot.feeds.fleet.inventory import Machine
+from hashpivot.feeds.fleet.secrets import read_secret
 from hashpivot.feeds.store import Store
+from hashpivot.models.config import SiteConfig
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +82,29 @@ def telemetry_frame(rows: list[Telemetry]) -> pd.DataFrame:
                                                            mining=lambda d: d["mining"].astype("Int64"))
 
 
+PASSWORD_SETTINGS = ("default_vnish_web_password", "default_antminer_web_password", "default_bosminer_web_password",
+                     "default_whatsminer_rpc_password")
+
+
+def use_password(cfg: SiteConfig) -> None:
+    """Give pyasic the miners' password from fleet.password_env / password_file (a file readable by group or
+    others is refused); without either, pyasic's firmware defaults stay. The value goes to pyasic's settings
+    only: never to a log, the store or a document."""
+    password = read_secret(cfg.fleet.password_env, cfg.fleet.password_file, "fleet miners' password")
+    if password is not None:
+        for key in PASSWORD_SETTINGS:
+            pyasic_settings.update(key, password)
+
+
 def scan_into(store: Store, machines: list[Machine], now: datetime, concurrency: int, timeout_s: float) -> list[Telemetry]:
-    """Scan every machine once and store the telemetry (the daemon's scan job, `fleet scan`, `fleet apply`)."""
+    """Scan every machine once and store the telemetry (the daemon's scan job, `fleet scan`, `fleet apply`).
+    An address of fleet.ranges counts as a machine once it has answered: silent addresses that never did are
+    left out; one that answered before and is silent now is stored as unreachable."""
     rows = scan(machines, now, concurrency, timeout_s)
+    ranged = {m.ip for m in machines if m.discovered}
+    if ranged:
+        known = store.telemetry_ips()
+        rows = [r for r in rows if r.ip not in ranged or r.reachable or r.ip in known]
     store.add_telemetry(rows)
     return rows
 

@@ -162,7 +162,9 @@ def fleet_apply(
 ) -> None:
     """Turn step 0 of a decision into commands to the machines: scan, plan (least churn, least efficient off
     first), reductions first, raises in waves under the interconnect cap and the ramp limit, every command read
-    back; every command (or, in a dry run, every planned one) is written to the audit log (`fleet log`)."""
+    back; every command (or, in a dry run, every planned one) is written to the audit log (`fleet log`).
+    Then the GPU pools' actuators (fleet.gpu_actuators: Vast.ai listings, an operator command), audited alike;
+    with GPU actuators and no inventory, only they run."""
     setup_logging(verbose)
     import pandas as pd
 
@@ -173,7 +175,8 @@ def fleet_apply(
     from hashpivot.optimizer.service.fleet_apply import apply_decision
 
     cfg = load_site(config, set_)
-    machines = read_inventory(_inventory(cfg, inventory), cfg)
+    gpus_only = inventory is None and cfg.fleet.inventory is None and bool(cfg.fleet.gpu_actuators)
+    machines = [] if gpus_only else read_inventory(_inventory(cfg, inventory), cfg)
     with open_store(cfg, db) as store:
         seq = None
         if decision is not None:

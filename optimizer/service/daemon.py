@@ -21,8 +21,8 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from hashpivot.feeds.collect import collect, status
-from hashpivot.feeds.fleet.inventory import read_inventory
-from hashpivot.feeds.fleet.scan import scan_into
+from hashpivot.feeds.fleet.inventory import fleet_machines
+from hashpivot.feeds.fleet.scan import scan_into, use_password
 from hashpivot.feeds.fleet.status import pool_status
 from hashpivot.feeds.store import Store, default_db_path
 from hashpivot.models.calendar import iso_utc
@@ -108,14 +108,15 @@ def decision_job(cfg: SiteConfig, db: Path, metrics: Metrics | None,
             outbox.drain(cfg, store, publish_dir(cfg, db),
                          on_apply=metrics.fleet_apply_duration.set if metrics is not None else None)
         finally:
-            if metrics is not None and cfg.fleet.inventory is not None:
+            if metrics is not None and cfg.fleet.configured:
                 metrics.record_fleet(pool_status(cfg, store.latest_telemetry()), doc, store.last_apply())
     return seq, doc
 
 
 def fleet_scan_job(cfg: SiteConfig, db: Path) -> None:
     """Read every machine of the inventory once into the store (the next decision uses it)."""
-    machines = read_inventory(Path(cfg.fleet.inventory), cfg)
+    machines = fleet_machines(cfg)
+    use_password(cfg)
     with Store(db) as store:
         rows = scan_into(store, machines, now_utc(), cfg.fleet.concurrency, cfg.fleet.timeout_s)
     log.info("job=fleet_scan machines=%d reachable=%d", len(rows), sum(r.reachable for r in rows))
@@ -230,7 +231,7 @@ def run(cfg: SiteConfig, db: Path) -> None:
                           CronTrigger(**{k: str(v) for k, v in cfg.daemon.decision_cron.items()}, timezone="UTC"),
                           args=[cfg, db, metrics, PersistentLP(SolveSettings.from_config(cfg))],
                           id="decide", name="decide")
-        if cfg.fleet.inventory is not None:
+        if cfg.fleet.configured:
             scheduler.add_job(_one_line_errors(fleet_scan_job),
                               CronTrigger(**{k: str(v) for k, v in cfg.daemon.fleet_scan_cron.items()}, timezone="UTC"),
                               args=[cfg, db], id="fleet-scan", name="fleet scan")

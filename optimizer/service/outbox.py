@@ -27,8 +27,13 @@ FILES, WEBHOOK, FLEET = "files", "webhook", "fleet"
 
 def targets(cfg: SiteConfig) -> list[str]:
     """Where every new decision must be published (and applied to the fleet, with `fleet.apply` on or dry-run)."""
-    fleet = cfg.fleet.inventory is not None and cfg.fleet.apply != "off"
-    return [FILES] + ([WEBHOOK] if cfg.daemon.webhook_url else []) + ([FLEET] if fleet else [])
+    return [FILES] + ([WEBHOOK] if cfg.daemon.webhook_url else []) + ([FLEET] if fleet_applies(cfg) else [])
+
+
+def fleet_applies(cfg: SiteConfig) -> bool:
+    """The daemon applies decisions to the fleet: `fleet.apply` on or dry-run, and machines (an inventory) or GPU
+    actuators to drive."""
+    return cfg.fleet.apply != "off" and (cfg.fleet.inventory is not None or bool(cfg.fleet.gpu_actuators))
 
 
 @dataclass
@@ -76,13 +81,14 @@ def drain(cfg: SiteConfig, store: Store, directory: Path, limit: int = 200, on_a
                 break
             store.mark_published(seq, WEBHOOK, now_utc())
             out.sent.append(seq)
-    fleet_pending = store.pending(FLEET, limit) if cfg.fleet.inventory is not None and cfg.fleet.apply != "off" else []
+    fleet_pending = store.pending(FLEET, limit) if fleet_applies(cfg) else []
     for seq, _ in fleet_pending[:-1]:  # only the newest decision is applied: an older one is superseded
         store.mark_published(seq, FLEET, now_utc())
     if fleet_pending:
         seq, doc = fleet_pending[-1]
         started = time.monotonic()
-        entries, _ = apply_decision(cfg, store, read_inventory(Path(cfg.fleet.inventory), cfg), doc, seq,
+        machines = read_inventory(Path(cfg.fleet.inventory), cfg) if cfg.fleet.inventory is not None else []  # GPUs only
+        entries, _ = apply_decision(cfg, store, machines, doc, seq,
                                     cfg.fleet.apply == "dry-run", now_utc())
         if on_apply is not None:
             on_apply(time.monotonic() - started)

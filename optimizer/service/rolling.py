@@ -65,7 +65,7 @@ def fleet_adjusted(cfg: SiteConfig, store: Store, now: datetime) -> tuple[SiteCo
     become the fleet's measured medians. Stale telemetry leaves the config's figures, with a warning. Returns
     the config to decide with and what the fleet changed (for the decision document), including the units
     mining per mode (`measured_by_mode`, the state the decision starts from)."""
-    if cfg.fleet.inventory is None:
+    if not cfg.fleet.configured:
         return cfg, None
     latest, staleness = store.latest_telemetry(), cfg.fleet.telemetry_staleness_s
     healthy, warnings = healthy_units(latest, now, staleness)
