@@ -28,12 +28,14 @@ from hashpivot.optimizer.cli.common import (
 InventoryOpt = Annotated[Optional[Path], typer.Option(help="inventory CSV ip,pool[,hall,rack,firmware] (default: fleet.inventory)")]
 
 
-def _inventory(cfg, inventory: Optional[Path]) -> Path:
-    if inventory is not None:
-        return inventory
-    if cfg.fleet.inventory is None:
-        raise ConfigError("no fleet inventory: give --inventory or set fleet.inventory (a CSV ip,pool[,hall,rack,firmware])")
-    return Path(cfg.fleet.inventory).expanduser()
+def _machines(cfg, inventory: Optional[Path]):
+    """The machines to read: `--inventory` or fleet.inventory, plus the addresses of [[fleet.ranges]]."""
+    from hashpivot.feeds.fleet.inventory import fleet_machines
+
+    if inventory is None and not cfg.fleet.configured:
+        raise ConfigError("no fleet: give --inventory, or set fleet.inventory (a CSV ip,pool[,hall,rack,firmware]) "
+                          "or [[fleet.ranges]] (cidr, pool)")
+    return fleet_machines(cfg, inventory)
 
 
 @fleet_app.command("scan", epilog=(
@@ -45,13 +47,13 @@ def fleet_scan(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbOp
     """Read every machine of the inventory once (pyasic, bounded concurrency) and store its telemetry;
     prints the per-pool status."""
     setup_logging(verbose)
-    from hashpivot.feeds.fleet.inventory import read_inventory
-    from hashpivot.feeds.fleet.scan import scan_into
+    from hashpivot.feeds.fleet.scan import scan_into, use_password
     from hashpivot.feeds.fleet.status import pool_status
     from hashpivot.models.clock import now_utc
 
     cfg = load_site(config, set_)
-    machines = read_inventory(_inventory(cfg, inventory), cfg)
+    machines = _machines(cfg, inventory)
+    use_password(cfg)
     with open_store(cfg, db) as store:
         rows = scan_into(store, machines, now_utc(), cfg.fleet.concurrency, cfg.fleet.timeout_s)
         telemetry = store.latest_telemetry()
@@ -168,15 +170,14 @@ def fleet_apply(
     setup_logging(verbose)
     import pandas as pd
 
-    from hashpivot.feeds.fleet.inventory import read_inventory
     from hashpivot.models.clock import now_utc
     from hashpivot.models.decision import load_decision
     from hashpivot.models.errors import InputError
     from hashpivot.optimizer.service.fleet_apply import apply_decision
 
     cfg = load_site(config, set_)
-    gpus_only = inventory is None and cfg.fleet.inventory is None and bool(cfg.fleet.gpu_actuators)
-    machines = [] if gpus_only else read_inventory(_inventory(cfg, inventory), cfg)
+    gpus_only = inventory is None and not cfg.fleet.configured and bool(cfg.fleet.gpu_actuators)
+    machines = [] if gpus_only else _machines(cfg, inventory)
     with open_store(cfg, db) as store:
         seq = None
         if decision is not None:

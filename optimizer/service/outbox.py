@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hashpivot.feeds.fleet.inventory import read_inventory
+from hashpivot.feeds.fleet.inventory import fleet_machines
 from hashpivot.feeds.store import Store
 from hashpivot.models.clock import now_utc
 from hashpivot.models.config import SiteConfig
@@ -33,7 +33,7 @@ def targets(cfg: SiteConfig) -> list[str]:
 def fleet_applies(cfg: SiteConfig) -> bool:
     """The daemon applies decisions to the fleet: `fleet.apply` on or dry-run, and machines (an inventory) or GPU
     actuators to drive."""
-    return cfg.fleet.apply != "off" and (cfg.fleet.inventory is not None or bool(cfg.fleet.gpu_actuators))
+    return cfg.fleet.apply != "off" and (cfg.fleet.configured or bool(cfg.fleet.gpu_actuators))
 
 
 @dataclass
@@ -87,7 +87,7 @@ def drain(cfg: SiteConfig, store: Store, directory: Path, limit: int = 200, on_a
     if fleet_pending:
         seq, doc = fleet_pending[-1]
         started = time.monotonic()
-        machines = read_inventory(Path(cfg.fleet.inventory), cfg) if cfg.fleet.inventory is not None else []  # GPUs only
+        machines = fleet_machines(cfg) if cfg.fleet.configured else []  # GPUs only
         entries, _ = apply_decision(cfg, store, machines, doc, seq,
                                     cfg.fleet.apply == "dry-run", now_utc())
         if on_apply is not None:
