@@ -23,6 +23,7 @@ from hashpivot.models.calendar import MARKET_TZ
 from hashpivot.optimizer.peak_forecast import FITTED, PeakModel, fit_peak_model, peak_probabilities
 
 HORIZON = 24
+REACH = 25  # steps computed per decision: the 24-step horizon, plus one to report p 24 h before each peak
 LEADS_H = (24, 6, 1, 0)
 THRESHOLDS = (0.05, 0.1, 0.2)
 BINS = (0.0, 0.001, 0.01, 0.05, 0.1, 0.2, 0.4, 1.0000001)
@@ -36,11 +37,11 @@ def summer_hours(year: int) -> pd.DatetimeIndex:
 
 
 def decisions(load: pd.DataFrame, year: int, model: PeakModel) -> np.ndarray:
-    """p[i, k]: the probability the decision at hour i of the summer gives to step i + k (k = 0..23)."""
+    """p[i, k]: the probability the decision at hour i of the summer gives to step i + k (k = 0..24)."""
     hours = summer_hours(year)
-    p = np.zeros((len(hours), HORIZON))
+    p = np.zeros((len(hours), REACH))
     for i, at in enumerate(hours):
-        p[i] = peak_probabilities(load, at, pd.date_range(at, periods=HORIZON, freq="h"), model=model).to_numpy()
+        p[i] = peak_probabilities(load, at, pd.date_range(at, periods=REACH, freq="h"), model=model).to_numpy()
     return p
 
 
@@ -53,6 +54,7 @@ def peak_hours(four_cp: pd.DataFrame, year: int) -> pd.DatetimeIndex:
 def score(p: np.ndarray, hours: pd.DatetimeIndex, peaks: pd.DatetimeIndex, model: PeakModel) -> dict:
     """Brier, climatology Brier, reliability rows, peak p by lead, flagged hours for one summer."""
     n = len(hours)
+    horizon = p[:, :HORIZON]
     target_idx = np.arange(n)[:, None] + np.arange(HORIZON)[None, :]
     valid = target_idx < n
     is_peak = np.isin(np.arange(n), hours.get_indexer(peaks))
@@ -60,7 +62,7 @@ def score(p: np.ndarray, hours: pd.DatetimeIndex, peaks: pd.DatetimeIndex, model
     local = hours.tz_convert(MARKET_TZ)
     clim_hour = np.array(model.hour_share)[np.asarray(local.hour)] / np.asarray(local.days_in_month)
     clim = np.where(valid, clim_hour[np.minimum(target_idx, n - 1)], 0.0)
-    pv, yv, cv = p[valid], y[valid], clim[valid]
+    pv, yv, cv = horizon[valid], y[valid], clim[valid]
     brier, brier_clim = float(np.mean((pv - yv) ** 2)), float(np.mean((cv - yv) ** 2))
     rows = []
     bins = np.digitize(pv, BINS) - 1
@@ -73,7 +75,7 @@ def score(p: np.ndarray, hours: pd.DatetimeIndex, peaks: pd.DatetimeIndex, model
     peak_rows = []
     for peak in peaks:
         j = hours.get_loc(peak)
-        peak_rows.append((peak, [float(p[j - lead, lead]) if j - lead >= 0 and lead < HORIZON else float("nan")
+        peak_rows.append((peak, [float(p[j - lead, lead]) if j - lead >= 0 else float("nan")
                                  for lead in LEADS_H]))
     flagged = {t: int((at_start >= t).sum()) for t in THRESHOLDS}
     caught = {t: int(sum(at_start[hours.get_loc(pk)] >= t for pk in peaks)) for t in THRESHOLDS}

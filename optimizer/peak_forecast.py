@@ -38,10 +38,12 @@ from hashpivot.models.calendar import MARKET_TZ
 from hashpivot.models.errors import DataError
 
 MAX_LEAD_DAYS = 31  # persistence statistics per lead k = 1..31 days after the last completed day
-MAX_BLOCK_DAYS = 30  # block statistics for n = 1..30 later days (leads 2..n+1 after the last completed day)
+MAX_BLOCK_DAYS = 31  # block statistics for the n = 1..31 days after today
 QUANTILE_LEVELS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 1.0)
-ANOMALY_DAYS = 14  # the last completed day's anomaly: its adjusted log peak minus the mean of the trailing 14 days
+ANOMALY_DAYS = 14  # a day's anomaly: its adjusted log peak minus the mean of the 14 days ending with it
 HIGH_LOAD_SHARE = 0.95  # days whose peak is within 5 % of their month's maximum teach the hour-of-day share
+MIN_NEAR_DAYS = 30  # fewer near days at a decision hour than this: the proxy error is fitted on all days
+NEAR_CLIP = 0.08  # the proxy's log distance to the month-to-date maximum, clipped (and the fit's day window)
 SUMMER = (6, 7, 8, 9)  # the months the statistics are fitted on
 FORECAST_SD_LOG = (0.02, 0.01)  # stated, not fitted (no archive of ERCOT forecasts): sd = a + b x days ahead
 GRID_POINTS = 400
@@ -61,8 +63,9 @@ class PeakModel:
     block_slope: per n = 1..30, the regression slope of the block maximum on the anomaly (mean reversion).
     block_quantiles: per n, quantiles (at QUANTILE_LEVELS) of the block's max log peak minus the last completed
         day's adjusted log peak minus slope x anomaly.
-    today_bias_log, today_sd_log: log error of the proxy's maximum for the rest of today, by the Central hour of
-        the decision (0..23).
+    today_bias_log, today_slope, today_sd_log: log error of the proxy's maximum for the rest of today, by the
+        Central hour of the decision (0..23): bias + slope x log(proxy / month-to-date max) (clipped to +-NEAR_CLIP),
+        and the spread around it.
     """
 
     years: tuple[int, ...]
@@ -74,6 +77,7 @@ class PeakModel:
     block_slope: tuple[float, ...]
     block_quantiles: tuple[tuple[float, ...], ...]
     today_bias_log: tuple[float, ...]
+    today_slope: tuple[float, ...]
     today_sd_log: tuple[float, ...]
 
 
@@ -103,52 +107,89 @@ FITTED = PeakModel(
         0.137615, 0.138342, 0.139149, 0.139803, 0.14238, 0.144371, 0.147841,
     ),
     block_slope=(
-        -0.29473, -0.385903, -0.454189, -0.505166, -0.541825, -0.566283, -0.577577, -0.585478,
-        -0.591161, -0.581251, -0.570124, -0.562831, -0.564975, -0.553033, -0.536921, -0.520852,
-        -0.513665, -0.517835, -0.52691, -0.536769, -0.541001, -0.539752, -0.534145, -0.536264,
-        -0.537823, -0.534518, -0.538453, -0.537571, -0.535043, -0.530419,
+        -0.083823, -0.151066, -0.206267, -0.249695, -0.285844, -0.30798, -0.325609, -0.333827,
+        -0.338983, -0.343874, -0.340467, -0.337724, -0.333724, -0.335225, -0.327824, -0.318987,
+        -0.308652, -0.304117, -0.306489, -0.313271, -0.320036, -0.322548, -0.321656, -0.320102,
+        -0.321351, -0.322233, -0.320409, -0.322925, -0.322455, -0.320913, -0.318152,
     ),
     block_quantiles=(
-        (-0.255063, -0.144377, -0.112398, -0.081054, -0.042011, -0.013327, 0.000235, 0.012387, 0.023356, 0.033807, 0.046259, 0.067694, 0.092089, 0.111801, 0.160983),
-        (-0.227956, -0.125728, -0.092147, -0.05472, -0.017636, 0.000252, 0.014635, 0.02538, 0.036185, 0.048358, 0.06322, 0.089501, 0.108269, 0.141605, 0.182483),
-        (-0.204078, -0.111354, -0.073055, -0.042613, -0.004965, 0.00998, 0.024948, 0.036239, 0.04407, 0.05704, 0.076301, 0.097696, 0.125227, 0.151761, 0.230084),
-        (-0.178186, -0.103628, -0.064904, -0.027267, 0.002145, 0.018068, 0.030224, 0.041879, 0.052155, 0.063689, 0.084147, 0.107347, 0.1383, 0.168537, 0.253348),
-        (-0.154037, -0.099781, -0.051103, -0.016362, 0.008305, 0.025429, 0.035447, 0.046395, 0.058394, 0.071221, 0.084992, 0.119935, 0.14995, 0.172035, 0.2764),
-        (-0.138778, -0.079577, -0.036701, -0.00422, 0.013403, 0.029236, 0.038716, 0.05024, 0.063927, 0.074438, 0.092388, 0.133142, 0.155728, 0.190496, 0.284737),
-        (-0.107149, -0.067053, -0.030497, -0.002767, 0.017548, 0.032791, 0.045174, 0.054017, 0.0651, 0.076691, 0.097992, 0.134441, 0.165637, 0.215793, 0.285425),
-        (-0.101286, -0.052376, -0.02032, -0.000985, 0.021643, 0.034948, 0.046134, 0.055604, 0.068007, 0.081881, 0.101966, 0.136951, 0.16889, 0.2233, 0.294055),
-        (-0.099969, -0.039756, -0.012051, 0.001581, 0.026153, 0.038124, 0.048329, 0.05719, 0.070155, 0.084255, 0.105133, 0.142542, 0.17157, 0.234121, 0.314076),
-        (-0.100427, -0.033798, -0.003749, 0.006334, 0.02882, 0.042139, 0.050067, 0.058148, 0.070997, 0.085416, 0.107754, 0.144418, 0.171908, 0.23628, 0.315798),
-        (-0.086722, -0.0292, -0.002795, 0.010828, 0.031531, 0.044026, 0.050696, 0.062032, 0.071763, 0.08862, 0.11031, 0.148698, 0.177161, 0.242622, 0.316503),
-        (-0.071869, -0.018286, -0.001581, 0.012563, 0.033534, 0.043917, 0.051139, 0.062582, 0.073184, 0.090068, 0.113513, 0.150857, 0.180121, 0.249801, 0.31716),
-        (-0.058291, -0.012496, 0.000903, 0.013332, 0.033892, 0.04481, 0.051923, 0.062538, 0.073436, 0.090031, 0.117171, 0.154454, 0.190702, 0.26468, 0.324802),
-        (-0.058822, -0.012943, 0.000878, 0.014753, 0.034438, 0.044682, 0.051487, 0.062466, 0.074103, 0.089265, 0.116876, 0.155661, 0.193136, 0.265367, 0.325302),
-        (-0.059537, -0.010023, 0.00283, 0.014281, 0.034462, 0.044883, 0.051734, 0.061698, 0.07494, 0.090958, 0.116206, 0.158184, 0.202865, 0.265476, 0.325977),
-        (-0.06025, -0.010393, 0.002598, 0.01495, 0.034384, 0.044825, 0.052691, 0.061464, 0.075504, 0.090752, 0.115913, 0.156973, 0.208212, 0.265764, 0.32665),
-        (-0.060569, -0.010555, 0.002285, 0.014864, 0.034291, 0.045082, 0.053088, 0.062099, 0.075709, 0.09252, 0.118024, 0.157964, 0.211737, 0.266073, 0.326951),
-        (-0.060384, -0.008982, 0.004145, 0.014913, 0.03423, 0.045286, 0.053184, 0.064576, 0.075952, 0.093636, 0.120533, 0.161321, 0.219593, 0.266177, 0.326776),
-        (-0.059981, -0.008979, 0.005904, 0.015186, 0.03436, 0.045745, 0.05344, 0.065022, 0.075992, 0.094392, 0.12457, 0.162343, 0.225055, 0.266072, 0.326396),
-        (-0.059544, -0.008945, 0.005865, 0.015598, 0.034932, 0.046561, 0.054253, 0.0656, 0.078443, 0.095444, 0.125111, 0.166559, 0.225965, 0.274405, 0.325983),
-        (-0.059356, -0.003237, 0.007784, 0.016928, 0.03659, 0.04679, 0.055344, 0.067839, 0.080299, 0.096425, 0.125271, 0.170399, 0.226396, 0.276308, 0.325806),
-        (-0.059411, 0.000438, 0.009544, 0.017739, 0.037533, 0.048493, 0.057914, 0.06859, 0.080539, 0.098917, 0.125899, 0.174087, 0.226348, 0.278087, 0.328373),
-        (-0.05966, 0.00044, 0.00952, 0.01924, 0.038308, 0.048909, 0.058166, 0.069137, 0.083608, 0.09976, 0.126482, 0.173611, 0.230925, 0.278511, 0.328608),
-        (-0.059566, 0.000451, 0.009586, 0.018619, 0.038005, 0.04956, 0.058363, 0.069418, 0.085471, 0.104966, 0.129018, 0.174164, 0.233262, 0.278877, 0.328519),
-        (-0.059497, 0.00046, 0.009618, 0.017961, 0.038322, 0.05026, 0.058955, 0.0704, 0.085598, 0.105678, 0.131376, 0.174593, 0.234622, 0.279265, 0.328453),
-        (-0.059644, 0.000413, 0.010309, 0.019558, 0.038422, 0.050469, 0.060063, 0.070938, 0.086337, 0.105853, 0.133436, 0.174446, 0.239502, 0.279866, 0.328592),
-        (-0.059469, 0.002185, 0.01058, 0.019581, 0.038798, 0.051512, 0.060454, 0.070399, 0.08876, 0.107453, 0.134024, 0.174858, 0.241588, 0.280145, 0.328427),
-        (-0.059508, 0.004607, 0.010884, 0.019995, 0.040132, 0.051596, 0.061511, 0.069705, 0.089501, 0.112866, 0.136284, 0.174858, 0.243275, 0.28064, 0.328464),
-        (-0.05962, 0.004332, 0.012343, 0.020708, 0.04068, 0.051847, 0.061875, 0.071119, 0.090125, 0.113784, 0.137214, 0.175048, 0.244824, 0.281213, 0.32857),
-        (-0.059826, 0.004788, 0.012463, 0.022139, 0.041311, 0.052233, 0.062291, 0.073635, 0.09015, 0.11469, 0.138633, 0.175414, 0.245058, 0.281889, 0.328764),
+        (-0.200076, -0.106828, -0.077651, -0.057569, -0.027233, -0.011824, -0.002245, 0.005381,
+         0.011845, 0.020546, 0.031214, 0.051651, 0.063359, 0.088898, 0.157519),
+        (-0.179491, -0.09599, -0.059961, -0.037455, -0.011551, 0.002334, 0.011739, 0.019387,
+         0.029121, 0.037427, 0.049196, 0.070452, 0.094535, 0.114898, 0.163135),
+        (-0.160255, -0.082444, -0.053567, -0.029588, -0.000472, 0.012334, 0.019276, 0.029314,
+         0.038919, 0.049668, 0.063184, 0.091795, 0.106583, 0.142804, 0.180308),
+        (-0.137717, -0.067597, -0.046215, -0.016067, 0.005161, 0.018005, 0.026685, 0.036427,
+         0.046275, 0.05756, 0.077186, 0.098268, 0.1225, 0.151835, 0.231961),
+        (-0.120078, -0.068029, -0.032857, -0.011013, 0.013059, 0.024083, 0.032597, 0.043125,
+         0.053312, 0.064126, 0.084836, 0.107659, 0.138575, 0.168921, 0.254744),
+        (-0.118436, -0.055192, -0.02349, -0.001108, 0.017949, 0.028006, 0.038166, 0.047432,
+         0.059193, 0.070984, 0.084761, 0.118187, 0.150927, 0.172824, 0.277779),
+        (-0.117128, -0.044367, -0.021508, 0.00181, 0.021145, 0.03175, 0.040588, 0.049997,
+         0.063155, 0.074363, 0.092563, 0.130382, 0.155443, 0.190898, 0.285861),
+        (-0.106116, -0.033967, -0.018161, 0.005989, 0.022607, 0.034409, 0.045251, 0.054611,
+         0.065193, 0.075868, 0.097485, 0.134254, 0.165298, 0.214329, 0.286669),
+        (-0.097416, -0.024333, -0.009812, 0.007966, 0.025243, 0.036683, 0.047148, 0.055858,
+         0.067529, 0.079657, 0.101351, 0.135978, 0.166532, 0.217116, 0.295019),
+        (-0.086422, -0.019261, -0.000298, 0.010976, 0.030059, 0.04113, 0.049627, 0.056658,
+         0.070406, 0.084124, 0.102451, 0.13804, 0.169023, 0.227768, 0.314912),
+        (-0.0632, -0.018539, 0.001288, 0.016221, 0.031583, 0.043561, 0.05022, 0.058725,
+         0.071065, 0.085716, 0.103934, 0.143717, 0.170259, 0.228282, 0.316571),
+        (-0.058314, -0.01181, 0.005126, 0.016693, 0.033511, 0.044279, 0.050767, 0.062095,
+         0.071053, 0.087123, 0.10736, 0.146296, 0.17367, 0.228704, 0.316862),
+        (-0.058611, -0.008482, 0.008728, 0.01782, 0.034039, 0.044187, 0.051179, 0.062606,
+         0.073103, 0.088683, 0.10995, 0.14925, 0.178294, 0.235478, 0.317333),
+        (-0.058499, -0.005671, 0.009691, 0.018347, 0.034767, 0.044978, 0.051763, 0.062622,
+         0.073285, 0.088646, 0.113958, 0.151114, 0.189595, 0.252226, 0.324998),
+        (-0.059048, -0.006109, 0.009628, 0.018742, 0.034992, 0.044914, 0.051437, 0.062101,
+         0.073885, 0.088669, 0.114384, 0.152701, 0.189345, 0.261559, 0.325516),
+        (-0.059704, 0.000317, 0.009521, 0.018034, 0.035044, 0.044873, 0.051859, 0.061284,
+         0.074152, 0.090074, 0.115248, 0.1521, 0.199282, 0.262237, 0.326135),
+        (-0.060471, -0.000134, 0.009094, 0.018678, 0.036015, 0.045017, 0.052687, 0.060768,
+         0.074424, 0.088922, 0.114488, 0.151414, 0.202535, 0.262301, 0.326858),
+        (-0.060808, -0.000391, 0.008732, 0.019572, 0.035512, 0.044954, 0.053231, 0.061587,
+         0.074766, 0.091415, 0.116638, 0.154908, 0.210004, 0.262401, 0.327176),
+        (-0.060632, -0.000295, 0.009356, 0.019416, 0.035091, 0.045151, 0.053246, 0.062808,
+         0.075419, 0.091809, 0.119255, 0.159639, 0.216485, 0.262745, 0.32701),
+        (-0.060128, 0.000363, 0.009678, 0.018255, 0.035209, 0.045753, 0.053587, 0.064856,
+         0.075879, 0.092917, 0.12057, 0.161488, 0.220997, 0.263381, 0.326535),
+        (-0.059626, 0.00048, 0.009972, 0.02001, 0.037463, 0.046685, 0.054156, 0.065309,
+         0.077389, 0.09365, 0.121876, 0.163064, 0.221947, 0.266679, 0.326061),
+        (-0.05944, 0.00294, 0.010495, 0.020667, 0.037651, 0.047342, 0.055206, 0.066383,
+         0.079601, 0.094223, 0.123901, 0.164789, 0.222775, 0.268037, 0.325885),
+        (-0.059506, 0.005379, 0.012293, 0.020774, 0.038487, 0.048537, 0.056999, 0.068165,
+         0.080227, 0.096124, 0.125054, 0.166439, 0.223898, 0.277182, 0.328462),
+        (-0.059621, 0.005144, 0.012055, 0.02067, 0.038979, 0.04898, 0.058128, 0.06903,
+         0.081834, 0.099005, 0.125433, 0.166768, 0.226036, 0.277203, 0.328571),
+        (-0.059529, 0.005047, 0.01186, 0.020665, 0.038801, 0.049607, 0.058261, 0.069321,
+         0.085162, 0.101733, 0.126234, 0.167215, 0.226258, 0.277302, 0.328484),
+        (-0.059463, 0.004932, 0.011653, 0.020622, 0.038912, 0.050151, 0.058949, 0.069652,
+         0.085553, 0.104675, 0.127263, 0.167695, 0.229902, 0.27738, 0.328422),
+        (-0.059599, 0.005542, 0.012824, 0.021258, 0.039024, 0.050283, 0.059956, 0.070368,
+         0.085663, 0.105449, 0.131445, 0.169377, 0.230733, 0.277425, 0.32855),
+        (-0.059412, 0.008199, 0.013494, 0.021014, 0.039186, 0.051433, 0.060436, 0.069653,
+         0.087559, 0.105611, 0.132047, 0.174048, 0.231978, 0.2775, 0.328373),
+        (-0.059447, 0.008025, 0.013452, 0.021606, 0.040565, 0.051505, 0.061435, 0.069616,
+         0.089034, 0.107828, 0.133739, 0.174204, 0.232939, 0.277557, 0.328406),
+        (-0.059561, 0.007805, 0.013713, 0.022002, 0.040942, 0.051658, 0.061635, 0.070871,
+         0.089173, 0.109096, 0.134664, 0.174693, 0.233203, 0.277632, 0.328514),
+        (-0.059766, 0.00803, 0.014191, 0.023919, 0.041591, 0.052027, 0.061982, 0.07121,
+         0.090054, 0.11384, 0.136194, 0.174736, 0.233024, 0.277748, 0.328707),
     ),
     today_bias_log=(
-        8.3e-05, 9.1e-05, 9.2e-05, 7.5e-05, 8e-05, 9.4e-05, 7.4e-05, -6.8e-05,
-        -3e-06, 0.000211, 0.000271, 0.000294, 0.000297, 0.00027, 0.000233, 0.000146,
-        5.9e-05, -5.9e-05, -0.000197, -9e-05, -5e-05, -0.000136, -1e-06, 5.5e-05,
+        -0.020251, -0.01947, -0.018648, -0.017919, -0.017299, -0.016267, -0.015925, -0.01942,
+        -0.019666, -0.016534, -0.013665, -0.01079, -0.009442, -0.007487, -0.006591, -0.005825,
+        -0.002936, -0.001866, -0.000707, 0.003324, 0.001788, -0.000136, -1e-06, 5.5e-05,
+    ),
+    today_slope=(
+        -0.471587, -0.439372, -0.46237, -0.450538, -0.428555, -0.451412, -0.551575, -0.682709,
+        -0.749881, -0.617925, -0.456606, -0.411217, -0.317082, -0.27653, -0.28269, -0.22299,
+        -0.103725, -0.062523, -0.004456, 0.072211, 0.036211, 0.0, 0.0, 0.0,
     ),
     today_sd_log=(
-        0.056983, 0.057271, 0.056612, 0.055319, 0.054009, 0.05293, 0.054493, 0.061397,
-        0.063342, 0.055845, 0.047919, 0.042168, 0.036727, 0.030946, 0.025749, 0.019509,
-        0.011696, 0.009099, 0.007892, 0.007455, 0.007101, 0.00726, 0.007542, 0.007426,
+        0.041122, 0.041477, 0.041461, 0.04129, 0.040811, 0.040075, 0.041152, 0.045531,
+        0.045234, 0.041248, 0.036849, 0.030744, 0.026766, 0.024015, 0.019987, 0.016353,
+        0.010219, 0.007172, 0.007342, 0.00668, 0.005111, 0.00726, 0.007542, 0.007426,
     ),
 )
 
@@ -216,15 +257,14 @@ def fit_peak_model(load: pd.DataFrame, four_cp_intervals: pd.DataFrame, years: S
         sd.append(diff.std())
     sd = np.maximum.accumulate(np.array(sd))
 
-    # block maxima of the n later days (leads 2..n+1), with mean reversion on the anomaly
+    # block maxima of the n days after a day, with mean reversion on that day's anomaly
     trailing = pd.Series(adj).rolling(ANOMALY_DAYS, min_periods=ANOMALY_DAYS).mean().to_numpy()
     anomaly = adj - trailing
     slopes, quantiles = [], []
     for n in range(1, MAX_BLOCK_DAYS + 1):
-        d = np.arange(n_days - n - 1)
-        first, last = d + 2, d + n + 1
-        ok = np.isin(month[first], SUMMER) & np.isin(month[last], SUMMER) & (month[last] >= month[first])
-        block = np.lib.stride_tricks.sliding_window_view(raw, n)[2:][: len(d)]
+        d = np.arange(n_days - n)
+        ok = np.isin(month[d + 1], SUMMER) & np.isin(month[d + n], SUMMER)
+        block = np.lib.stride_tricks.sliding_window_view(raw, n)[1:][: len(d)]
         with np.errstate(invalid="ignore"):
             ymax = np.fmax.reduce(block, axis=1)
         y = ymax - adj[d]
@@ -234,13 +274,19 @@ def fit_peak_model(load: pd.DataFrame, four_cp_intervals: pd.DataFrame, years: S
         slope = float(np.sum((x - x.mean()) * (y - y.mean())) / np.sum((x - x.mean()) ** 2))
         slopes.append(slope)
         quantiles.append(tuple(_r(q) for q in np.quantile(y - slope * x, QUANTILE_LEVELS)))
+    slopes = np.array(slopes) * _reversion_scale(raw, adj, anomaly, month, slopes, quantiles)
 
-    # proxy error for the rest of today, by the Central hour of the decision
+    # proxy error for the rest of today, by the Central hour of the decision: a bias linear in how far the proxy
+    # is above the month-to-date maximum (a proxy calling a new high overshoots: hot afternoons flatten), the spread
+    # of what is left, both over the days within NEAR_CLIP of that maximum (the days that can matter)
     values = mat.to_numpy()
     yesterday = np.vstack([np.full(24, np.nan), values[:-1]])
     before = np.vstack([np.full((2, 24), np.nan), values[:-2]])
     days_ok = mat.index.month.isin(SUMMER)
-    bias, spread = [], []
+    with np.errstate(invalid="ignore"):
+        day_max = pd.Series(np.fmax.reduce(values, axis=1), index=mat.index)
+    prior = day_max.groupby([mat.index.year, mat.index.month]).transform(lambda x: x.shift(1).cummax()).to_numpy()
+    bias, slope, spread = [], [], []
     for h in range(24):
         if h == 0:
             ratio = yesterday[:, 23] / before[:, 23]
@@ -249,10 +295,19 @@ def fit_peak_model(load: pd.DataFrame, four_cp_intervals: pd.DataFrame, years: S
         with np.errstate(invalid="ignore"):
             proxy = np.fmax.reduce(yesterday[:, h:], axis=1) * ratio
             actual = np.fmax.reduce(values[:, h:], axis=1)
-        err = np.log(actual / proxy)[days_ok]
-        err = err[np.isfinite(err)]
-        bias.append(err.mean())
-        spread.append(err.std())
+            so_far = np.fmax.reduce(values[:, :h], axis=1) if h else np.full(len(values), np.nan)
+            near = np.log(proxy / np.fmax(prior, so_far))
+        err = np.log(actual / proxy)
+        ok = days_ok & np.isfinite(err) & np.isfinite(near) & (near > -NEAR_CLIP)
+        if ok.sum() >= MIN_NEAR_DAYS:
+            x, y = np.clip(near[ok], -NEAR_CLIP, NEAR_CLIP), err[ok]
+            b = float(np.sum((x - x.mean()) * (y - y.mean())) / np.sum((x - x.mean()) ** 2))
+        else:  # late evening: the rest of the day is never near the maximum; a plain bias and spread
+            ok = days_ok & np.isfinite(err)
+            x, y, b = np.zeros(ok.sum()), err[ok], 0.0
+        bias.append(y.mean() - b * x.mean())
+        slope.append(b)
+        spread.append((y - bias[-1] - b * x).std())
     return PeakModel(
         years=years,
         hour_share=tuple(_r(x) for x in share),
@@ -263,8 +318,44 @@ def fit_peak_model(load: pd.DataFrame, four_cp_intervals: pd.DataFrame, years: S
         block_slope=tuple(_r(x) for x in slopes),
         block_quantiles=tuple(quantiles),
         today_bias_log=tuple(_r(x) for x in bias),
+        today_slope=tuple(_r(x) for x in slope),
         today_sd_log=tuple(_r(x) for x in spread),
     )
+
+
+def _reversion_scale(raw: np.ndarray, adj: np.ndarray, anomaly: np.ndarray, month: np.ndarray,
+                     slopes: list[float], quantiles: list[tuple[float, ...]]) -> float:
+    """Scale on the block slopes so that, over the days that set a new month-to-date high, the block's predicted
+    P(the high stands to the month's end) sums to how many did stand - the case the forecaster meets (its block
+    is only compared with loads above the month-to-date maximum); the all-days slope overstates reversion there."""
+    days, ns, stands = [], [], []
+    i = 0
+    while i < len(raw):
+        j = i
+        while j + 1 < len(raw) and month[j + 1] == month[i]:
+            j += 1
+        if month[i] in SUMMER:
+            run = -np.inf
+            for d in range(i, j):  # n >= 1 days left
+                if np.isfinite(raw[d]) and raw[d] >= run and np.isfinite(anomaly[d]):
+                    days.append(d)
+                    ns.append(min(j - d, MAX_BLOCK_DAYS))
+                    stands.append(bool(np.nanmax(raw[d + 1:j + 1]) < raw[d]))
+                run = max(run, raw[d]) if np.isfinite(raw[d]) else run
+        i = j + 1
+    if not days:
+        return 1.0
+    levels = np.array(QUANTILE_LEVELS)
+
+    def predicted(scale: float) -> float:
+        return sum(float(np.interp(raw[d], np.array(quantiles[n - 1]) + adj[d] + scale * slopes[n - 1] * anomaly[d],
+                                   levels, left=0.0, right=1.0)) for d, n in zip(days, ns))
+
+    lo, hi, target = 0.0, 2.0, float(sum(stands))
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if predicted(mid) < target else (lo, mid)
+    return (lo + hi) / 2
 
 
 def _norm_cdf(z: np.ndarray) -> np.ndarray:
@@ -404,23 +495,34 @@ def peak_probabilities(load: pd.DataFrame, at: pd.Timestamp, steps: pd.DatetimeI
 
 
 class _Context:
-    """What is known at `at`, computed once per call: ended hours, today's proxy inputs, the anchor day."""
+    """What is known at `at`, computed once per call: ended hours, the rest of today, the anchor (today's peak)."""
 
     def __init__(self, ns: np.ndarray, values: np.ndarray, at_ns: int, model: PeakModel,
                  forecast: tuple[np.ndarray, np.ndarray] | None):
         self.ns, self.values, self.at_ns, self.model, self.forecast = ns, values, at_ns, model, forecast
         self.today, self.at_hour, _, _ = _local(at_ns)
+        day_start, day_end = _day_start_ns(self.today), _day_start_ns(self.today + 1)
+        self.rest_ns = np.arange(day_start, day_end, HOUR_NS)
+        self.rest_ns = self.rest_ns[self.rest_ns + HOUR_NS > at_ns]
+        _, _, year, month = _local(at_ns)
+        a = np.searchsorted(ns, _month_hours(year, month)[0][0])
+        known = math.log(values[a:].max()) if len(values) > a else None
+        self.rest = _rest_of_today(self, self.rest_ns, known) if len(self.rest_ns) else None
+        # the anchor: today's expected peak (the hours so far or the rest of today's expected maximum)
         wd = np.array(model.weekday_log)
-        days = np.arange(self.today - ANOMALY_DAYS, self.today)
-        bounds = np.searchsorted(ns, [_day_start_ns(int(d)) for d in range(days[0], self.today + 1)])
+        days = np.arange(self.today - ANOMALY_DAYS + 1, self.today + 1)
+        bounds = np.searchsorted(ns, [_day_start_ns(int(d)) for d in range(days[0], self.today + 2)])
         peaks = np.array([values[a:b].max() if b - a >= 20 else np.nan for a, b in zip(bounds[:-1], bounds[1:])])
+        so_far = values[bounds[-2]:].max() if len(values) > bounds[-2] else -np.inf
+        expected = math.exp(self.rest[0]) if self.rest is not None else -np.inf
+        today_peak = max(so_far, expected)
+        if not np.isfinite(today_peak):  # no proxy (a gap): the last 24 ended hours stand for today
+            today_peak = values[-24:].max()
+        peaks[-1] = today_peak
         adj = np.log(peaks) - wd[(days + 3) % 7]  # 1970-01-01 was a Thursday (weekday 3)
-        anchor = adj[-1]
-        if not np.isfinite(anchor):  # yesterday has a gap: the last 24 ended hours stand for it
-            anchor = math.log(values[-24:].max()) - wd[(self.today - 1 + 3) % 7]
-        self.anchor_adj = float(anchor)
+        self.anchor_adj = float(adj[-1])
         finite = adj[np.isfinite(adj)]
-        self.anomaly = float(anchor - finite.mean()) if len(finite) >= ANOMALY_DAYS // 2 else 0.0
+        self.anomaly = float(adj[-1] - finite.mean()) if len(finite) >= ANOMALY_DAYS // 2 else 0.0
 
     def forecast_max(self, hours_ns: np.ndarray) -> float | None:
         """The forecast's maximum over these hours if it covers every one of them, else None."""
@@ -448,7 +550,7 @@ def _month_probabilities(c: _Context, year: int, month: int) -> tuple[np.ndarray
         known_ns = c.ns[i_max]
 
     rest_mask = (local_day == c.today) & (hours_ns + HOUR_NS > c.at_ns)
-    rest = _rest_of_today(c, hours_ns[rest_mask]) if rest_mask.any() else None
+    rest = c.rest if rest_mask.any() else None
 
     future = np.unique(local_day[local_day > c.today])
     block = None
@@ -469,7 +571,7 @@ def _month_probabilities(c: _Context, year: int, month: int) -> tuple[np.ndarray
             p += p_rest * w / w.sum()
     if block is not None:
         wd = np.array(m.weekday_log)
-        leads = np.clip(future - (c.today - 1), 1, MAX_LEAD_DAYS) - 1
+        leads = np.clip(future - c.today, 1, MAX_LEAD_DAYS) - 1
         mean = c.anchor_adj + wd[(future + 3) % 7] + np.array(m.persist_mu_log)[leads]
         sd = np.array(m.persist_sd_log)[leads]
         w_day = share[None, :] * (local_day[None, :] == future[:, None])
@@ -495,7 +597,7 @@ def _norm_ppf(levels: np.ndarray) -> np.ndarray:
     return (lo + hi) / 2
 
 
-def _rest_of_today(c: _Context, rest_ns: np.ndarray) -> tuple[float, float] | None:
+def _rest_of_today(c: _Context, rest_ns: np.ndarray, known: float | None) -> tuple[float, float] | None:
     """(mean, sd) of the log maximum over today's hours not yet ended: the forecast where it covers them, else the
     proxy (same hour yesterday x the last ended hour's ratio to the same hour the day before) with its fitted error."""
     top = c.forecast_max(rest_ns)
@@ -511,5 +613,7 @@ def _rest_of_today(c: _Context, rest_ns: np.ndarray) -> tuple[float, float] | No
     hit = pos[np.isin(c.ns[pos], wanted)]
     if len(hit) == 0:
         return None
-    mean = math.log(c.values[hit].max() * ratio) + c.model.today_bias_log[c.at_hour]
-    return mean, c.model.today_sd_log[c.at_hour]
+    proxy = math.log(c.values[hit].max() * ratio)
+    near = float(np.clip(proxy - known, -NEAR_CLIP, NEAR_CLIP)) if known is not None else 0.0
+    h = c.at_hour
+    return proxy + c.model.today_bias_log[h] + c.model.today_slope[h] * near, c.model.today_sd_log[h]

@@ -1,0 +1,123 @@
+"""The 4CP peak forecaster: no look-ahead, FITTED is the 2021-2023 fit, a month's hours form a distribution,
+the official 2024 peaks stand out at their hour, an ERCOT forecast is used where given."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hashpivot.feeds.embedded import load_market_data
+from hashpivot.models.calendar import MARKET_TZ
+from hashpivot.models.errors import DataError
+from hashpivot.optimizer.peak_forecast import FITTED, fit_peak_model, peak_probabilities
+
+HOUR = pd.Timedelta(hours=1)
+
+
+@pytest.fixture(scope="module")
+def market():
+    return load_market_data()
+
+
+def month_hours(year: int, month: int) -> pd.DatetimeIndex:
+    start = pd.Timestamp(year=year, month=month, day=1, tz=MARKET_TZ)
+    end = start + pd.offsets.MonthBegin(1)
+    return pd.date_range(start.tz_convert("UTC"), end.tz_convert("UTC"), freq="h", inclusive="left")
+
+
+def with_future_load(load: pd.DataFrame, at: pd.Timestamp, mw: float) -> pd.DataFrame:
+    """Every hour not ended by `at` (the one in progress too) set to `mw`: a forecast as of `at` must not move."""
+    changed = load.copy()
+    changed.loc[changed.index + HOUR > at, "system_load_mw"] = mw
+    return changed
+
+
+@pytest.mark.parametrize("at", ["2024-07-01T20:00Z", "2024-08-20T18:30Z", "2024-06-30T04:00Z", "2024-09-20T19:59Z"])
+def test_load_after_the_decision_does_not_change_the_probabilities(market, at):
+    at = pd.Timestamp(at)
+    steps = pd.date_range(at.floor("h") - pd.Timedelta(hours=12), periods=48, freq="h")
+    base = peak_probabilities(market.load, at, steps)
+    assert base.max() > 0.01  # a summer afternoon: something to protect
+    for mw in (150_000.0, 1_000.0):
+        spiked = peak_probabilities(with_future_load(market.load, at, mw), at, steps)
+        pd.testing.assert_series_equal(base, spiked)
+    # the same change one hour earlier reaches an ended hour, and the probabilities move: the check can fail
+    moved = peak_probabilities(with_future_load(market.load, at - HOUR, 150_000.0), at, steps)
+    assert not np.allclose(base.to_numpy(), moved.to_numpy())
+
+
+def test_fitted_is_a_fresh_fit_on_2021_2023(market):
+    assert fit_peak_model(market.load, market.four_cp_intervals, (2021, 2022, 2023)) == FITTED
+    other = fit_peak_model(market.load, market.four_cp_intervals, (2021, 2022))
+    assert other != FITTED
+
+
+def test_probabilities_are_zero_outside_the_months_and_within_0_1(market):
+    at = pd.Timestamp("2024-09-30T20:00Z")
+    steps = pd.date_range(at, periods=48, freq="h")
+    p = peak_probabilities(market.load, at, steps)
+    october = steps.tz_convert(MARKET_TZ).month == 10
+    assert (p[october] == 0).all() and p[~october].sum() > 0
+    assert ((p >= 0) & (p <= 1)).all()
+    assert (peak_probabilities(market.load, at, steps, months=(6, 7, 8)) == 0).all()
+
+
+def test_a_decided_month_puts_its_whole_probability_on_the_hourly_maximum(market):
+    hours = month_hours(2024, 8)
+    p = peak_probabilities(market.load, pd.Timestamp("2024-09-02T00:00Z"), hours)
+    top = market.load["system_load_mw"].reindex(hours).idxmax()
+    assert p.sum() == pytest.approx(1.0)
+    assert p[top] == pytest.approx(1 - FITTED.prev_hour_share)
+    assert p[top - HOUR] == pytest.approx(FITTED.prev_hour_share)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(hour=st.integers(min_value=0, max_value=122 * 24 - 1))
+def test_a_month_s_hours_form_a_distribution_and_ended_hours_are_honest(market, hour):
+    at = pd.Timestamp("2024-06-01T05:00Z") + hour * HOUR + pd.Timedelta(minutes=17)
+    local = at.tz_convert(MARKET_TZ)
+    hours = month_hours(local.year, local.month)
+    p = peak_probabilities(market.load, at, hours)
+    assert p.sum() == pytest.approx(1.0, abs=1e-6)
+    assert ((p >= 0) & (p <= 1)).all()
+    ended = hours[hours + HOUR <= at]
+    if len(ended):
+        top = market.load["system_load_mw"].reindex(ended).idxmax()
+        assert (p[ended.difference(pd.DatetimeIndex([top, top - HOUR]))] == 0).all()
+
+
+def test_the_2024_peaks_stand_out_at_their_hour(market):
+    """Out of sample: at the start of each official 2024 peak hour, p >= 0.04 and among the month's top third of
+    that hour of the day - a forecaster that cannot tell hot days from the rest fails this."""
+    for row in market.four_cp_intervals[market.four_cp_intervals["year"] == 2024].itertuples():
+        peak = row.interval_start_utc.floor("h")
+        same_hour = [ts for ts in month_hours(2024, row.month) if ts.tz_convert(MARKET_TZ).hour
+                     == peak.tz_convert(MARKET_TZ).hour]
+        others = np.array([peak_probabilities(market.load, ts, pd.DatetimeIndex([ts])).iloc[0] for ts in same_hour])
+        mine = peak_probabilities(market.load, peak, pd.DatetimeIndex([peak])).iloc[0]
+        assert mine >= 0.04, (peak, mine)
+        assert (others > mine).sum() < len(others) / 3, (peak, mine, np.sort(others)[-10:])
+        assert mine > 5 * np.median(others), (peak, mine, np.median(others))
+
+
+def test_an_ercot_forecast_replaces_the_proxy(market):
+    at = pd.Timestamp("2024-08-20T17:00Z")  # 12:00 Central on the August 2024 peak day
+    steps = pd.date_range(at, periods=12, freq="h")
+    month_max = market.load["system_load_mw"][(market.load.index >= month_hours(2024, 8)[0])
+                                              & (market.load.index + HOUR <= at)].max()
+    forecast_hours = pd.date_range(at.floor("h"), periods=24 * 14, freq="h")
+    shape = np.where(forecast_hours.tz_convert(MARKET_TZ).hour == 16, 1.0, 0.9)
+    high = pd.Series(month_max * 1.10 * shape, index=forecast_hours)
+    low = pd.Series(month_max * 0.85 * shape, index=forecast_hours)
+    four_pm = steps[steps.tz_convert(MARKET_TZ).hour == 16][0]
+    assert peak_probabilities(market.load, at, steps, load_forecast_mw=high)[four_pm] > 0.3
+    assert peak_probabilities(market.load, at, steps, load_forecast_mw=low)[four_pm] < 0.01
+
+
+def test_no_load_before_the_decision_is_an_error_naming_it(market):
+    with pytest.raises(DataError, match="no ERCOT system load has ended before"):
+        peak_probabilities(market.load, pd.Timestamp("2020-07-01T00:00Z"), pd.date_range("2020-07-01", periods=3,
+                                                                                            freq="h", tz="UTC"))
