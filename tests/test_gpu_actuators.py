@@ -321,6 +321,7 @@ def _no_secret_anywhere(value: str, db: Path, log_text: str, rows: list[tuple]) 
     assert all(value.encode() not in p.read_bytes() for p in wal)
 
 
+@pytest.mark.e2e
 def test_a_site_with_gpu_actuators_and_no_inventory_applies_its_gpu_pools_alone(tmp_path):
     """`fleet apply` with no ASIC inventory runs the GPU actuators only, and the daemon's outbox gets a fleet
     target for such a site once fleet.apply is on."""
@@ -342,3 +343,12 @@ def test_a_site_with_gpu_actuators_and_no_inventory_applies_its_gpu_pools_alone(
     cfg = site([{"kind": "command", "pool": "h100", "argv": [str(script)]}])
     assert FLEET not in targets(cfg)
     assert FLEET in targets(cfg.model_copy(update={"fleet": cfg.fleet.model_copy(update={"apply": "on"})}))
+
+
+def test_a_relative_key_file_is_read_next_to_the_config_file(tmp_path):
+    from hashpivot.models.config import load_config
+
+    (tmp_path / "site.toml").write_text(SITE.read_text() + '\n[[fleet.gpu_actuators]]\nkind = "vastai"\npool = "h100"\n'
+                                        'api_key_file = "keys/vast.key"\nmachine_ids = [1]\ngpus_per_machine = 8\n'
+                                        'min_price_usd_per_gpu_hour = 2.0\n')
+    assert load_config(tmp_path / "site.toml").fleet.gpu_actuators[0].api_key_file == str(tmp_path / "keys" / "vast.key")
