@@ -41,7 +41,7 @@ def test_pool_holds_bound_the_model_and_name_themselves_in_the_reasons(tmp_path)
 def test_a_hold_the_site_cannot_honour_is_named_by_the_diagnosis(tmp_path):
     # 9,500 S21 at 3.5 kW need 33 MW at least; with the interconnect cut to 20 MW the hold cannot be honoured:
     # the decision keeps the previous one and says which hold and which limit conflict.
-    cfg = load_config(SITE, ["site.interconnect_cap_kw=20000", "site.ramp_limit_kw_per_step=off"])
+    cfg = load_config(SITE, ["site.interconnect_cap_kw=20000", "site.ramp_limit_kw_per_step=90000"])
     with Store(tmp_path / "s.sqlite") as store:
         import_files(sorted(embedded_data_dir().glob("*.csv*")), store)
         free = decide_interval(cfg, store, NOW)
