@@ -469,9 +469,11 @@ class Store:
 
     @_reading
     def last_apply(self) -> pd.DataFrame:
-        """The audit rows of the newest apply (all rows sharing the newest time)."""
-        return pd.read_sql_query("SELECT * FROM fleet_log WHERE at_utc = (SELECT MAX(at_utc) FROM fleet_log) ORDER BY id",
-                                 self.conn)
+        """The audit rows of the newest apply (all rows sharing the newest time); the console's audited actions
+        (command 'console: …') are not applies."""
+        apply = "command NOT LIKE 'console:%'"
+        return pd.read_sql_query(f"SELECT * FROM fleet_log WHERE {apply} AND at_utc = "
+                                 f"(SELECT MAX(at_utc) FROM fleet_log WHERE {apply}) ORDER BY id", self.conn)
 
     @_reading
     def fleet_log(self, limit: int = 200) -> pd.DataFrame:

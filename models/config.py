@@ -529,6 +529,26 @@ class FleetConfig(StrictModel):
         return self.inventory is not None or bool(self.ranges)
 
 
+class ConsoleConfig(StrictModel):
+    """[console]: the operator's web page (`hashpivot serve`, or served by `hashpivot run` with enabled = true)."""
+
+    enabled: bool = Field(False, description="`hashpivot run` serves the console too")
+    host: str = Field("127.0.0.1", description="bind address; anything but loopback needs a token")
+    port: int = Field(8080, ge=0, le=65535, description="0 picks a free port (logged at start)")
+    token: str | None = Field(None, min_length=16, description="bearer token; prefer token_file or token_env")
+    token_file: str | None = Field(None, description="file holding the bearer token (one line)")
+    token_env: str = Field("HASHPIVOT_CONSOLE_TOKEN", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                           description="environment variable holding the token when token and token_file are unset")
+    allow_actions: bool = Field(False, description="holds and fleet.apply may be changed from the page (needs a token)")
+    refresh_s: int = Field(60, ge=5, le=3600, description="the page reloads itself this often")
+
+    @model_validator(mode="after")
+    def _one_token_source(self):
+        if self.token is not None and self.token_file is not None:
+            raise ValueError("give console.token or console.token_file, not both")
+        return self
+
+
 class SiteConfig(StrictModel):
     site: Site
     asic_pools: list[AsicPool] = []
@@ -540,6 +560,7 @@ class SiteConfig(StrictModel):
     feeds: FeedsConfig = FeedsConfig()
     daemon: DaemonConfig = DaemonConfig()
     fleet: FleetConfig = FleetConfig()
+    console: ConsoleConfig = ConsoleConfig()
 
     def hall(self, name: str) -> Hall:
         return next(h for h in self.site.halls if h.name == name)

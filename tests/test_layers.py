@@ -30,6 +30,7 @@ LAYERS = [  # (module prefix, rank): a module may import only from prefixes of l
     ("hashpivot.optimizer.pipeline", 4),
     ("hashpivot.optimizer.studies", 5),
     ("hashpivot.optimizer.service", 5),
+    ("hashpivot.optimizer.console", 5),  # the operator console (web page): beside the service it reads
     ("hashpivot.optimizer.cli", 6),
     ("hashpivot.optimizer", 6),  # the package's own __init__
 ]

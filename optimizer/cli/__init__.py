@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from hashpivot.optimizer.cli import daemon, feeds, fleet, holds, solve, store, studies  # noqa: F401  (each registers its commands)
+from hashpivot.optimizer.cli import console, daemon, feeds, fleet, holds, solve, store, studies  # noqa: F401  (each registers its commands)
 from hashpivot.optimizer.cli.common import EXIT_USAGE, app
 
 

@@ -120,33 +120,17 @@ def status(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbOpt = 
     import pandas as pd
 
     from hashpivot.feeds.collect import status as feed_status
-    from hashpivot.models.calendar import to_utc
     from hashpivot.models.clock import now_utc
+    from hashpivot.optimizer.console.state import status_summary
+    from hashpivot.optimizer.pipeline.four_cp import peak_risk
 
     cfg = load_site(config, set_)
+    now = now_utc()
     with open_store(cfg, db, create=False) as store:
         last = store.last_decision()
-        feeds = feed_status(cfg, store)
-        fails = store.fetch_failures()
-        last_apply = store.last_apply()
+        summary = status_summary(last, feed_status(cfg, store, now), store.fetch_failures(), store.last_apply(), now)
     doc = last[1] if last else None
-    summary = {
-        "last_decision_seq": last[0] if last else None,
-        "last_decision": None if doc is None else {
-            "decided_at_utc": doc.decided_at_utc, "interval_start_utc": doc.interval_start_utc, "status": doc.status,
-            "objective_usd": doc.objective_usd, "reason": doc.reason},
-        "last_decision_age_s": None if doc is None or doc.decided_at_utc is None
-        else round((now_utc() - to_utc(doc.decided_at_utc)).total_seconds(), 1),
-        "site_power_kw": doc.site.site_power_kw if doc else None,
-        "pools_power_kw": {p.name: p.power_kw for p in doc.pools} if doc else {},
-        "safe_allocation": bool(doc and doc.status == "safe"),
-        "feed_failures": fails,
-        "last_fleet_apply": None if last_apply.empty else {
-            "at_utc": str(last_apply["at_utc"].iloc[0]), "decision_seq": last_apply["decision_seq"].iloc[0],
-            **{r: int((last_apply["result"] == r).sum()) for r in ("planned", "ok", "failed")}},
-        "feeds": [{"series": s.series, "age_h": None if s.age_s is None else round(s.age_s / 3600, 2), "fresh": s.fresh,
-                   "source": s.source} for s in feeds],
-    }
+    summary["four_cp"] = peak_risk(doc) if doc is not None else None
     if format is OutputFormat.json:
         echo_json(summary)
         return
@@ -158,6 +142,12 @@ def status(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbOpt = 
                    f" (horizon profit {objective}, site {summary['site_power_kw']:,} kW)"
                    f"{' SAFE ALLOCATION: ' + d['reason'] if summary['safe_allocation'] else ''}")
         typer.echo("  " + ", ".join(f"{k} {v:,.0f} kW" for k, v in summary["pools_power_kw"].items()))
+        if summary["four_cp"] is not None:
+            r = summary["four_cp"]
+            cost = "n/a" if r["expected_cost_usd"] is None else f"{r['expected_cost_usd']:,.0f} USD"
+            typer.echo(f"  4CP peak risk today: up to p = {r['today_max_probability']:.2g} at {r['today_max_at_utc']} "
+                       f"(step 0: p = {r['step0_probability']:.2g}; expected 4CP cost over the horizon {cost}; "
+                       "`hashpivot fourcp` for the hours)")
     else:
         typer.echo("no decision yet")
     if summary["last_fleet_apply"]:

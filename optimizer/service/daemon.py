@@ -30,10 +30,12 @@ from hashpivot.models.clock import check_clock, now_utc
 from hashpivot.models.config import SiteConfig
 from hashpivot.models.decision import Decision
 from hashpivot.models.errors import HashpivotError
+from hashpivot.optimizer.console.server import prepare, serve_in_thread
 from hashpivot.optimizer.milp.solve import PersistentLP, SolveSettings
 from hashpivot.optimizer.service import outbox
 from hashpivot.optimizer.service.lock import InstanceLock
 from hashpivot.optimizer.service.metrics import Metrics
+from hashpivot.optimizer.service.overrides import with_override
 from hashpivot.optimizer.service.rolling import decide_interval
 
 log = logging.getLogger(__name__)
@@ -96,6 +98,7 @@ def decision_job(cfg: SiteConfig, db: Path, metrics: Metrics | None,
     PublishError if publishing failed: the decision is stored and is published by the next pass."""
     now = now_utc()
     t0 = time.perf_counter()
+    cfg = with_override(cfg, db)  # fleet.apply as the console last switched it
     with Store(db) as store:
         doc = decide_interval(cfg, store, now, kept_model).model_copy(update={"decided_at_utc": iso_utc(now)})
         duration = time.perf_counter() - t0
@@ -125,7 +128,7 @@ def fleet_scan_job(cfg: SiteConfig, db: Path) -> None:
 def publish_job(cfg: SiteConfig, db: Path) -> None:
     """Publish what is stored but not yet published (at start-up, before the first decision)."""
     with Store(db) as store:
-        outbox.drain(cfg, store, publish_dir(cfg, db))
+        outbox.drain(with_override(cfg, db), store, publish_dir(cfg, db))
 
 
 def _one_line_errors(job):
@@ -217,6 +220,7 @@ def run(cfg: SiteConfig, db: Path) -> None:
             if not _loopback(cfg.daemon.metrics_host):
                 log.warning("metrics are served on %s, beyond this machine: anyone who reaches it reads the site's "
                             "decisions (daemon.metrics_host = \"127.0.0.1\" keeps them local)", cfg.daemon.metrics_host)
+        console = _start_console(cfg, db) if cfg.console.enabled else None
         scheduler = BlockingScheduler(
             timezone="UTC",
             executors={"default": ThreadPoolExecutor(1)},  # one job at a time: collect and decide never interleave
@@ -252,4 +256,14 @@ def run(cfg: SiteConfig, db: Path) -> None:
             scheduler.start()
         finally:
             watching.set()
+            if console is not None:
+                console.stop()
         log.info("daemon stopped")
+
+
+def _start_console(cfg: SiteConfig, db: Path):
+    """The operator console in a thread beside the scheduler ([console] enabled = true); its start-up errors
+    (no token for a non-loopback bind, port in use) stop the daemon before any job runs."""
+    served = serve_in_thread(prepare(cfg, db))
+    log.info("console listening on %s", served.url)
+    return served
