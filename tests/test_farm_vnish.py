@@ -190,7 +190,8 @@ def test_the_read_back_catches_a_machine_that_acknowledges_a_sleep_and_keeps_has
 
 
 @pytest.mark.e2e
-def test_fleet_simulate_runs_a_mixed_farm_that_fleet_scan_reads(tmp_path):
+def test_the_cli_rehearsal_on_a_mixed_farm_simulate_scan_apply(tmp_path):
+    """`fleet simulate --vnish-fraction`, then `fleet scan` and `fleet apply` as an operator runs them."""
     sim = subprocess.Popen([sys.executable, "-m", "hashpivot.optimizer.cli", "fleet", "simulate", "--machines", "10",
                             "--vnish-fraction", "0.4", "--first-ip", "127.3.40.1", "--inventory", str(tmp_path / "sim.csv"),
                             "--seconds", "60"], cwd=tmp_path, stderr=subprocess.PIPE, text=True)
@@ -198,11 +199,19 @@ def test_fleet_simulate_runs_a_mixed_farm_that_fleet_scan_reads(tmp_path):
         assert "simulating 10 machines (6 LuxOS, 4 VNish)" in sim.stderr.readline()
         firmware = [line.rsplit(",", 1)[1] for line in (tmp_path / "sim.csv").read_text().splitlines()[1:]]
         assert sorted(firmware) == ["luxos"] * 6 + ["vnish"] * 4
-        scanned = subprocess.run([sys.executable, "-m", "hashpivot.optimizer.cli", "fleet", "scan", "--inventory",
-                                  str(tmp_path / "sim.csv"), "--db", str(tmp_path / "s.sqlite"), "--set", "fleet.timeout_s=2",
-                                  "--format", "csv"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        cli = [sys.executable, "-m", "hashpivot.optimizer.cli", "fleet"]
+        common = ["--inventory", str(tmp_path / "sim.csv"), "--db", str(tmp_path / "s.sqlite"), "--set", "fleet.timeout_s=2"]
+        scanned = subprocess.run([*cli, "scan", *common, "--format", "csv"], cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert scanned.returncode == 0, scanned.stderr
         assert scanned.stdout.splitlines()[1].startswith("s19xp,10,10,10,0,0,0,"), scanned.stdout
+        (tmp_path / "d.json").write_text(_decision({"eco": 4, "stock": 3}).to_json())
+        applied = subprocess.run([*cli, "apply", str(tmp_path / "d.json"), *common, "--format", "csv"], cwd=ROOT,
+                                 capture_output=True, text=True, timeout=120)
+        assert applied.returncode == 0, applied.stdout + applied.stderr  # exit 0: every command verified
+        assert sum(",ok," in row for row in applied.stdout.splitlines()[1:]) == 7
+        rescanned = subprocess.run([*cli, "scan", *common, "--format", "csv"], cwd=ROOT, capture_output=True, text=True,
+                                   timeout=120)
+        assert rescanned.stdout.splitlines()[1].startswith("s19xp,10,10,7,3,0,0,"), rescanned.stdout
     finally:
         sim.terminate()
         sim.wait(timeout=30)
