@@ -2,7 +2,7 @@
 (recognised by their header, plain or gzipped), through the same validation as live data.
 
 Each row's `fetched_at_utc` is set to when the value became known (end of the interval; day-ahead prices at
-their 13:30 America/Chicago publication the day before), so reading the store "as of" a past time never sees
+their 13:30 America/Chicago publication the day before; a 4CP interval when its month ends), so reading the store "as of" a past time never sees
 a value before it was published.
 """
 
@@ -18,10 +18,14 @@ from hashpivot.feeds.base import Observation
 from hashpivot.feeds.embedded import (
     ANCILLARY_COLUMNS,
     BTC_COLUMNS,
+    ERCOT_TZ,
+    FOUR_CP_COLUMNS,
     GPU_COLUMNS,
+    LOAD_COLUMNS,
     NETWORK_COLUMNS,
     POWER_COLUMNS,
     gpu_rate_table,
+    read_four_cp,
     subsidy_from_issuance,
 )
 from hashpivot.feeds.store import Store
@@ -34,11 +38,11 @@ from hashpivot.models.errors import DataError
 log = logging.getLogger(__name__)
 
 HEADERS = {"power": POWER_COLUMNS, "btc": BTC_COLUMNS, "network": NETWORK_COLUMNS, "gpu": GPU_COLUMNS,
-           "ancillary": ANCILLARY_COLUMNS}
+           "ancillary": ANCILLARY_COLUMNS, "load": LOAD_COLUMNS, "four_cp": FOUR_CP_COLUMNS}
 TIME_COLUMN = {"power": "interval_start_utc", "btc": "interval_start_utc", "network": "date_utc", "gpu": "timestamp_utc",
-               "ancillary": "interval_start_utc"}
+               "ancillary": "interval_start_utc", "load": "interval_start_utc"}
 NUMERIC = {"power": POWER_COLUMNS[2:], "btc": BTC_COLUMNS[1:], "network": NETWORK_COLUMNS[1:], "gpu": ["usd_per_gpu_hour"],
-           "ancillary": ANCILLARY_COLUMNS[1:]}
+           "ancillary": ANCILLARY_COLUMNS[1:], "load": LOAD_COLUMNS[4:]}
 
 
 @dataclass
@@ -59,8 +63,25 @@ def rows_from_file(path: Path) -> tuple[str, list[Observation]]:
     if kind is None:
         known = "; ".join(f"{k}: {','.join(c)}" for k, c in HEADERS.items())
         raise DataError(f"{path}: unrecognised header {','.join(header)!r}; expected one of: {known}")
+    if kind == "four_cp":  # Central prevailing time, read the way --data DIR reads it
+        return kind, _four_cp_rows(path, f"import:{path.name}")
     df = convert_columns(df, path, numeric=NUMERIC[kind], times=[TIME_COLUMN[kind]])
     return kind, _rows(kind, df, f"import:{path.name}")
+
+
+def _four_cp_rows(path: Path, source: str) -> list[Observation]:
+    """One `ercot_4cp_peak_mw` row per official interval, at its UTC start. Known from the first instant of
+    the next month (Central): the month's highest 15-minute load is settled once the month is over (ERCOT
+    confirms the four in NP9-83-M after the summer)."""
+    df = read_four_cp(path)
+    if df["interval_start_utc"].isna().any():
+        row = int(df["interval_start_utc"].isna().to_numpy().argmax())
+        raise DataError(f"{path}: interval {int(df['year'][row])}-{int(df['month'][row]):02d}: its Central start time "
+                        "does not exist or is ambiguous (a DST change)")
+    starts = pd.DatetimeIndex(df["interval_start_utc"])
+    month_start = starts.tz_convert(ERCOT_TZ).tz_localize(None).to_period("M").to_timestamp()
+    known = (month_start + pd.offsets.MonthBegin(1)).tz_localize(ERCOT_TZ).tz_convert("UTC")
+    return _obs("ercot_4cp_peak_mw", starts, df["cp_mw"], "MW", source, known)
 
 
 def _obs(series: str, starts: pd.DatetimeIndex, values, unit: str, source: str, known: pd.DatetimeIndex) -> list[Observation]:
@@ -96,6 +117,9 @@ def _rows(kind: str, df: pd.DataFrame, source: str) -> list[Observation]:
             col = rates[model].dropna()
             idx = pd.DatetimeIndex(col.index)
             rows += _obs(f"gpu_rate_usd_per_gpu_hour.{model}", idx, col, "USD/GPU-h", source, idx)
+    elif kind == "load":  # hourly averages, known when the hour ends; only the system total is stored
+        idx = pd.DatetimeIndex(df["interval_start_utc"])
+        rows += _obs("ercot_system_load_mw", idx, df["ERCOT"], "MW", source, idx + hour)
     elif kind == "ancillary":
         idx = pd.DatetimeIndex(df["interval_start_utc"])
         for column in HEADERS["ancillary"][1:]:

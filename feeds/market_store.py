@@ -2,7 +2,8 @@
 
 Series keep their native resolution (15-minute or hourly prices, point BTC quotes, network snapshots); since
 rows are filtered by when they were fetched (imports: when they were published), every row counts as known
-from its timestamp on.
+from its timestamp on. ERCOT load is the exception: `MarketData.load` is hourly (15-minute demand averaged),
+and the load forecast is the issue known at `as_of`, read with the values later issues replaced.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
+from hashpivot.feeds.embedded import ERCOT_TZ
 from hashpivot.feeds.store import Store
 from hashpivot.models.errors import DataError
 from hashpivot.models.market import MarketData
@@ -70,7 +72,44 @@ def market_from_store(store: Store, settlement_point: str, as_of: datetime | Non
             anc[f"{name.split('.', 1)[1]}_usd_per_mw_hour"] = _series(store, name, as_of)
     ancillary = pd.DataFrame(anc) if anc else pd.DataFrame()
     ambient = _series(store, "ambient_temp_c", as_of)
+    forecast = store.as_known("ercot_load_forecast_mw", as_of, None if as_of is None else as_of - LOOKBACK)
     zero = pd.Timedelta(0)  # rows are filtered by fetch time above: each is known from its timestamp on
     return MarketData(settlement_point, power, btc, network, gpu_rates, ancillary, source=f"store:{store.path}",
                       power_interval=zero, btc_interval=zero, network_interval=zero,
-                      ambient_temp_c=ambient if not ambient.empty else None)
+                      ambient_temp_c=ambient if not ambient.empty else None,
+                      load=system_load(store, as_of), load_interval=zero,
+                      load_forecast_mw=forecast.rename("load_forecast_mw") if not forecast.empty else None,
+                      four_cp_intervals=four_cp_intervals(store, as_of))
+
+
+def hourly_load(hourly: pd.Series, quarter_hourly: pd.Series) -> pd.DataFrame:
+    """`system_load_mw` by UTC hour start (pure): the hourly actuals, and for hours they do not cover yet the
+    mean of the 15-minute demand where all four quarters are known (a partial hour would be a biased mean)."""
+    if quarter_hourly.empty:
+        means = pd.Series(dtype=float, index=pd.DatetimeIndex([], tz="UTC"))
+    else:
+        grouped = quarter_hourly.groupby(quarter_hourly.index.floor("h"))
+        counts = grouped.count()
+        means = grouped.mean()[counts == 4]
+    load = hourly.combine_first(means) if not hourly.empty else means
+    out = pd.DataFrame({"system_load_mw": load.astype(float)})
+    out.index = pd.DatetimeIndex(out.index, name="interval_start_utc")
+    return out.sort_index()
+
+
+def system_load(store: Store, as_of: datetime | None) -> pd.DataFrame:
+    """ERCOT system load known by `as_of` (`MarketData.load`): hourly actuals filled with 15-minute means."""
+    return hourly_load(_series(store, "ercot_system_load_mw", as_of), _series(store, "ercot_system_load_15min_mw", as_of))
+
+
+def four_cp_intervals(store: Store, as_of: datetime | None) -> pd.DataFrame:
+    """Official 4CP intervals known by `as_of` (`MarketData.four_cp_intervals`): year and month in Central
+    time, the 15-minute interval's UTC start and the ERCOT load then (`cp_mw`). All of them, not a window."""
+    df = store.history("ercot_4cp_peak_mw", as_of=as_of)
+    df = df[df["series"] == "ercot_4cp_peak_mw"] if not df.empty else df
+    if df.empty:
+        return MarketData.__dataclass_fields__["four_cp_intervals"].default_factory()
+    local = df["interval_start_utc"].dt.tz_convert(ERCOT_TZ)
+    return pd.DataFrame({"year": local.dt.year.astype(int).to_numpy(), "month": local.dt.month.astype(int).to_numpy(),
+                         "interval_start_utc": df["interval_start_utc"].to_numpy(), "cp_mw": df["value"].to_numpy()}
+                        ).sort_values("interval_start_utc").reset_index(drop=True)

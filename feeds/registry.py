@@ -20,6 +20,7 @@ from hashpivot.feeds.btc import (
     MempoolPrice,
 )
 from hashpivot.feeds.ercot import ErcotDayAhead, ErcotRealTime
+from hashpivot.feeds.ercot_load import ErcotActualLoad, ErcotLoadForecast, ErcotSystemDemand
 from hashpivot.feeds.gpu import AkashGpuPrices, VastOffers
 from hashpivot.feeds.network import MempoolNetwork
 from hashpivot.feeds.nyiso import NyisoRealTime
@@ -35,6 +36,11 @@ def _always(cfg: SiteConfig) -> dict[str, Any]:
 
 def _market(market: str, key: str) -> Options:
     return lambda cfg: {key: [cfg.site.settlement_point]} if cfg.site.market == market else None
+
+
+def _ercot(cfg: SiteConfig) -> dict[str, Any] | None:
+    """ERCOT system-wide series (load, its forecast): for every ERCOT site, whatever its settlement point."""
+    return {} if cfg.site.market == "ERCOT" else None
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,9 @@ SOURCES: tuple[Source, ...] = (
     Source("ercot_mis", "power_rt", ErcotRealTime, _market("ERCOT", "settlement_points")),
     Source("nyiso_mis", "power_rt", NyisoRealTime, _market("NYISO", "zones")),
     Source("ercot_mis", "power_da", ErcotDayAhead, _market("ERCOT", "settlement_points")),
+    Source("ercot_mis", "load", ErcotActualLoad, _ercot),
+    Source("ercot_mis", "load_rt", ErcotSystemDemand, _ercot),
+    Source("ercot_mis", "load_forecast", ErcotLoadForecast, _ercot),
     Source("nyiso_mis", "power_rt_nyiso", NyisoRealTime, lambda cfg: {"zones": cfg.feeds.nyiso_zones} if cfg.feeds.nyiso_zones else None),
     Source("open_meteo", "weather", OpenMeteo,
            lambda cfg: None if cfg.site.latitude is None or cfg.site.longitude is None

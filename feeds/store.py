@@ -432,6 +432,29 @@ class Store:
             df[col] = pd.to_datetime(df[col], utc=True)
         return df.reset_index(drop=True)
 
+    @_reading
+    def as_known(self, series: str, as_of: datetime | None = None, since: datetime | None = None) -> pd.Series:
+        """Per interval start of `series`, the value last fetched by `as_of`, counting values a later fetch
+        replaced (kept in `revisions`): what was known then, e.g. the load forecast issue current at `as_of`
+        rather than nothing once a newer issue overwrote the row. A value fetched again unchanged keeps no
+        revision, so it is known from its latest fetch only. Empty (UTC-indexed) when nothing was known."""
+        where, args = "series = ?", [series]
+        if as_of is not None:
+            where += " AND fetched_at_utc <= ?"
+            args.append(iso(as_of))
+        if since is not None:
+            where += " AND interval_start_utc >= ?"
+            args.append(iso(since))
+        rows = self.conn.execute(
+            f"SELECT interval_start_utc, value, fetched_at_utc FROM observations WHERE {where} UNION ALL "
+            f"SELECT interval_start_utc, value, fetched_at_utc FROM revisions WHERE {where} "
+            "ORDER BY interval_start_utc, fetched_at_utc", args + args).fetchall()
+        latest = {start: value for start, value, _ in rows}  # ordered by fetch time: the last one wins
+        index = pd.DatetimeIndex([parse_iso(s) for s in latest], name="interval_start_utc")
+        if index.tz is None:
+            index = index.tz_localize("UTC")
+        return pd.Series(list(latest.values()), index=index, dtype=float, name=series)
+
     def add_telemetry(self, rows) -> int:
         """Store one scan's telemetry rows (feeds.fleet.scan.Telemetry)."""
         data = [(r.ip, r.pool, iso(r.at_utc), int(r.reachable), None if r.mining is None else int(r.mining), r.watts,
@@ -478,6 +501,13 @@ class Store:
     @_reading
     def fleet_log(self, limit: int = 200) -> pd.DataFrame:
         return pd.read_sql_query("SELECT * FROM fleet_log ORDER BY id DESC LIMIT ?", self.conn, params=[limit]).iloc[::-1]
+
+    @_reading
+    def last_ok_commands(self) -> pd.DataFrame:
+        """Every machine's newest successful command in the audit (what it was last set to)."""
+        return pd.read_sql_query(
+            "SELECT f.* FROM fleet_log f JOIN (SELECT ip, MAX(id) AS id FROM fleet_log WHERE result = 'ok' GROUP BY ip) l "
+            "ON f.id = l.id ORDER BY f.ip", self.conn)
 
     @_reading
     def telemetry_ips(self) -> set[str]:

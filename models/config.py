@@ -354,6 +354,9 @@ def _check_cron(v: dict[str, str | int]) -> dict[str, str | int]:
 DEFAULT_FEED_CRONS: dict[str, dict[str, str | int]] = {
     "btc": {"minute": "*/5"}, "power_rt": {"minute": "*/5"}, "power_da": {"minute": "*/30"},
     "network": {"minute": "*/30"}, "gpu": {"minute": "*/15"}, "weather": {"minute": "7"},
+    # ERCOT load: the 15-minute file comes 5 minutes after each hour, the forecast hourly, the hourly actuals
+    # once a day (~05:50 Central); hourly looks at the daily file cost one small request
+    "load_rt": {"minute": "9"}, "load_forecast": {"minute": "39"}, "load": {"minute": "21"},
 }
 
 

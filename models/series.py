@@ -54,6 +54,19 @@ SPECS: dict[str, SeriesSpec] = {
         SeriesSpec("gpu_rate_p25_usd_per_gpu_hour", "USD/GPU-h", 0.01, 50.0, None, timedelta(days=7), required=False),
         SeriesSpec("gpu_offers", "offers", 0.0, 1e6, None, timedelta(days=7), required=False),
         SeriesSpec("ancillary_usd_per_mw_hour", "USD/MW-h", -50.0, 10_000.0, None, timedelta(days=2), required=False),
+        # ERCOT system load (4CP): 27,800..85,500 MW in 2021-2025 native load; no jump filter (a day's load swings
+        # 40 % from night to afternoon, and every row is compared with the last stored one)
+        # hourly actual (NP6-345-CD) is published once a day, ~05:50 Central, for the day before: its last hour
+        # (23:00 Central) is ~31 h old just before the next file comes
+        SeriesSpec("ercot_system_load_mw", "MW", 10_000.0, 150_000.0, None, timedelta(hours=36), required=False),
+        # 15-minute system-wide demand (NP6-235-CD), published five minutes after each hour for that hour
+        SeriesSpec("ercot_system_load_15min_mw", "MW", 10_000.0, 150_000.0, None, timedelta(hours=3), required=False),
+        # the hourly 7-day forecast (NP3-560-CD) reaches the end of the eighth operating day ahead
+        SeriesSpec("ercot_load_forecast_mw", "MW", 10_000.0, 150_000.0, None, timedelta(days=2), required=False,
+                   max_future=timedelta(days=8, hours=8)),
+        # official 4CP intervals (one row per month, at the 15-minute interval's start): imported history read
+        # whole (feeds.market_store), never decided on by freshness; `feeds status` shows it stale out of summer
+        SeriesSpec("ercot_4cp_peak_mw", "MW", 10_000.0, 150_000.0, None, timedelta(days=62), required=False),
     ]
 }
 
@@ -76,5 +89,6 @@ def staleness(series: str) -> timedelta:
 
 # Collection groups (sources of one group are fallbacks for each other) and every source's name, in the order
 # `hashpivot.feeds.registry` tries them.
-FEED_GROUPS = ("btc", "network", "power_rt", "power_da", "power_rt_nyiso", "weather", "gpu")
+FEED_GROUPS = ("btc", "network", "power_rt", "power_da", "power_rt_nyiso", "weather", "gpu", "load", "load_rt",
+               "load_forecast")
 FEED_SOURCES = ("mempool", "coinbase", "kraken", "coingecko", "ercot_mis", "nyiso_mis", "open_meteo", "vast", "akash")

@@ -83,6 +83,41 @@ def fresh_ercot_da_zip(now: datetime | None = None) -> bytes:
     return _zip("DAMSPNP4190.csv", text)
 
 
+def fresh_ercot_load_zip(now: datetime | None = None) -> bytes:
+    """The NP6-345-CD fixture moved to yesterday's operating day (Central time), as published this morning."""
+    import pandas as pd
+
+    day = (pd.Timestamp(now or datetime.now(timezone.utc)).tz_convert("America/Chicago") - pd.Timedelta(days=1)).strftime("%m/%d/%Y")
+    text = fixture_bytes("ercot_act_sys_load_np6-345-cd_20240819.documented-format.csv").decode().replace("08/19/2024", day)
+    return _zip("cdr.00013101.ACTUALSYSLOADWZNP6345.csv", text)
+
+
+def fresh_ercot_demand_zip(now: datetime | None = None) -> bytes:
+    """The NP6-235-CD fixture's four values moved to the last hour that has ended (Central time)."""
+    import pandas as pd
+
+    end = pd.Timestamp(now or datetime.now(timezone.utc)).tz_convert("America/Chicago").floor("h")
+    lines = fixture_bytes("ercot_sys_wide_demand_np6-235-cd_20240820_he17.documented-format.csv").decode().splitlines()
+    out = [lines[0]]
+    for k, row in enumerate(lines[1:]):
+        t = end - pd.Timedelta(minutes=15 * (3 - k))
+        cols = row.split(",")
+        cols[0], cols[1] = f"{t:%m/%d/%Y}", f"{t:%H:%M}"
+        out.append(",".join(cols))
+    return _zip("cdr.00012340.SYSTEMWIDEDEMANDNP6235.csv", "\n".join(out) + "\n")
+
+
+def fresh_ercot_forecast_zip(now: datetime | None = None) -> bytes:
+    """The NP3-560-CD fixture's eight operating days moved to today and the next seven (Central time)."""
+    import pandas as pd
+
+    today = pd.Timestamp(now or datetime.now(timezone.utc)).tz_convert("America/Chicago").normalize().tz_localize(None)
+    text = fixture_bytes("ercot_load_fcst_np3-560-cd_20240819.documented-format.csv").decode()
+    for k in range(7, -1, -1):  # last day first: no replaced date is replaced again
+        text = text.replace(f"08/{19 + k}/2024", f"{today + pd.Timedelta(days=k):%m/%d/%Y}")
+    return _zip("cdr.00012311.SEVENDAYLOADFORECASTNP3560.csv", text)
+
+
 def fresh_mempool_prices(now: datetime | None = None) -> bytes:
     import json
 
@@ -121,6 +156,12 @@ def good_responses() -> list[tuple[str, dict, bytes, str]]:
         (doclist, {"query_string": "reportTypeId=12331"}, fixture_bytes("ercot_mis_doclist_12331.documented-format.json"), j),
         (download, {"query_string": "doclookupId=1024887614"}, fresh_ercot_rt_zip(), "application/zip"),
         (download, {"query_string": "doclookupId=1024901377"}, fresh_ercot_da_zip(), "application/zip"),
+        (doclist, {"query_string": "reportTypeId=13101"}, fixture_bytes("ercot_mis_doclist_13101.documented-format.json"), j),
+        (doclist, {"query_string": "reportTypeId=12340"}, fixture_bytes("ercot_mis_doclist_12340.documented-format.json"), j),
+        (doclist, {"query_string": "reportTypeId=12311"}, fixture_bytes("ercot_mis_doclist_12311.documented-format.json"), j),
+        (download, {"query_string": "doclookupId=1026000102"}, fresh_ercot_load_zip(), "application/zip"),
+        (download, {"query_string": "doclookupId=1026100202"}, fresh_ercot_demand_zip(), "application/zip"),
+        (download, {"query_string": "doclookupId=1025950302"}, fresh_ercot_forecast_zip(), "application/zip"),
         ("/v1/forecast", {}, fresh_open_meteo(), j),
         ("/api/v0/bundles/", {"method": "POST"}, fixture_bytes("vast_bundles_offers.documented-format.json"), j),
         ("/v1/gpu-prices", {}, fixture_bytes("akash_gpu_prices.documented-format.json"), j),

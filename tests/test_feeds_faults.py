@@ -29,6 +29,9 @@ COLLECTORS = {
     "coingecko": ("btc", "coingecko", "/api/v3/simple/price", None),
     "mempool-network": ("network", "mempool", "/api/v1/mining/hashrate/3d", None),
     "ercot-rt": ("power_rt", "ercot_mis", "/misapp/servlets/IceDocListJsonWS", "reportTypeId=12301"),
+    "ercot-load": ("load", "ercot_mis", "/misapp/servlets/IceDocListJsonWS", "reportTypeId=13101"),
+    "ercot-load-rt": ("load_rt", "ercot_mis", "/misapp/servlets/IceDocListJsonWS", "reportTypeId=12340"),
+    "ercot-load-forecast": ("load_forecast", "ercot_mis", "/misapp/servlets/IceDocListJsonWS", "reportTypeId=12311"),
     "open-meteo": ("weather", "open_meteo", "/v1/forecast", None),
     "vast": ("gpu", "vast", "/api/v0/bundles/", None),
     "akash": ("gpu", "akash", "/v1/gpu-prices", None),
@@ -41,6 +44,8 @@ NUMBERS = {  # a body whose number is NaN / null / a string, per collector
     "coingecko": (b'{"bitcoin": {"usd": "NaN"}}', "not a finite number"),
     "mempool-network": (b'{"currentDifficulty": null, "currentHashrate": 1e20}', "not a number"),
     "ercot-rt": (b'{"ListDocsByRptTypeRes": {"DocumentList": [{"Document": {"FriendlyName": "x_csv", "DocID": "1", "PublishDate": "not a date"}}]}}', "bad PublishDate"),
+    **{name: (b'{"ListDocsByRptTypeRes": {"DocumentList": [{"Document": {"FriendlyName": "x_csv", "DocID": "1", "PublishDate": "not a date"}}]}}', "bad PublishDate")
+       for name in ("ercot-load", "ercot-load-rt", "ercot-load-forecast")},
     "open-meteo": (b'{"hourly_units": {"temperature_2m": "\xc2\xb0C"}, "hourly": {"time": ["2026-01-01T00:00"], "temperature_2m": [null]}}', "not a number"),
     "vast": (b'{"offers": [{"gpu_name": "H100 SXM", "num_gpus": 1, "dph_total": "cheap"}]}', "not a number"),
     "akash": (b'{"models": [{"model": "h100", "price": {"med": NaN}}]}', "not a finite number"),
@@ -48,6 +53,7 @@ NUMBERS = {  # a body whose number is NaN / null / a string, per collector
 EMPTY = {
     "mempool-price": b"{}", "coinbase": b"{}", "kraken": b'{"error": [], "result": {}}', "coingecko": b"{}",
     "mempool-network": b"{}", "ercot-rt": b'{"ListDocsByRptTypeRes": {"DocumentList": []}}',
+    **{name: b'{"ListDocsByRptTypeRes": {"DocumentList": []}}' for name in ("ercot-load", "ercot-load-rt", "ercot-load-forecast")},
     "open-meteo": b'{"hourly": {"time": [], "temperature_2m": []}}', "vast": b'{"offers": []}', "akash": b'{"models": []}',
 }
 

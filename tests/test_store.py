@@ -77,7 +77,7 @@ def imported(tmp_path_factory):
 
 def test_import_recognises_every_embedded_file(imported):
     _, results = imported
-    assert sorted(r.kind for r in results) == ["ancillary", "btc", "gpu", "network", "power"]
+    assert sorted(r.kind for r in results) == ["ancillary", "btc", "four_cp", "gpu", "load", "network", "power"]
 
 
 @pytest.mark.parametrize("at", ["2024-08-05T14:00Z", "2025-01-15T08:00Z"])

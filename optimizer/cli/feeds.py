@@ -35,7 +35,7 @@ def feeds_fetch(
     config: ConfigOpt = DEFAULT_CONFIG,
     set_: SetOpt = None,
     db: DbOpt = None,
-    series: Annotated[Optional[list[str]], typer.Option(help="feed groups: btc, network, power_rt, power_da, power_rt_nyiso, weather, gpu")] = None,
+    series: Annotated[Optional[list[str]], typer.Option(help="feed groups: btc, network, power_rt, power_da, power_rt_nyiso, weather, gpu, load, load_rt, load_forecast")] = None,
     format: FormatOpt = OutputFormat.table,
     verbose: VerboseOpt = False,
 ) -> None:
