@@ -111,10 +111,11 @@ def test_vast_lists_whole_machines_for_the_marketplace_target_unlists_the_rest_a
     assert rows == []  # at the target already: nothing sent
 
 
-def test_the_asking_price_never_goes_below_the_floor_and_more_gpus_than_machines_lists_them_all(account, tmp_path):
+def test_the_asking_price_never_goes_below_the_floor_and_more_gpus_than_machines_lists_them_all(account, tmp_path, caplog):
     cfg = site([vast(account.url, min_price_usd_per_gpu_hour=2.9)])
     run(cfg, decision(market_on=1024, rate=2.37), tmp_path)
     assert account.listed() == {i: 2.9 for i in IDS}
+    assert "6 machines x 8 GPUs cannot offer the decision's 1024 marketplace GPUs" in caplog.text
 
 
 def test_the_firm_contract_is_never_reduced_and_the_clamp_is_audited(tmp_path):

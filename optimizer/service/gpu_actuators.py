@@ -140,6 +140,10 @@ def run_vast(cfg: SiteConfig, act: VastActuator, target: GpuTarget, dry_run: boo
             c.action == "list" for c in calls) - sum(c.action == "unlist" for c in calls)
         log.info("vastai pool=%s marketplace_gpus=%d machines_listed=%d calls=%d price=%.3f dry_run=%s", act.pool,
                  target.marketplace_gpus, listed_after, len(calls), price, dry_run)
+        if listed_after * act.gpus_per_machine < target.marketplace_gpus:
+            log.warning("vastai pool=%s: %d machines x %d GPUs cannot offer the decision's %d marketplace GPUs "
+                        "(add machine_ids, or lower gpu_pools.gpus_available)", act.pool, listed_after,
+                        act.gpus_per_machine, target.marketplace_gpus)
         if dry_run:
             return rows + [(f"vast:{c.machine_id}", act.pool, c.label, "planned",
                             f"for {target.marketplace_gpus} marketplace GPUs: {listed_after} machines listed", 0) for c in calls]
