@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -287,7 +288,8 @@ class Farm:
                     try:
                         self.servers.append(await asyncio.start_server(self._serve(handler), m.ip, port))
                     except OSError as exc:
-                        raise OSError(exc.errno, f"{m.ip} port {port}: {exc.strerror}") from None
+                        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+                        raise OSError(exc.errno, f"{m.ip} port {port} ({reason})") from None
         return self
 
     async def stop(self) -> None:

@@ -125,7 +125,10 @@ def fleet_simulate(
     if not first_ip.startswith("127."):
         raise InputError(f"--first-ip {first_ip}: the simulated farm listens on loopback only (127.x.y.z)")
     farm_machines = mixed_farm(machines, first_ip, vnish_fraction, faulty, seed)
-    write_inventory(farm_machines, inventory, pool, hall)
+    try:
+        write_inventory(farm_machines, inventory, pool, hall)
+    except OSError as exc:
+        raise InputError(f"--inventory {inventory}: cannot write ({exc.strerror})") from None
     counts = {fw: sum(m.firmware == fw for m in farm_machines) for fw in LABELS}
     what = (f"{machines:,} LuxOS machines" if counts["vnish"] == 0 else
             f"{machines:,} machines ({', '.join(f'{n:,} {LABELS[fw]}' for fw, n in counts.items() if n)})")
