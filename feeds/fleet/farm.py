@@ -103,7 +103,7 @@ class SimMachine:
 
     @property
     def watts(self) -> float:
-        """Wall power now: idle draw while sleeping."""
+        """Wall power now: idle draw while sleeping or rebooting."""
         return IDLE_W if self.sleeping or self.down else self._profile().watts * (1 + self.rng.uniform(-self.noise, self.noise))
 
     @property
