@@ -52,3 +52,24 @@ def test_the_daemons_fleet_apply_reports_its_duration_to_the_metrics(tmp_path):
     (line,) = [x for x in generate_latest(metrics.registry).decode().splitlines()
                if x.startswith("hashpivot_fleet_last_apply_duration_seconds ")]
     assert 0.0 < float(line.split()[1]) < 30.0
+
+
+def test_a_target_the_firmware_rounds_down_is_not_sent_again_every_decision(tmp_path):
+    """LuxOS has no profile for turbo's 3,552 W: it runs its highest, 3,010 W (stock's figure). The audit says
+    the machine was set to turbo and verified at 3,010 W, so the next apply of the same decision sends nothing,
+    and the measured state counts it in turbo; a machine someone moved to another profile is planned again."""
+    from hashpivot.feeds.fleet.status import commanded_targets, measured_by_mode
+
+    cfg = load_config(SITE, ["fleet.timeout_s=2"])
+    machines = [SimMachine(ip, noise=0.0) for ip in farm_ips(3, "127.0.16.201")]
+    inventory = read_inventory(write_inventory(machines, tmp_path / "fleet.csv", "s19xp", "hall-a"), cfg)
+    with Store(tmp_path / "s.sqlite") as store, RunningFarm(machines):
+        first, _ = apply_decision(cfg, store, inventory, _decision({"turbo": 3}), 1, False, datetime.now(timezone.utc))
+        again, _ = apply_decision(cfg, store, inventory, _decision({"turbo": 3}), 2, False, datetime.now(timezone.utc))
+        measured = measured_by_mode(cfg, store.latest_telemetry(), datetime.now(timezone.utc), 900,
+                                    commanded_targets(store.last_ok_commands()))
+        machines[0].profile = "290MHz"  # moved by hand
+        moved, _ = apply_decision(cfg, store, inventory, _decision({"turbo": 3}), 3, False, datetime.now(timezone.utc))
+    assert [e[2] for e in first] == ["set_power 3551.8 W"] * 3 and all(e[3] == "ok" for e in first)
+    assert again == [] and measured == {"s19xp": {"turbo": 3}}
+    assert [(e[0], e[2]) for e in moved] == [(machines[0].ip, "set_power 3551.8 W")]

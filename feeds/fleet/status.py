@@ -5,6 +5,7 @@ and makes (`learned_modes`, a median over the healthy machines' recent readings)
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 import pandas as pd
@@ -19,6 +20,32 @@ def nearest_mode(watts: float | None, targets: dict[str, float]) -> str | None:
     return min(targets, key=lambda m: abs(targets[m] - watts))
 
 
+def commanded_targets(commands: pd.DataFrame) -> dict[str, tuple[float, float]]:
+    """Per machine, from its newest successful command in the audit (`Store.last_ok_commands`): the power
+    target it was sent (wake / set_power) and the watts the read-back verified, or nothing after a sleep."""
+    out = {}
+    for row in commands.to_dict("records"):
+        target = re.fullmatch(r"(?:wake|set_power) ([0-9.]+) W", str(row["command"]))
+        verified = re.fullmatch(r"verified at ([0-9,.]+) W", str(row["detail"]))
+        if target and verified:
+            out[row["ip"]] = (float(target.group(1)), float(verified.group(1).replace(",", "")))
+    return out
+
+
+def machine_mode(watts: float | None, targets: dict[str, float], commanded: tuple[float, float] | None = None,
+                 tolerance: float = 0.05) -> str | None:
+    """The mode a machine runs: the mode it was last commanded to while it still draws what it was verified
+    at then (a firmware without a profile for that target runs the nearest one below, e.g. LuxOS gives 3,010 W
+    for a 3,552 W turbo target — that machine is in turbo as far as the plan is concerned); otherwise the mode
+    whose power target is nearest its watts."""
+    if commanded is not None and watts is not None and not pd.isna(watts):
+        target, verified = commanded
+        mode = next((m for m, w in targets.items() if abs(w - target) < 0.5), None)
+        if mode is not None and abs(watts - verified) <= tolerance * verified:
+            return mode
+    return nearest_mode(watts, targets)
+
+
 def _fresh(telemetry: pd.DataFrame, now: datetime, staleness_s: float) -> pd.Series:
     return (pd.Timestamp(now) - pd.to_datetime(telemetry["at_utc"], utc=True)).dt.total_seconds() <= staleness_s
 
@@ -27,8 +54,10 @@ def _healthy_mining(telemetry: pd.DataFrame) -> pd.Series:
     return (telemetry["reachable"] == 1) & telemetry["error"].isna() & (telemetry["mining"] == 1)
 
 
-def measured_by_mode(cfg: SiteConfig, telemetry: pd.DataFrame, now: datetime, staleness_s: float) -> dict[str, dict[str, int]]:
-    """Per pool with fresh telemetry (newest row per machine), the healthy machines mining in each mode."""
+def measured_by_mode(cfg: SiteConfig, telemetry: pd.DataFrame, now: datetime, staleness_s: float,
+                     commanded: dict[str, tuple[float, float]] | None = None) -> dict[str, dict[str, int]]:
+    """Per pool with fresh telemetry (newest row per machine), the healthy machines mining in each mode
+    (`machine_mode`, with `commanded_targets`)."""
     out: dict[str, dict[str, int]] = {}
     if telemetry.empty:
         return out
@@ -38,7 +67,8 @@ def measured_by_mode(cfg: SiteConfig, telemetry: pd.DataFrame, now: datetime, st
         if t.empty:
             continue
         targets = {m.name: m.power_w for m in pool.modes}
-        modes = [nearest_mode(w, targets) for w in t.loc[_healthy_mining(t), "watts"]]
+        mining = t[_healthy_mining(t)]
+        modes = [machine_mode(w, targets, (commanded or {}).get(ip)) for ip, w in zip(mining["ip"], mining["watts"])]
         out[pool.name] = {m: modes.count(m) for m in targets if modes.count(m)}
     return out
 

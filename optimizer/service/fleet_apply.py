@@ -15,7 +15,8 @@ from pyasic.config.mining.presets import MiningPreset
 from pyasic.miners.backends.vnish import VNish
 
 from hashpivot.feeds.fleet.inventory import Machine
-from hashpivot.feeds.fleet.scan import scan, scan_into
+from hashpivot.feeds.fleet.scan import scan, scan_into, use_password
+from hashpivot.feeds.fleet.status import commanded_targets
 from hashpivot.feeds.store import Store
 from hashpivot.models.clock import now_utc
 from hashpivot.models.config import SiteConfig
@@ -99,6 +100,7 @@ def apply_decision(cfg: SiteConfig, store: Store, machines: list[Machine], doc: 
     """Scan, plan, and (unless `dry_run`) command the fleet to `doc`'s step 0; every command (or planned one)
     is audited in the store. Returns the audit entries (ip, pool, command, result, detail, attempts) and the
     number of waves."""
+    use_password(cfg)
     scan_into(store, machines, now, cfg.fleet.concurrency, cfg.fleet.timeout_s)
     telemetry = store.latest_telemetry()
     fleet_pools = set(telemetry["pool"])
@@ -106,8 +108,9 @@ def apply_decision(cfg: SiteConfig, store: Store, machines: list[Machine], doc: 
     fleet_kw = float(telemetry.loc[telemetry["reachable"] == 1, "watts"].fillna(0).sum()) / 1000.0
     cap_kw = cfg.site.interconnect_cap_kw / cfg.site.pue - other_it_kw
     ramp = cfg.site.ramp_limit_kw_per_step / cfg.site.pue if cfg.site.ramp_limit_kw_per_step else None
-    commands, deferred = limit_changes(plan(cfg, doc, telemetry, held_machines(store.active_holds(now))), len(telemetry),
-                                       cfg.fleet.max_change_fraction)
+    planned = plan(cfg, doc, telemetry, held_machines(store.active_holds(now)),
+                   commanded=commanded_targets(store.last_ok_commands()))
+    commands, deferred = limit_changes(planned, len(telemetry), cfg.fleet.max_change_fraction)
     steps = waves(commands, fleet_kw, max(cap_kw, fleet_kw), ramp)
 
     def label(c: Command) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from hashpivot.feeds.fleet.status import nearest_mode
+from hashpivot.feeds.fleet.status import machine_mode
 from hashpivot.models.config import SiteConfig
 from hashpivot.models.decision import Decision
 
@@ -29,8 +29,10 @@ class Command:
 
 
 def plan(cfg: SiteConfig, decision: Decision, telemetry: pd.DataFrame, held: set[str] = frozenset(),
-         idle_w: float = 95.0) -> list[Command]:
-    """The commands that take the fleet from its telemetry to the decision's step 0, reductions first."""
+         idle_w: float = 95.0, commanded: dict[str, tuple[float, float]] | None = None) -> list[Command]:
+    """The commands that take the fleet from its telemetry to the decision's step 0, reductions first.
+    `commanded` (`commanded_targets` of the audit) says which mode a machine was last set to, so a target the
+    firmware rounds down is not sent again every decision."""
     commands: list[Command] = []
     for pool_cfg in cfg.asic_pools:
         target = decision.pool(pool_cfg.name)
@@ -41,7 +43,7 @@ def plan(cfg: SiteConfig, decision: Decision, telemetry: pd.DataFrame, held: set
         usable = machines[(machines["reachable"] == 1) & machines["error"].isna() & ~machines["ip"].isin(held)]
         mining = usable[usable["mining"] == 1].assign(
             w_per_th=lambda d: d["watts"] / d["hashrate_th"].where(d["hashrate_th"] > 0),
-            mode=lambda d: [nearest_mode(w, targets) for w in d["watts"]])
+            mode=lambda d: [machine_mode(w, targets, (commanded or {}).get(ip)) for ip, w in zip(d["ip"], d["watts"])])
         asleep = usable[usable["mining"] != 1]
         want = sum(target.units_by_mode.values())
         mining = mining.sort_values(["w_per_th", "ip"])  # most efficient first

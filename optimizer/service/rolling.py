@@ -13,7 +13,7 @@ from datetime import datetime
 
 import pandas as pd
 
-from hashpivot.feeds.fleet.status import healthy_units, learned_modes, measured_by_mode
+from hashpivot.feeds.fleet.status import commanded_targets, healthy_units, learned_modes, measured_by_mode
 from hashpivot.feeds.market_store import market_from_store
 from hashpivot.feeds.store import Store
 from hashpivot.models.calendar import iso_utc, to_utc
@@ -71,7 +71,7 @@ def fleet_adjusted(cfg: SiteConfig, store: Store, now: datetime) -> tuple[SiteCo
     healthy, warnings = healthy_units(latest, now, staleness)
     for warning in warnings:
         log.warning("decision %s", warning)
-    measured = measured_by_mode(cfg, latest, now, staleness)
+    measured = measured_by_mode(cfg, latest, now, staleness, commanded_targets(store.last_ok_commands()))
     learned = {}
     if cfg.fleet.learn_modes:
         since = pd.Timestamp(now) - pd.Timedelta(seconds=min(cfg.fleet.learn_window_s, staleness))
