@@ -6,7 +6,8 @@ all carry this document; `--initial` and the daemon rebuild the next decision's 
 Its JSON Schema is `docs/decision.schema.json` (`python -m hashpivot.models.decision` prints it).
 
 Schema versions: 1 (no `schema_version` key, no `recent_starts`: minimum times restart from zero when such a
-document is the starting state), 2 (this one).
+document is the starting state), 2 (recent start-ups), 3 (this one: each step's 4CP probability and the
+horizon's expected 4CP cost; both null when 4CP is not priced).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hashpivot.models.errors import InputError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 Status = Literal["optimal", "feasible", "safe", "kept"]
 
@@ -87,6 +88,8 @@ class Step(_Doc):
     site_power_kw: float
     reserve_kw: float
     pools_power_kw: dict[str, float]
+    four_cp_probability: float | None = Field(
+        None, ge=0, le=1, description="probability the step holds its month's ERCOT 4CP interval (null: 4CP not priced)")
 
 
 class Decision(_Doc):
@@ -114,6 +117,9 @@ class Decision(_Doc):
     shadow_price_usd_per_mw_hour: float | None = None
     hall_shadow_prices_usd_per_mw_hour: dict[str, float] = Field(default_factory=dict)
     breakdown_usd: dict[str, float] = Field(default_factory=dict)
+    four_cp_expected_cost_usd: float | None = Field(
+        None, description="expected 4CP transmission charge of the planned schedule over the horizon, "
+        "sum of p x rate/4 x site kW (null: 4CP not priced)")
     timings_s: dict[str, float] = Field(default_factory=dict)
     schedule: list[Step] = Field(default_factory=list)
 

@@ -84,6 +84,8 @@ def embedded():
 @pytest.mark.slow
 def test_perfect_foresight_beats_rolling_beats_always_on_on_real_data(embedded):
     cfg, market = embedded
+    # without 4CP: two days with no 4CP peak in them would charge rolling's insurance and nobody else's
+    cfg = cfg.model_copy(update={"power": cfg.power.model_copy(update={"four_cp": None})})
     r = {s: run_backtest(cfg, market, "2024-08-01", "2024-08-03", s).totals["profit_usd"]
          for s in ("perfect-foresight", "rolling", "always-on", "breakeven")}
     assert r["perfect-foresight"] >= r["rolling"] * (1 - 1e-4) >= r["always-on"] * (1 - 1e-4)
@@ -118,8 +120,9 @@ def test_backtest_cli_writes_tables_and_charts(tmp_path):
     assert proc.returncode == 0, proc.stderr
     rows = {r["strategy"]: r for r in json.loads(proc.stdout)}
     assert rows["perfect-foresight"]["ratio_to_perfect_foresight"] == 1.0
-    assert set(rows) == {"rolling", "breakeven", "always-on", "perfect-foresight"}
-    for name in ("summary.csv", "cumulative-profit.png", "power-rolling.png", "steps-rolling.csv"):
+    assert set(rows) == {"rolling", "breakeven", "strike-4cp", "always-on", "perfect-foresight"}
+    assert all(r["four_cp_peaks"] == 0 and r["four_cp_charge_usd"] == 0 for r in rows.values())  # no peak on Aug 1
+    for name in ("summary.csv", "cumulative-profit.png", "power-rolling.png", "steps-rolling.csv", "four-cp.png"):
         assert (tmp_path / name).stat().st_size > 300, name
     steps = pd.read_csv(tmp_path / "steps-rolling.csv")
     assert len(steps) == 24 and steps["profit_usd"].sum() == pytest.approx(rows["rolling"]["profit_usd"], abs=0.05)

@@ -53,11 +53,6 @@ def solve(
 ) -> None:
     """Solve one interval: how many units of each pool run, in which mode, at what power, earning what, and why."""
     setup_logging(verbose)
-    import pandas as pd
-
-    from hashpivot.feeds.collect import required_series
-    from hashpivot.feeds.embedded import load_market_data
-    from hashpivot.feeds.market_store import latest_covered_time, market_from_store
     from hashpivot.models.decision import load_decision
     from hashpivot.optimizer.cli.render import RENDERERS
     from hashpivot.optimizer.pipeline.decide import decide
@@ -67,15 +62,7 @@ def solve(
     if source not in ("embedded", "store"):
         raise InputError(f"--source {source!r}: must be embedded or store")
     cfg = load_site(config, set_)
-    at_ts = utc(at, "--at") if at is not None else None
-    if source == "store":
-        with open_store(cfg, db, create=False) as store:
-            if at_ts is None:  # like the embedded default: the latest time every required series covers
-                needed = [s for s in required_series(cfg) if s != "hashprice_usd_per_th_day"]  # derived by the forecast
-                at_ts = pd.Timestamp(latest_covered_time(store, needed, cfg.site.settlement_point))
-            market = market_from_store(store, cfg.site.settlement_point, as_of=at_ts.to_pydatetime())
-    else:
-        market = load_market_data(data, cfg.site.settlement_point)
+    market, at_ts = _market(cfg, source, data, db, utc(at, "--at") if at is not None else None)
     previous = None
     if initial is not None:
         try:
@@ -85,6 +72,71 @@ def solve(
         previous = load_decision(text, f"--initial {initial}")
     decided = decide(cfg, market, at_ts, previous, strategy=strategy)  # type: ignore[arg-type]
     emit(RENDERERS[format.value](decided.document), output)
+
+
+def _market(cfg, source: str, data: Optional[Path], db: Optional[Path], at_ts):
+    """The market data a one-interval command reads, and its decision time: the embedded data (or --data DIR),
+    or the store as of `at_ts` (default: the latest time every required series covers)."""
+    import pandas as pd
+
+    from hashpivot.feeds.collect import required_series
+    from hashpivot.feeds.embedded import load_market_data
+    from hashpivot.feeds.market_store import latest_covered_time, market_from_store
+
+    if source == "store":
+        with open_store(cfg, db, create=False) as store:
+            if at_ts is None:  # like the embedded default: the latest time every required series covers
+                needed = [s for s in required_series(cfg) if s != "hashprice_usd_per_th_day"]  # derived by the forecast
+                at_ts = pd.Timestamp(latest_covered_time(store, needed, cfg.site.settlement_point))
+            return market_from_store(store, cfg.site.settlement_point, as_of=at_ts.to_pydatetime()), at_ts
+    return load_market_data(data, cfg.site.settlement_point), at_ts
+
+
+@app.command(
+    epilog=(
+        "**Examples**\n\n"
+        "    hashpivot fourcp --at 2024-08-20T15:00Z\n\n"
+        "    hashpivot fourcp --at 2024-07-01T12:00Z --format json\n\n"
+        "    hashpivot fourcp --source store --format csv > fourcp-today.csv   # live: the store's load and ERCOT forecast"
+    )
+)
+@operator_errors
+def fourcp(
+    config: Annotated[Path, typer.Option("--config", "-c", help="site config TOML (default: ./configs/site.toml, else the bundled example site)")] = DEFAULT_CONFIG,
+    at: AtOpt = None,
+    set_: SetOpt = None,
+    data: DataOpt = None,
+    source: Annotated[str, typer.Option(help="embedded (offline default) or store (latest values from `feeds fetch`)")] = "embedded",
+    db: Annotated[Optional[Path], typer.Option(help="store path for --source store (default: feeds.db_path, else the user data dir)")] = None,
+    format: FormatOpt = OutputFormat.table,
+) -> None:
+    """ERCOT 4CP outlook: today's and tomorrow's (Central) probability that each hour holds its month's 4CP
+    interval, the expected charge of running the site through it (per MW and at the interconnect cap, at
+    `[power.four_cp]` rate / 4), and the curtailment the decision at --at plans for it."""
+    from hashpivot.optimizer.cli.common import frame_out
+    from hashpivot.optimizer.forecast import default_at
+    from hashpivot.optimizer.pipeline.decide import decide
+    from hashpivot.optimizer.pipeline.four_cp import four_cp_outlook
+
+    if source not in ("embedded", "store"):
+        raise InputError(f"--source {source!r}: must be embedded or store")
+    cfg = load_site(config, set_)
+    if cfg.power.four_cp is None or not cfg.power.four_cp.enabled:
+        raise InputError(f"{config}: [power.four_cp] is not enabled; add it (README: 4CP) to price 4CP peaks")
+    market, at_ts = _market(cfg, source, data, db, utc(at, "--at") if at is not None else None)
+    if market.load.empty:
+        raise InputError(f"{market.source}: no ERCOT system load; `hashpivot feeds fetch` collects it (or --data DIR "
+                         "with ercot_native_load_hourly.csv)")
+    at_ts = default_at(market) if at_ts is None else at_ts
+    decided = decide(cfg, market, at_ts)
+    table = four_cp_outlook(cfg, market, at_ts, decided.document)
+    if format is OutputFormat.table:  # short headers that fit a terminal; json/csv keep the unit-named keys
+        table = table.drop(columns="interval_start_utc").rename(columns={
+            "hour_start_central": "hour (Central)", "four_cp_probability": "p", "expected_cost_usd_per_mw": "USD/MW",
+            "expected_cost_at_cap_usd": "USD at cap", "planned_site_kw": "planned kW",
+            "planned_expected_cost_usd": "planned USD", "planned_curtailment_kw": "curtailed kW"})
+    frame_out(table, format, f"4CP outlook at {at_ts:%Y-%m-%dT%H:%MZ} (rate {cfg.power.four_cp.rate_usd_per_kw_year:g} "
+              "USD/kW-year)")
 
 
 @app.command(

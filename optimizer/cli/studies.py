@@ -32,14 +32,15 @@ from hashpivot.optimizer.cli.common import (
 @app.command(epilog=(
     "**Examples**\n\n"
     "    hashpivot backtest --from 2024-08-01 --to 2024-08-08 --strategy rolling\n\n"
-    "    hashpivot backtest --from 2024-06-01 --to 2024-09-01 --compare --out summer-2024\n\n"
+    "    hashpivot backtest --from 2024-06-01 --to 2024-10-01 --compare --out summer-2024 --format json\n\n"
     "    hashpivot backtest --from 2025-01-01 --to 2025-01-15 --strategy breakeven --set site.interconnect_cap_kw=70000 -f json"))
 @operator_errors
 def backtest(
     from_: Annotated[str, typer.Option("--from", help="first hour, UTC (e.g. 2024-06-01)")],
     to: Annotated[str, typer.Option("--to", help="end (exclusive), UTC")],
-    strategy: Annotated[Optional[list[str]], typer.Option(help="rolling, breakeven, always-on, perfect-foresight (repeatable)")] = None,
-    compare: Annotated[bool, typer.Option(help="run all four strategies and print each one's ratio to perfect foresight")] = False,
+    strategy: Annotated[Optional[list[str]], typer.Option(
+        help="rolling, breakeven, strike-4cp, always-on, perfect-foresight (repeatable)")] = None,
+    compare: Annotated[bool, typer.Option(help="run all five strategies and print each one's ratio to perfect foresight")] = False,
     config: ConfigOpt = DEFAULT_CONFIG,
     set_: SetOpt = None,
     data: DataOpt = None,
@@ -61,6 +62,7 @@ def backtest(
     from hashpivot.optimizer.studies.backtest import STRATEGIES, run_backtest_windows
     from hashpivot.optimizer.studies.charts import (
         cumulative_profit_chart,
+        four_cp_chart,
         stacked_power_chart,
     )
 
@@ -109,11 +111,17 @@ def backtest(
         table["ratio_to_perfect_foresight"] = [round(r["profit_usd"] / pf, 4) if pf else None for r in rows]
     table.to_csv(out / "summary.csv", index=False)
     cumulative_profit_chart(profits, f"{cfg.site.name}: cumulative profit, {start:%Y-%m-%d} to {end:%Y-%m-%d}", out / "cumulative-profit.png")
+    charts = "power-*.png, cumulative-profit.png"
+    if cfg.power.four_cp is not None and not market.load.empty:
+        four_cp_chart({name: r.steps for name, r in results.items()}, market.load["system_load_mw"],
+                      f"{cfg.site.name}: 4CP", out / "four-cp.png")
+        charts += ", four-cp.png"
     columns = ["strategy", "profit_usd", "asic_revenue_usd", "gpu_revenue_usd", "energy_cost_usd", "resale_revenue_usd",
-               "reserve_revenue_usd", "mining_revenue_usd", "gpu_hours", "curtailed_asic_unit_hours", "ramp_events",
+               "reserve_revenue_usd", "four_cp_charge_usd", "four_cp_peaks", "four_cp_peaks_avoided", "four_cp_hours_curtailed",
+               "mining_revenue_usd", "gpu_hours", "curtailed_asic_unit_hours", "ramp_events",
                "mean_solve_time_s", "hours_without_data"] + (["ratio_to_perfect_foresight"] if "ratio_to_perfect_foresight" in table else [])
     frame_out(table[columns], format, f"backtest {start:%Y-%m-%d} to {end:%Y-%m-%d}")
-    typer.echo(f"wrote {out}/ (summary.csv, steps-*.csv, power-*.png, cumulative-profit.png)", err=True)
+    typer.echo(f"wrote {out}/ (summary.csv, steps-*.csv, {charts})", err=True)
 
 
 @app.command(epilog=(

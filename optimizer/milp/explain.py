@@ -125,7 +125,8 @@ def explain(sol: Solution) -> Explanation:
     if sol.site_cap_dual_usd_per_kw_step is not None:
         shadow = float(sol.site_cap_dual_usd_per_kw_step[0]) * 1000.0 / dt
     hall_shadow = {h: float(d[0]) * 1000.0 / dt for h, d in sol.hall_cap_dual_usd_per_kw_step.items()}
-    ctx = _Context(names, marginal, shadow, hall_shadow)
+    ctx = _Context(names, marginal, shadow, hall_shadow, dt, p.four_cp_usd_per_kw() * 1000.0,
+                   np.zeros(p.steps) if p.four_cp_probability is None else np.asarray(p.four_cp_probability, dtype=float))
 
     pools: list[PoolDecision] = []
     revenue = p.asic_revenue_usd()
@@ -189,6 +190,27 @@ class _Context:
     price: float
     shadow: float | None
     hall_shadow: dict[str, float]
+    step_hours: float = 1.0
+    four_cp_usd_per_mw_step: np.ndarray | None = None  # expected 4CP charge per MW of site load, per step
+    four_cp_probability: np.ndarray | None = None
+
+    def four_cp_reason(self, on: int, available: int, be: float, unit: str) -> str | None:
+        """Why units are off for 4CP: the step's expected 4CP charge per MW is above the margin per MW-step,
+        or (ramping down) a later step's is. None when 4CP does not explain it."""
+        cost, prob = self.four_cp_usd_per_mw_step, self.four_cp_probability
+        if cost is None or prob is None or not cost.any() or on >= available:
+            return None
+        margin = (be - self.price) * self.step_hours
+        share = "curtailed" if on == 0 else f"{on:,}/{available:,} {unit} on, the rest curtailed"
+        if cost[0] > margin:
+            return (f"{share} for a likely 4CP peak (p = {prob[0]:.2g}, expected cost {cost[0]:,.0f} USD/MW-step "
+                    f"> margin {margin:,.0f})")
+        later = np.flatnonzero(cost[1:] > margin)
+        if later.size and any(x.startswith("ramp_limits") for x in self.binding):
+            t = int(later[0]) + 1
+            return (f"{share}: ramping down ahead of a likely 4CP peak at step {t} (p = {prob[t]:.2g}, expected cost "
+                    f"{cost[t]:,.0f} USD/MW-step > margin {margin:,.0f})")
+        return None
 
     def reason(self, name: str, hall: str, on: int, available: int, be: float, mode: str | None, unit: str = "units",
                hungrier_mode: bool = False) -> str:
@@ -217,6 +239,9 @@ class _Context:
                 return f"curtailed: price {p:,.0f} USD/MWh > breakeven {be:,.0f} USD/MWh"
             why = "the ramp limit" if ramp else "minimum run time / start-up cost"
             return f"{on:,}/{available:,} {unit} on although price {p:,.0f} > breakeven {be:,.0f} USD/MWh: held by {why}"
+        four_cp = self.four_cp_reason(on, available, be, unit)
+        if four_cp:
+            return four_cp
         share = f"{on:,}/{available:,} {unit} on" if on else "off"
         if hall_bound:
             value = self.hall_shadow.get(hall)

@@ -92,6 +92,7 @@ def decision_document(sol: Solution, exp: Explanation, forecast: Forecast, site_
         shadow_price_usd_per_mw_hour=_round(exp.shadow_price_usd_per_mw_hour, 2),
         hall_shadow_prices_usd_per_mw_hour={h: round(v, 2) for h, v in exp.hall_shadow_prices_usd_per_mw_hour.items()},
         breakdown_usd={k: round(v, 2) for k, v in sol.breakdown.items()},
+        four_cp_expected_cost_usd=None if p.four_cp_probability is None else round(sol.breakdown.get("four_cp_cost_usd", 0.0), 2),
         timings_s={k: round(v, 4) for k, v in sol.timings_s.items()},
         schedule=[
             Step(
@@ -100,6 +101,7 @@ def decision_document(sol: Solution, exp: Explanation, forecast: Forecast, site_
                 site_power_kw=round(float(site[t]), 1),
                 reserve_kw=round(float(s.reserve_kw[t]), 1),
                 pools_power_kw={name: round(float(kw[t]), 1) for name, kw in per_pool_kw.items()},
+                four_cp_probability=None if p.four_cp_probability is None else round(float(p.four_cp_probability[t]), 6),
             )
             for t in range(p.steps)
         ],

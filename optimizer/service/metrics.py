@@ -7,6 +7,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_serv
 
 from hashpivot.feeds.collect import GroupResult, SeriesStatus
 from hashpivot.models.decision import Decision
+from hashpivot.optimizer.pipeline.four_cp import peak_risk
 
 
 def failure_kind(reason: str) -> str:
@@ -32,6 +33,11 @@ class Metrics:
         self.site_power = Gauge("hashpivot_site_power_kw", "site-meter power of the applied step", registry=r)
         self.pool_power = Gauge("hashpivot_pool_power_kw", "IT power per pool of the applied step", ["pool"], registry=r)
         self.safe = Gauge("hashpivot_safe_allocation", "1 while the safe allocation is published", registry=r)
+        self.four_cp_probability = Gauge("hashpivot_four_cp_probability", "probability a step holds its month's ERCOT "
+                                         "4CP interval: the applied step (step0) and today's highest (today_max)",
+                                         ["step"], registry=r)
+        self.four_cp_cost = Gauge("hashpivot_four_cp_expected_cost_usd", "expected 4CP charge of the last decision's "
+                                  "horizon", registry=r)
         self.decisions = Counter("hashpivot_decisions", "decisions taken", ["status"], registry=r)
         self.feed_age = Gauge("hashpivot_feed_age_seconds", "age of the latest stored value", ["series"], registry=r)
         self.feed_fresh = Gauge("hashpivot_feed_fresh", "1 if within its staleness limit", ["series"], registry=r)
@@ -59,6 +65,11 @@ class Metrics:
             self.pool_power.labels(pool.name).set(pool.power_kw)
         self.safe.set(1 if doc.status == "safe" else 0)
         self.decisions.labels(doc.status).inc()
+        risk = peak_risk(doc)
+        if risk is not None:
+            self.four_cp_probability.labels("step0").set(risk["step0_probability"] or 0.0)
+            self.four_cp_probability.labels("today_max").set(risk["today_max_probability"] or 0.0)
+            self.four_cp_cost.set(risk["expected_cost_usd"] or 0.0)
 
     def record_fleet(self, status: pd.DataFrame, doc: Decision, last_apply: pd.DataFrame) -> None:
         """The last scan per pool (`feeds.fleet.status.pool_status`), what the decision planned, the last apply."""

@@ -332,6 +332,7 @@ def run_backtest(
     # rule-based strategies read no 4CP forecast (strike-4cp calls its days by its own rule)
     rule_cfg = cfg.model_copy(update={"power": cfg.power.model_copy(update={"four_cp": None})})
     call_days: dict[pd.Timestamp, bool] = {}
+    flags = np.full(hours, np.nan)  # rolling: step 0's 4CP probability; strike-4cp: 1 in a call window
     times: list[float] = []
     if strategy == "perfect-foresight":
         t0 = time.perf_counter()
@@ -349,6 +350,8 @@ def run_backtest(
             if strategy == "rolling":  # the daemon's loop: the pipeline, from the previous hour's document
                 decided = decide(cfg, market, at, previous, kept)  # the forecast sees only what was published by `at`
                 step, previous = decided.solution.schedule, decided.document
+                if decided.forecast.four_cp_probability is not None:
+                    flags[t] = float(decided.forecast.four_cp_probability[0])
             else:
                 # strike-price curtailment reacts to the latest real-time price, not to a forecast
                 forecast = build_forecast(rule_cfg, market, at)
@@ -359,6 +362,8 @@ def run_backtest(
                     off, ceiling = _strike_window(market, at, months, call_days, realised, applied, t,
                                                   cfg.site.ramp_limit_kw_per_step)
                 step = _rule_step(one, strategy, prev, cfg.site.ramp_limit_kw_per_step, off, ceiling)
+                if strategy == "strike-4cp":
+                    flags[t] = float(off)
             times.append(time.perf_counter() - t0)
             _copy_step(applied, t, step)
             if strategy != "rolling":
@@ -372,7 +377,10 @@ def run_backtest(
     result_totals = _totals(realised, applied, totals, times)
     result_totals["four_cp_charge_usd"] = totals["four_cp_cost_usd"]
     result_totals.update(peak_outcomes(realised, applied, market.four_cp_intervals, grid, months))
-    return BacktestResult(strategy, realised, applied, result_totals, _steps(realised, applied, times, start), times)
+    steps = _steps(realised, applied, times, start)
+    steps["four_cp_peak"] = realised_probability(market.four_cp_intervals, grid, months) if months else 0.0
+    steps["four_cp_flag"] = flags
+    return BacktestResult(strategy, realised, applied, result_totals, steps, times)
 
 
 def _strike_window(market: MarketData, at: pd.Timestamp, months, call_days: dict, realised: Problem, applied: Schedule,

@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
@@ -144,6 +145,54 @@ def whatif_chart(rows: list[dict], pools: list[str], title: str, path: Path) -> 
     thousands(ax2.yaxis)
     ax2.tick_params(axis="x", rotation=20)
     fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def four_cp_chart(steps: dict[str, pd.DataFrame], load_mw: pd.Series, title: str, path: Path,
+                  flag_probability: float = 0.01) -> Path:
+    """Per summer in the period, two panels: ERCOT load (GW) with the official 4CP peak hours, the hours the
+    rolling strategy's forecast flagged (step-0 probability >= `flag_probability`) and strike-4cp's call-window
+    hours; below, each strategy's site-meter MW, so a peak hour with the site still on shows at a glance."""
+    first = next(iter(steps.values()))
+    times = pd.DatetimeIndex(first["interval_start_utc"])
+    summers = sorted(set(times[first["four_cp_peak"].to_numpy() > 0].year) | set(times[times.month.isin([6, 7, 8, 9])].year))
+    summers = summers or sorted(set(times.year))
+    fig, axes = plt.subplots(2 * len(summers), 1, figsize=(13, 6.5 * len(summers)), squeeze=False,
+                             gridspec_kw={"height_ratios": [1, 1] * len(summers)})
+    for i, year in enumerate(summers):
+        ax, ax2 = axes[2 * i, 0], axes[2 * i + 1, 0]
+        in_year = times.year == year
+        t = times[in_year]
+        load = load_mw.reindex(t)
+        ax.plot(t, load / 1000.0, color="tab:blue", linewidth=0.7, label="ERCOT load")
+        peaks = t[first["four_cp_peak"].to_numpy()[in_year] > 0]
+        ax.scatter(peaks, load.reindex(peaks) / 1000.0, color="tab:red", zorder=5, s=40, label="official 4CP peak hour")
+        top = float(load.max() / 1000.0) if load.notna().any() else 1.0
+        if "rolling" in steps:
+            p = steps["rolling"]["four_cp_flag"].to_numpy()[in_year]
+            flagged = t[np.nan_to_num(p) >= flag_probability]
+            ax.scatter(flagged, np.full(len(flagged), top * 1.02), marker="|", color="tab:orange", s=60,
+                       label=f"rolling: forecast p >= {flag_probability:g} ({len(flagged)} h)")
+        if "strike-4cp" in steps:
+            called = t[np.nan_to_num(steps["strike-4cp"]["four_cp_flag"].to_numpy()[in_year]) > 0]
+            ax.scatter(called, np.full(len(called), top * 1.05), marker="|", color="tab:gray", s=60,
+                       label=f"strike-4cp: call-window hours ({len(called)} h)")
+        ax.set_ylabel("ERCOT load (GW)")
+        ax.set_title(f"{title}: summer {year}")
+        ax.legend(loc="lower left", fontsize=8, ncol=2)
+        ax.grid(alpha=0.3)
+        for name, df in steps.items():
+            ax2.plot(t, df["site_power_kw"].to_numpy()[in_year] / 1000.0, linewidth=0.6, label=name, alpha=0.8)
+        for x in peaks:
+            ax2.axvline(x, color="tab:red", linestyle="--", linewidth=0.8)
+        ax2.set_ylabel("site-meter power (MW)")
+        ax2.set_xlabel("time (UTC); red dashed: official 4CP peak hours")
+        ax2.set_ylim(bottom=0)
+        ax2.legend(loc="lower left", fontsize=8, ncol=5)
+        ax2.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

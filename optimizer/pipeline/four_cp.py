@@ -1,0 +1,79 @@
+"""4CP outlook for operators (pure): today's and tomorrow's peak probability by hour, what running the site
+through each hour is expected to cost, and the curtailment the decision plans — what `hashpivot fourcp` prints
+— and today's peak risk from a decision document, what `hashpivot status` and the metrics show."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from hashpivot.models.calendar import MARKET_TZ, to_utc
+from hashpivot.models.config import SiteConfig
+from hashpivot.models.decision import Decision
+from hashpivot.models.market import MarketData
+from hashpivot.optimizer.peak_forecast import peak_probabilities
+
+
+def outlook_hours(at: pd.Timestamp, days: int = 2) -> pd.DatetimeIndex:
+    """UTC hour starts of the Central day holding `at` and the `days - 1` days after it."""
+    local = to_utc(at).tz_convert(MARKET_TZ).normalize()
+    end = local + pd.DateOffset(days=days)  # calendar days: 23 or 25 hours across a DST change
+    return pd.date_range(local.tz_convert("UTC"), end.tz_convert("UTC"), freq="h", inclusive="left")
+
+
+def four_cp_outlook(cfg: SiteConfig, market: MarketData, at: pd.Timestamp, decision: Decision | None = None,
+                    days: int = 2) -> pd.DataFrame:
+    """One row per hour of today and tomorrow (Central): the probability the hour holds its month's 4CP
+    interval from data known at `at`, the expected charge of running the site's full interconnect load and the
+    decision's planned load through it (USD), and the planned curtailment below the interconnect cap (kW; empty
+    for hours outside the decision's horizon or already past)."""
+    at = to_utc(at)
+    four_cp = cfg.power.four_cp
+    months = tuple(four_cp.months) if four_cp is not None else (6, 7, 8, 9)
+    rate = four_cp.rate_usd_per_kw_year if four_cp is not None else 0.0
+    hours = outlook_hours(at, days)
+    load = market.load[market.load.index + market.load_interval <= at]
+    if load.empty:
+        p = pd.Series(0.0, index=hours)
+    else:
+        p = peak_probabilities(load, at, hours, load_forecast_mw=market.load_forecast_mw, months=months)
+    planned: dict[pd.Timestamp, float] = {}
+    if decision is not None:
+        for step in decision.schedule:
+            start = to_utc(step.interval_start_utc).floor("h")
+            planned.setdefault(start, []).append(step.site_power_kw)  # type: ignore[arg-type]
+        planned = {t: float(np.mean(v)) for t, v in planned.items()}  # type: ignore[arg-type]
+    cap = cfg.site.interconnect_cap_kw
+    rows = []
+    for t in hours:
+        prob = float(p.get(t, 0.0))
+        kw = planned.get(t) if t >= at.floor("h") else None
+        rows.append({
+            "hour_start_central": t.tz_convert(MARKET_TZ).strftime("%Y-%m-%d %H:%M"),
+            "interval_start_utc": t.strftime("%Y-%m-%dT%H:%MZ"),
+            "four_cp_probability": round(prob, 6),
+            "expected_cost_usd_per_mw": round(prob * rate / 4.0 * 1000.0, 2),
+            "expected_cost_at_cap_usd": round(prob * rate / 4.0 * cap, 2),
+            "planned_site_kw": None if kw is None else round(kw, 1),
+            "planned_expected_cost_usd": None if kw is None else round(prob * rate / 4.0 * kw, 2),
+            "planned_curtailment_kw": None if kw is None else round(max(cap - kw, 0.0), 1),
+        })
+    return pd.DataFrame(rows)
+
+
+def peak_risk(doc: Decision, rate_usd_per_kw_year: float | None = None) -> dict | None:
+    """Today's 4CP risk from a decision's schedule (the steps in the Central day of its step 0): the highest
+    step probability, the step's start and the horizon's expected 4CP cost; None when the decision did not
+    price 4CP (schema < 3, or 4CP not configured)."""
+    steps = [s for s in doc.schedule if s.four_cp_probability is not None]
+    if not steps:
+        return None
+    day = to_utc(doc.interval_start_utc).tz_convert(MARKET_TZ).normalize()
+    today = [s for s in steps if to_utc(s.interval_start_utc).tz_convert(MARKET_TZ).normalize() == day] or steps[:1]
+    top = max(today, key=lambda s: s.four_cp_probability or 0.0)
+    return {
+        "step0_probability": steps[0].four_cp_probability,
+        "today_max_probability": top.four_cp_probability,
+        "today_max_at_utc": top.interval_start_utc,
+        "expected_cost_usd": doc.four_cp_expected_cost_usd,
+    }

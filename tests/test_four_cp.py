@@ -1,0 +1,202 @@
+"""4CP: the cost family on a tiny hand-solved problem, kept-model refreshes, the explanation, the realised
+charge on a hand-built schedule and in a backtest, breakeven's reserve and lean modes, strike-4cp's call-day
+rule (no future data), the per-step probability of sub-hourly steps, and `hashpivot fourcp`.
+
+Conventions of tests/builders.py: hashprice 24 USD/TH/day (1 TH/s earns 1 USD per hour), 1-hour steps, PUE 1.
+A 4CP rate of 40 USD/kW-year is 10 USD per kW at one of the four peaks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hashpivot.models.config import validate_config
+from hashpivot.optimizer.forecast import four_cp_step_probability
+from hashpivot.optimizer.milp.explain import explain
+from hashpivot.optimizer.milp.families import violations
+from hashpivot.optimizer.milp.schedule import Schedule, evaluate
+from hashpivot.optimizer.milp.solve import PersistentLP, SolveSettings, solve
+from hashpivot.optimizer.studies.backtest import run_backtest
+from hashpivot.optimizer.studies.fourcp import is_call_day, peak_outcomes, realised_probability
+from tests.builders import asic, problem
+from tests.test_backtest import START, tiny_market, tiny_site
+
+ROOT = Path(__file__).resolve().parents[1]
+A = [(1.0, 3.0)]  # 1 kW, earns 3 USD/h: margin 2 USD/h per kW at 1000 USD/MWh
+B = [(2.0, 5.0)]  # 2 kW, earns 5 USD/h: margin 1.5 USD/h per kW
+
+
+def four_cp_problem(probability, rate=40.0, **kw):
+    p = problem([1000.0] * len(probability), [asic("A", 10, A), asic("B", 10, B)], **kw)
+    p.four_cp_probability = np.asarray(probability, dtype=float)
+    p.four_cp_rate_usd_per_kw_year = rate
+    return p
+
+
+@pytest.mark.parametrize("strategy", ["auto", "mip"])
+def test_four_cp_family_by_hand(strategy):
+    # expected 4CP cost per kW: 0.5 x 10 = 5 at step 0 (above both margins: all off), 0.1 x 10 = 1 at step 1
+    # (below both: A earns 2 - 1 = 1 per unit, B 3 - 2 = 1 per unit): 10 + 10 = 20; step 1 pays 1 x 30 kW of 4CP
+    p = four_cp_problem([0.5, 0.1])
+    sol = solve(p, SolveSettings(mip_rel_gap=1e-6, strategy=strategy))
+    assert violations(p, sol.schedule) == []
+    assert sol.objective_usd == pytest.approx(20.0, abs=1e-6)
+    assert sol.bound_usd == pytest.approx(20.0, abs=1e-6)  # the certificate: model objective = checker's profit
+    assert sol.breakdown["four_cp_cost_usd"] == pytest.approx(30.0)
+    np.testing.assert_array_equal(sol.schedule.asic_units[0][0], [0, 10])
+    np.testing.assert_array_equal(sol.schedule.asic_units[1][0], [0, 10])
+
+
+def test_a_kept_model_takes_the_next_intervals_probabilities():
+    # one kept LP, two intervals that differ only in their 4CP probabilities: the second solve must match a fresh one
+    kept = PersistentLP(SolveSettings())
+    first = solve(four_cp_problem([0.5, 0.1]), persistent=kept)
+    second_problem = four_cp_problem([0.0, 0.5])
+    second = solve(second_problem, persistent=kept)
+    assert kept.rebuilds == 1
+    assert first.objective_usd == pytest.approx(20.0)
+    assert second.objective_usd == pytest.approx(solve(four_cp_problem([0.0, 0.5])).objective_usd)
+    assert second.objective_usd == pytest.approx(50.0)  # step 0 all on (20 + 30), step 1 all off
+
+
+def test_a_pool_curtailed_for_4cp_says_so():
+    # p = 0.25 -> 2.5 USD per kW = 2,500 USD/MW-step; A's margin is 2,000 USD/MW-step: off for 4CP
+    p = four_cp_problem([0.25, 0.0])
+    why = {d.name: d.reason for d in explain(solve(p)).pools}
+    assert why["A"] == "curtailed for a likely 4CP peak (p = 0.25, expected cost 2,500 USD/MW-step > margin 2,000)"
+    assert why["B"].startswith("curtailed for a likely 4CP peak (p = 0.25")
+
+
+def test_realised_charge_on_a_hand_built_schedule():
+    grid = pd.date_range("2024-08-20T19:00Z", periods=4, freq="h")
+    intervals = pd.DataFrame({"year": [2024, 2024], "month": [8, 7],
+                              "interval_start_utc": pd.to_datetime(["2024-08-20T21:45Z", "2024-07-01T21:45Z"], utc=True),
+                              "cp_mw": [85357.6, 81184.4]})
+    prob = realised_probability(intervals, grid, (6, 7, 8, 9))
+    np.testing.assert_array_equal(prob, [0, 0, 1, 0])  # 21:45 lies in the hour from 21:00; July's is outside the grid
+    p = problem([1000.0] * 4, [asic("A", 10, A)], pue=1.1)
+    p.four_cp_probability, p.four_cp_rate_usd_per_kw_year = prob, 68.547301
+    units = np.array([[10, 10, 4, 10]], dtype=float)
+    sched = Schedule(asic_units=[units], gpu_contract_on=[], gpu_market_on=[], reserve_kw=np.zeros(4))
+    # 4 units x 1 kW x PUE 1.1 = 4.4 kW at the meter in the peak hour, at 68.547301 / 4 USD per kW
+    assert evaluate(p, sched)["four_cp_cost_usd"] == pytest.approx(4.4 * 68.547301 / 4)
+    out = peak_outcomes(p, sched, intervals, grid, (6, 7, 8, 9))
+    assert out["four_cp_peaks"] == 1 and out["four_cp_peaks_avoided"] == 0  # 4.4 kW > 10 % of the median 11 kW
+    units[0, 2] = 1  # 1.1 kW <= 1.1 kW: avoided
+    assert peak_outcomes(p, sched, intervals, grid, (6, 7, 8, 9))["four_cp_peaks_avoided"] == 1
+
+
+def with_four_cp(market, hour: int):
+    at = START + pd.Timedelta(hours=hour, minutes=30)
+    intervals = pd.DataFrame({"year": [at.year], "month": [at.month], "interval_start_utc": [at], "cp_mw": [85000.0]})
+    return dataclasses.replace(market, four_cp_intervals=intervals)
+
+
+def test_every_strategy_is_charged_the_realised_4cp_cost():
+    # 10 units x 3 kW at 20 USD/MWh, the 4CP interval in hour 1, rate 40 USD/kW-year = 10 USD per kW
+    cfg = tiny_site()
+    cfg = cfg.model_copy(update={"power": cfg.power.model_copy(update={
+        "four_cp": validate_config({"site": cfg.site.model_dump(), "power": {"four_cp": {"rate_usd_per_kw_year": 40.0}}}).power.four_cp})})
+    market = with_four_cp(tiny_market([20.0] * 4), 1)
+    end = START + pd.Timedelta(hours=4)
+    on = run_backtest(cfg, market, START, end, "always-on")
+    assert on.totals["four_cp_charge_usd"] == pytest.approx(300.0)  # 30 kW x 10 USD
+    assert on.totals["profit_usd"] == pytest.approx(0.24 * 40 - 300.0)
+    assert on.totals["four_cp_peaks_avoided"] == 0
+    pf = run_backtest(cfg, market, START, end, "perfect-foresight")
+    # off in hour 1; the 15 kW ramp allows 5 units either side of it: 5 + 0 + 5 + 10 unit-hours x 0.24 USD
+    assert pf.schedule.asic_units[0].sum(axis=0).tolist() == [5, 0, 5, 10]
+    assert pf.totals["four_cp_charge_usd"] == pytest.approx(0.0)
+    assert pf.totals["profit_usd"] == pytest.approx(4.80)
+    assert pf.totals["four_cp_peaks_avoided"] == 1
+
+
+def reserve_site(**site):
+    cfg = tiny_site(**site)
+    raw = {"site": cfg.site.model_dump(), "power": {"reserve": {"capacity_price_usd_per_mw_hour": 5.0, "max_offer_mw": 0.02}}}
+    return cfg.model_copy(update={"power": validate_config(raw).power})
+
+
+def test_breakeven_offers_reserve_from_its_running_asics_within_the_models_limits():
+    # breakeven runs [10, 10, 10, 5] units (test_backtest's spike): 30, 30, 30, 15 kW of ASIC load; the offer is
+    # min(max offer 20 kW, PUE x ASIC kW) every hour, at 5 USD/MW-h
+    cfg, market = reserve_site(), tiny_market([20.0, 20.0, 500.0, 20.0])
+    r = run_backtest(cfg, market, START, START + pd.Timedelta(hours=4), "breakeven")
+    assert r.schedule.asic_units[0].sum(axis=0).tolist() == [10, 10, 10, 5]
+    np.testing.assert_allclose(r.schedule.reserve_kw, [20, 20, 20, 15])
+    assert r.totals["reserve_revenue_usd"] == pytest.approx(75 * 5 / 1000)
+    always = run_backtest(cfg, market, START, START + pd.Timedelta(hours=4), "always-on")
+    assert always.totals["reserve_revenue_usd"] == 0  # the naive baseline stays naive
+
+
+def test_breakeven_uses_a_leaner_mode_when_the_cap_binds():
+    # cap 24 kW: 8 units in stock (3 kW, 100 TH/s) = 800 TH/s, or 4 stock + 6 eco (2 kW, 80 TH/s) = 880 TH/s
+    raw = tiny_site(interconnect_cap_kw=24, ramp_limit_kw_per_step=None).model_dump()
+    raw["asic_pools"][0]["modes"] = [{"name": "eco", "power_w": 2000, "hashrate_th": 80},
+                                     {"name": "stock", "power_w": 3000, "hashrate_th": 100}]
+    cfg = validate_config(raw)
+    r = run_backtest(cfg, tiny_market([20.0] * 2), START, START + pd.Timedelta(hours=2), "breakeven")
+    np.testing.assert_array_equal(r.schedule.asic_units[0], [[6, 6], [4, 4]])
+
+
+def june_load(peak_by_day: dict[int, float]) -> pd.Series:
+    """Hourly load of June 2024 (Central days), each day's peak at 16:00 Central as given (default 70,000 MW)."""
+    local = pd.date_range("2024-06-01", "2024-07-01", freq="h", tz="America/Chicago", inclusive="left")
+    shape = 0.8 + 0.2 * np.exp(-((local.hour - 16) ** 2) / 8.0)
+    peak = np.array([peak_by_day.get(d, 70_000.0) for d in local.day])
+    return pd.Series(shape * peak, index=local.tz_convert("UTC"))
+
+
+def day_start(day: int) -> pd.Timestamp:
+    return pd.Timestamp(f"2024-06-{day:02d}", tz="America/Chicago").tz_convert("UTC")
+
+
+def test_strike_call_day_rule_by_hand_and_without_future_data():
+    load = june_load({3: 80_000.0, 4: 76_000.0, 5: 77_500.0})
+    months = (6, 7, 8, 9)
+    assert is_call_day(load, day_start(1), months)  # no month-to-date maximum yet
+    assert is_call_day(load, day_start(2), months)  # yesterday = the month's maximum so far
+    assert is_call_day(load, day_start(4), months)  # yesterday (day 3) set the maximum
+    assert not is_call_day(load, day_start(5), months)  # 76,000 < 0.96 x 80,000 = 76,800
+    assert is_call_day(load, day_start(6), months)  # 77,500 >= 76,800
+    assert not is_call_day(load, day_start(8), months)  # 70,000
+    assert not is_call_day(load, pd.Timestamp("2024-05-20", tz="America/Chicago").tz_convert("UTC"), months)
+    # whatever happens from the day's start on cannot change its call
+    for day in range(2, 30):
+        future = load.copy()
+        future[future.index >= day_start(day)] *= 1.5
+        assert is_call_day(future, day_start(day), months) == is_call_day(load, day_start(day), months)
+
+
+def test_sub_hourly_steps_carry_their_share_of_the_hours_probability():
+    hourly = pd.Series([0.0, 0.4], index=pd.date_range("2024-08-20T20:00Z", periods=2, freq="h"))
+    grid = pd.date_range("2024-08-20T20:00Z", periods=8, freq="15min")
+    p = four_cp_step_probability(hourly, grid, 15)
+    np.testing.assert_allclose(p, [0, 0, 0, 0, 0.1, 0.1, 0.1, 0.1])  # the peak interval is one of the hour's four
+    assert p.sum() == pytest.approx(0.4)  # a flat load through the hour is charged as in an hourly model
+    np.testing.assert_allclose(four_cp_step_probability(hourly, grid, 15, min_probability=0.5), 0.0)
+
+
+@pytest.mark.e2e
+def test_fourcp_cli_prints_today_and_tomorrow():
+    run = subprocess.run([sys.executable, "-m", "hashpivot.optimizer.cli", "fourcp", "--at", "2024-08-20T15:00Z",
+                          "--format", "json"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    rows = json.loads(run.stdout)
+    assert len(rows) == 48 and rows[0]["hour_start_central"] == "2024-08-20 00:00"
+    assert all(0.0 <= r["four_cp_probability"] <= 1.0 for r in rows)
+    planned = [r for r in rows if r["planned_site_kw"] is not None]
+    assert len(planned) == 24 and planned[0]["interval_start_utc"] == "2024-08-20T15:00Z"
+    for r in planned:
+        assert r["planned_expected_cost_usd"] == pytest.approx(r["four_cp_probability"] * 68.547301 / 4 * r["planned_site_kw"], abs=1.0)
+    bad = subprocess.run([sys.executable, "-m", "hashpivot.optimizer.cli", "fourcp", "--set", "power.four_cp.enabled=false"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 1 and "[power.four_cp] is not enabled" in bad.stderr
