@@ -91,6 +91,28 @@ def test_a_scan_reads_vnish_machines_within_the_noise_of_their_preset(tmp_path):
     assert {"POST /api/v1/unlock", "GET /api/v1/summary"} <= set(machines[0].requests)
 
 
+def test_a_vnish_machine_with_another_password_refuses_pyasic_s_default_until_it_is_given():
+    m = VNishMachine("127.3.32.1", noise=0.0, password="s3cret-pw")
+    default = pyasic.settings.get("default_vnish_web_password", "admin")
+
+    async def sleep() -> bool:
+        miner = await pyasic.get_miner(m.ip)
+        try:
+            return await miner.stop_mining()
+        except pyasic.APIError:
+            return False
+
+    with RunningFarm([m]):
+        refused, asleep_after_refusal = asyncio.run(sleep()), m.sleeping
+        pyasic.settings.update("default_vnish_web_password", "s3cret-pw")
+        try:
+            accepted = asyncio.run(sleep())
+        finally:
+            pyasic.settings.update("default_vnish_web_password", default)
+    assert refused is False and not asleep_after_refusal
+    assert accepted is True and m.sleeping
+
+
 def test_apply_sleeps_wakes_and_sets_presets_on_vnish_and_luxos_with_read_back():
     """One wave to a mixed farm: sleep, wake (to stock and to eco) and an eco power target, on VNish and on
     LuxOS; every command verified by reading the machine back, and each sent as the firmware's API wants."""

@@ -40,6 +40,7 @@ class VNishMachine(SimMachine):
     firmware = "vnish"
     profiles: tuple[Profile, ...] = S19XP_PRESETS
     led_on: bool = False
+    password: str = PASSWORD  # what /api/v1/unlock accepts (pyasic sends its `default_vnish_web_password`)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -141,7 +142,7 @@ class VNishMachine(SimMachine):
         except json.JSONDecodeError:
             return 400, b'{"err":"invalid JSON body"}'
         if command == "unlock" and method == "POST":
-            if data.get("pw") != PASSWORD:
+            if data.get("pw") != self.password:
                 return 401, b'{"err":"wrong password"}'
             return 200, json.dumps({"token": self.token}).encode()
         if command not in ("info", "status", "perf-summary") and authorization.removeprefix("Bearer ") != self.token:
