@@ -380,31 +380,37 @@ def _shares(mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
     return wins / wins.sum()
 
 
-def _three_way(known: float | None, rest: tuple[float, float] | None,
-               block: tuple[np.ndarray, np.ndarray] | None) -> tuple[float, float, float]:
-    """P(known max stays, rest of today wins, later block wins): rest ~ N(mean, sd), block by its quantiles."""
-    if rest is None and block is None:
+def _three_way(known: float | None, rest: tuple[float, float] | None, block_cdf, block_range: tuple[float, float] | None,
+               block_given_rest=None) -> tuple[float, float, float]:
+    """P(known max stays, rest of today wins, later block wins) on a log-MW grid above `known`.
+
+    rest ~ N(mean, sd); block_cdf(x): P(block max < x) when today's peak stays below `known`; block_given_rest(x):
+    P(block max < x) given that today's peak is x (the later days move with today: a hotter today, hotter days
+    after it), defaulting to block_cdf.
+    """
+    if rest is None and block_cdf is None:
         return 1.0, 0.0, 0.0
-    centres = [rest[0]] if rest is not None else []
-    lows = [rest[0] - 6 * rest[1]] if rest is not None else []
-    highs = [rest[0] + 6 * rest[1]] if rest is not None else []
-    if block is not None:
-        lows.append(float(block[0][0]))
-        highs.append(float(block[0][-1]))
-        centres.append(float(np.interp(0.5, block[1], block[0])))
+    lows, highs = [], []
+    if rest is not None:
+        lows.append(rest[0] - 6 * rest[1])
+        highs.append(rest[0] + 6 * rest[1])
+    if block_range is not None:
+        lows.append(block_range[0])
+        highs.append(block_range[1])
     lo = min(lows) if known is None else known
     hi = max(max(highs), lo + 1e-6)
     x = np.linspace(lo, hi, GRID_POINTS)
-    f_block = np.interp(x, block[0], block[1], left=0.0, right=1.0) if block is not None else np.ones_like(x)
+    f_block_known = float(block_cdf(np.array([lo]))[0]) if block_cdf is not None else 1.0
     if rest is None:
-        p_known = float(f_block[0]) if known is not None else 0.0
+        p_known = f_block_known if known is not None else 0.0
         return p_known, 0.0, 1.0 - p_known
+    given = block_given_rest or block_cdf
+    f_block = given(x) if given is not None else np.ones_like(x)
     z = (x - rest[0]) / rest[1]
-    f_rest = _norm_cdf(z)
     pdf_rest = np.exp(-0.5 * z * z) / (rest[1] * math.sqrt(2 * math.pi))
     integrand = pdf_rest * f_block
     p_rest = float(np.sum((integrand[1:] + integrand[:-1]) / 2) * (x[1] - x[0]))
-    p_known = float(f_rest[0] * f_block[0]) if known is not None else 0.0
+    p_known = float(_norm_cdf(np.array([z[0]]))[0]) * f_block_known if known is not None else 0.0
     p_rest = min(p_rest, 1.0 - p_known)
     return p_known, p_rest, max(1.0 - p_known - p_rest, 0.0)
 
@@ -521,8 +527,15 @@ class _Context:
         peaks[-1] = today_peak
         adj = np.log(peaks) - wd[(days + 3) % 7]  # 1970-01-01 was a Thursday (weekday 3)
         self.anchor_adj = float(adj[-1])
-        finite = adj[np.isfinite(adj)]
-        self.anomaly = float(adj[-1] - finite.mean()) if len(finite) >= ANOMALY_DAYS // 2 else 0.0
+        self.wd_today = float(wd[(self.today + 3) % 7])
+        self.prev_adj = adj[:-1][np.isfinite(adj[:-1])]
+        self.anomaly = self.anomaly_of(self.anchor_adj)
+
+    def anomaly_of(self, today_adj):
+        """Today's anomaly (adjusted log peak minus the 14-day mean ending today) if its adjusted peak is today_adj."""
+        if len(self.prev_adj) < ANOMALY_DAYS // 2:
+            return 0.0 * today_adj
+        return today_adj - (self.prev_adj.sum() + today_adj) / (len(self.prev_adj) + 1)
 
     def forecast_max(self, hours_ns: np.ndarray) -> float | None:
         """The forecast's maximum over these hours if it covers every one of them, else None."""
@@ -553,23 +566,35 @@ def _month_probabilities(c: _Context, year: int, month: int) -> tuple[np.ndarray
     rest = c.rest if rest_mask.any() else None
 
     future = np.unique(local_day[local_day > c.today])
-    block = None
+    block_cdf = block_given_rest = block_range = None
+    levels = np.array(QUANTILE_LEVELS)
     if len(future):
         n = min(len(future), MAX_BLOCK_DAYS)
-        q = np.array(m.block_quantiles[n - 1]) + c.anchor_adj + m.block_slope[n - 1] * c.anomaly
-        block = (q, np.array(QUANTILE_LEVELS))
+        base, slope = np.array(m.block_quantiles[n - 1]), m.block_slope[n - 1]
         top = c.forecast_max(hours_ns[local_day > c.today])
         if top is not None:  # the forecast covers every later day of the month: a log-normal block maximum
             spread = FORECAST_SD_LOG[0] + FORECAST_SD_LOG[1] * len(future)
-            levels = np.array(QUANTILE_LEVELS[1:-1])
-            block = (math.log(top) + spread * _norm_ppf(levels), levels)
+            inner = levels[1:-1]
+            q = math.log(top) + spread * _norm_ppf(inner)
+            block_cdf = lambda x: np.interp(x, q, inner, left=0.0, right=1.0)  # noqa: E731
+            block_range = (float(q[0]), float(q[-1]))
+        else:
+            anchor = c.anchor_adj if known is None else min(c.anchor_adj, known - c.wd_today)
+            q = base + anchor + slope * c.anomaly_of(anchor)
+            block_cdf = lambda x: np.interp(x, q, levels, left=0.0, right=1.0)  # noqa: E731
 
-    p_known, p_rest, p_block = _three_way(known, rest, block)
+            def block_given_rest(x: np.ndarray) -> np.ndarray:
+                u = x - c.wd_today  # today's weekday-adjusted peak, if the rest of today reaches x
+                return np.interp(c.wd_today - slope * c.anomaly_of(u), base, levels, left=0.0, right=1.0)
+
+            block_range = (float(q[0]), float(base[-1] + c.anchor_adj + slope * c.anomaly + 0.1))
+
+    p_known, p_rest, p_block = _three_way(known, rest, block_cdf, block_range, block_given_rest)
     if rest is not None:
         w = share * rest_mask
         if w.sum() > 0:
             p += p_rest * w / w.sum()
-    if block is not None:
+    if block_cdf is not None:
         wd = np.array(m.weekday_log)
         leads = np.clip(future - c.today, 1, MAX_LEAD_DAYS) - 1
         mean = c.anchor_adj + wd[(future + 3) % 7] + np.array(m.persist_mu_log)[leads]
