@@ -106,6 +106,7 @@ def chart(load: pd.DataFrame, p: np.ndarray, hours: pd.DatetimeIndex, peaks: pd.
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
     mw = load["system_load_mw"].reindex(hours)
@@ -118,8 +119,10 @@ def chart(load: pd.DataFrame, p: np.ndarray, hours: pd.DatetimeIndex, peaks: pd.
         ax2 = ax.twinx()
         ax2.fill_between(local[sel], p[sel, 0], step="post", color="tab:red", alpha=0.6,
                          label="P(hour holds the 4CP interval), decided at its start")
-        ax2.set_ylim(0, 1)
+        ax2.set_ylim(0, max(0.5, float(p[sel, 0].max()) * 1.1))
         ax2.set_ylabel("probability")
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b"))
+        ax.xaxis.set_major_locator(mdates.DayLocator(interval=2))
         for peak in peaks:
             pl = peak.tz_convert(MARKET_TZ).tz_localize(None)
             if pl.month == month:

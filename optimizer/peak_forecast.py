@@ -1,27 +1,31 @@
 """ERCOT 4CP peak probabilities: for each hour step, the chance it holds its month's 4CP interval (pure).
 
-Method (a structured model with a few fitted statistics, not a classifier: 2021-2023 hold only 12 peaks). The month's
-peak is the largest of three *candidates*, each a maximum of hourly ERCOT load:
+Method: a structured model with a few fitted statistics, not a classifier (2021-2023 hold only 12 peaks). The
+month's peak is the largest of three *candidates*, each a maximum of hourly ERCOT load:
 - the month-to-date maximum M of the hours that have ended (known exactly);
-- the rest of today, predicted by a stated proxy (the same hour yesterday scaled by the ratio of the last ended hour
-  to the same hour the day before, or ERCOT's load forecast where given) with a log-normal error whose bias and
-  spread were fitted per Central hour of the decision;
-- the block of later days of the month: the maximum of n days' peaks, relative to the last completed day's
-  weekday-adjusted peak, has the empirical distribution fitted per n (quantiles of the residual after a fitted
-  mean reversion on that day's anomaly to its trailing 14 days) - so heat waves, fronts and the flat top of
-  summer load are in the data, not assumed normal and independent.
-P(candidate wins) integrates its density against the others' CDFs above M. The block's probability is shared among
-its days by an independent log-normal k-day persistence model (fitted drift and spread per lead, weekday offsets);
-a day's probability is spread over its hours by the fitted hour-of-day share of the 4CP interval (the hour of the
-day's highest hourly load on high-load summer days, moved one hour earlier by the fitted share of official intervals
-that fell in the hour before the hourly maximum); today's share is renormalised over the hours still to come.
+- the rest of today (the hours not ended), predicted by a stated proxy - the same hour yesterday scaled by the ratio
+  of the last ended hour to the same hour the day before - or by ERCOT's load forecast where given; the proxy's
+  log error is normal with a bias linear in how far the proxy calls above M (a called new high overshoots: hot
+  afternoons flatten) and a spread, both fitted per Central hour of the decision;
+- the later days of the month as one block: the maximum of its n days' peaks relative to today's weekday-adjusted
+  peak has the empirical distribution fitted per n (quantiles after a regression on today's anomaly to its 14-day
+  mean, the mean reversion scaled to the days that set a new month-to-date high), so heat waves, fronts and the flat
+  top of summer load come from the data. The block moves with today: when the rest of today is integrated up to a
+  load x, the block is read relative to a today that peaked at x.
+P(candidate wins) is integrated on a log-MW grid above M. The block's probability is shared among its days by an
+independent log-normal k-day persistence model (fitted drift and spread per lead, weekday offsets); a day's
+probability is spread over its hours by the fitted hour-of-day share of the 4CP interval (the hour of the day's
+highest hourly load on high-load summer days, moved one hour earlier by the fitted share of official intervals that
+fell in the hour before the hourly maximum); today's share is renormalised over the hours still to come. At every
+decision the month's hours sum to 1.
 
 Only load rows whose hour ended by `at` (index + 1 h <= at) are read. A step already in the past gets its honest
 value: P(the month-to-date maximum stays the month's peak) on the hour holding that maximum (and, by the fitted
 share, the hour before it); every other past hour 0. So in a month whose last hour has ended, the hourly maximum
 (with the hour before it) holds probability 1. A month that has not started is one block of all its days.
-Day-ahead prices are accepted but not used by the fitted model: the embedded prices start in 2024, the validation
-year, so there is no 2021-2023 history to fit their weight on.
+Day-ahead prices are accepted but not used: the embedded prices start in 2024, the validation year, so there is no
+2021-2023 history to fit their weight on. ERCOT's forecast, where given, replaces the proxy with a stated (not
+fitted: no archive of its past forecasts) spread. Measured calibration: `python -m benchmarks.fourcp_bench`.
 """
 
 from __future__ import annotations
@@ -58,11 +62,11 @@ class PeakModel:
     hour_share: P(the 4CP interval lies in Central hour h | its day is the peak day), h = 0..23.
     prev_hour_share: share of official intervals in the hour before the day's highest hourly load.
     weekday_log: log offset of a day's peak by weekday (Monday = 0), mean zero.
-    persist_mu_log, persist_sd_log: drift and spread of a day's weekday-adjusted log peak k = 1..31 days after a
-        completed day (shares the block's probability among its days).
-    block_slope: per n = 1..30, the regression slope of the block maximum on the anomaly (mean reversion).
-    block_quantiles: per n, quantiles (at QUANTILE_LEVELS) of the block's max log peak minus the last completed
-        day's adjusted log peak minus slope x anomaly.
+    persist_mu_log, persist_sd_log: drift and spread of a day's weekday-adjusted log peak k = 1..31 days after
+        today (only shares the block's probability among its days).
+    block_slope: per n = 1..31 later days, the slope of the block maximum on today's anomaly (mean reversion).
+    block_quantiles: per n, quantiles (at QUANTILE_LEVELS) of the block's max log peak minus today's adjusted log
+        peak minus slope x anomaly.
     today_bias_log, today_slope, today_sd_log: log error of the proxy's maximum for the rest of today, by the
         Central hour of the decision (0..23): bias + slope x log(proxy / month-to-date max) (clipped to +-NEAR_CLIP),
         and the spread around it.
@@ -642,3 +646,49 @@ def _rest_of_today(c: _Context, rest_ns: np.ndarray, known: float | None) -> tup
     near = float(np.clip(proxy - known, -NEAR_CLIP, NEAR_CLIP)) if known is not None else 0.0
     h = c.at_hour
     return proxy + c.model.today_bias_log[h] + c.model.today_slope[h] * near, c.model.today_sd_log[h]
+
+
+def peak_reasons(load: pd.DataFrame, at: pd.Timestamp, step: pd.Timestamp, *, model: PeakModel = FITTED,
+                 load_forecast_mw: pd.Series | None = None, months: Sequence[int] = (6, 7, 8, 9)) -> str:
+    """Short operator words for one step: its p, the step's day's expected peak against the month's maximum so far,
+    the hour (Central) and the days left, e.g. "p = 0.12: today's expected peak 98.6 % of the month's max so far
+    (81,010 MW), 16:00 CT, 11 days left in July"."""
+    at = pd.Timestamp(at)
+    at = at.tz_localize("UTC") if at.tzinfo is None else at.tz_convert("UTC")
+    step = pd.Timestamp(step)
+    step = step.tz_localize("UTC") if step.tzinfo is None else step.tz_convert("UTC")
+    p = float(peak_probabilities(load, at, pd.DatetimeIndex([step]), model=model, load_forecast_mw=load_forecast_mw,
+                                 months=months).iloc[0])
+    local = step.tz_convert(MARKET_TZ)
+    if local.month not in set(months):
+        return f"p = 0: {local:%B} is not a 4CP month"
+    hours_ns, _, local_day = _month_hours(local.year, local.month)
+    known = load["system_load_mw"][(load.index >= pd.Timestamp(hours_ns[0], tz="UTC"))
+                                   & (load.index + pd.Timedelta(hours=1) <= at)].dropna()
+    step_day = int(local.tz_localize(None).normalize().value // DAY_NS)
+    today = _local(at.value)[0]
+    days_left = int(len(np.unique(local_day[local_day > max(today, step_day)])))
+    where = f"{local:%H:%M} CT, {days_left} days left in {local:%B}"
+    if known.empty:
+        return f"p = {p:.3f}: no hour of {local:%B} has ended yet, {where}"
+    month_max = float(known.max())
+    if step + pd.Timedelta(hours=1) <= at:
+        return f"p = {p:.3f}: an ended hour ({local:%Y-%m-%d %H:%M} CT); month's max so far {month_max:,.0f} MW"
+    index = load.index
+    lo = index.searchsorted(at - pd.Timedelta(days=ANOMALY_DAYS + 3))
+    hi = index.searchsorted(at - pd.Timedelta(hours=1), side="right")
+    s = load["system_load_mw"].iloc[lo:hi].dropna()
+    forecast = None
+    if load_forecast_mw is not None and len(load_forecast_mw):
+        f = load_forecast_mw.dropna().astype(float).sort_index()
+        forecast = (_as_ns(pd.DatetimeIndex(f.index)), f.to_numpy())
+    c = _Context(_as_ns(pd.DatetimeIndex(s.index)), s.to_numpy(dtype=float), at.value, model, forecast)
+    if step_day == c.today:
+        label, expected = "today's", math.exp(c.anchor_adj + c.wd_today)
+    else:
+        lead = min(max(step_day - c.today, 1), MAX_LEAD_DAYS) - 1
+        wd = model.weekday_log[(step_day + 3) % 7]
+        expected = math.exp(c.anchor_adj + wd + model.persist_mu_log[lead])
+        label = f"{local:%a %d %b}'s"
+    return (f"p = {p:.3f}: {label} expected peak {expected / month_max:.1%} of the month's max so far "
+            f"({month_max:,.0f} MW), {where}")

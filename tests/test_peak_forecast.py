@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hashpivot.feeds.embedded import load_market_data
 from hashpivot.models.calendar import MARKET_TZ
 from hashpivot.models.errors import DataError
-from hashpivot.optimizer.peak_forecast import FITTED, fit_peak_model, peak_probabilities
+from hashpivot.optimizer.peak_forecast import FITTED, fit_peak_model, peak_probabilities, peak_reasons
 
 HOUR = pd.Timedelta(hours=1)
 
@@ -122,3 +122,12 @@ def test_no_load_before_the_decision_is_an_error_naming_it(market):
     with pytest.raises(DataError, match="no ERCOT system load has ended before"):
         peak_probabilities(market.load, pd.Timestamp("2020-07-01T00:00Z"), pd.date_range("2020-07-01", periods=3,
                                                                                             freq="h", tz="UTC"))
+
+
+def test_reasons_name_the_expected_peak_against_the_month_s_max_and_the_hour(market):
+    at, step = pd.Timestamp("2024-08-20T17:00Z"), pd.Timestamp("2024-08-20T21:00Z")
+    words = peak_reasons(market.load, at, step)
+    p = peak_probabilities(market.load, at, pd.DatetimeIndex([step])).iloc[0]
+    assert words.startswith(f"p = {p:.3f}: today's expected peak ") and "of the month's max so far" in words
+    assert "16:00 CT, 11 days left in August" in words
+    assert peak_reasons(market.load, at, pd.Timestamp("2024-10-02T21:00Z")) == "p = 0: October is not a 4CP month"
