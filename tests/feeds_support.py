@@ -83,13 +83,32 @@ def fresh_ercot_da_zip(now: datetime | None = None) -> bytes:
     return _zip("DAMSPNP4190.csv", text)
 
 
+def _operating_day(rows: list[str], day) -> list[str]:
+    """24 hour-ending rows (date first, hour second, DSTFlag last) relabelled for the Central operating day
+    `day`, with its 23 or 25 hours when the clock changes that day (no HE 03:00; HE 02:00 twice, DSTFlag Y)."""
+    import pandas as pd
+
+    midnight = pd.Timestamp(day).tz_localize("America/Chicago")
+    hours = int(((pd.Timestamp(day) + pd.Timedelta(days=1)).tz_localize("America/Chicago") - midnight) / pd.Timedelta(hours=1))
+    out = []
+    for row in rows:
+        cols = row.split(",")
+        cols[0] = f"{pd.Timestamp(day):%m/%d/%Y}"
+        if hours == 23 and cols[1] == "03:00":
+            continue
+        out.append(",".join(cols))
+        if hours == 25 and cols[1] == "02:00":
+            out.append(",".join(cols[:-1] + ["Y"]))
+    return out
+
+
 def fresh_ercot_load_zip(now: datetime | None = None) -> bytes:
     """The NP6-345-CD fixture moved to yesterday's operating day (Central time), as published this morning."""
     import pandas as pd
 
-    day = (pd.Timestamp(now or datetime.now(timezone.utc)).tz_convert("America/Chicago") - pd.Timedelta(days=1)).strftime("%m/%d/%Y")
-    text = fixture_bytes("ercot_act_sys_load_np6-345-cd_20240819.documented-format.csv").decode().replace("08/19/2024", day)
-    return _zip("cdr.00013101.ACTUALSYSLOADWZNP6345.csv", text)
+    day = (pd.Timestamp(now or datetime.now(timezone.utc)).tz_convert("America/Chicago") - pd.Timedelta(days=1)).date()
+    lines = fixture_bytes("ercot_act_sys_load_np6-345-cd_20240819.documented-format.csv").decode().splitlines()
+    return _zip("cdr.00013101.ACTUALSYSLOADWZNP6345.csv", "\n".join([lines[0], *_operating_day(lines[1:], day)]) + "\n")
 
 
 def fresh_ercot_demand_zip(now: datetime | None = None) -> bytes:
@@ -111,11 +130,12 @@ def fresh_ercot_forecast_zip(now: datetime | None = None) -> bytes:
     """The NP3-560-CD fixture's eight operating days moved to today and the next seven (Central time)."""
     import pandas as pd
 
-    today = pd.Timestamp(now or datetime.now(timezone.utc)).tz_convert("America/Chicago").normalize().tz_localize(None)
-    text = fixture_bytes("ercot_load_fcst_np3-560-cd_20240819.documented-format.csv").decode()
-    for k in range(7, -1, -1):  # last day first: no replaced date is replaced again
-        text = text.replace(f"08/{19 + k}/2024", f"{today + pd.Timedelta(days=k):%m/%d/%Y}")
-    return _zip("cdr.00012311.SEVENDAYLOADFORECASTNP3560.csv", text)
+    today = pd.Timestamp(now or datetime.now(timezone.utc)).tz_convert("America/Chicago").date()
+    lines = fixture_bytes("ercot_load_fcst_np3-560-cd_20240819.documented-format.csv").decode().splitlines()
+    out = [lines[0]]
+    for k in range(8):
+        out += _operating_day(lines[1 + 24 * k: 25 + 24 * k], today + pd.Timedelta(days=k))
+    return _zip("cdr.00012311.SEVENDAYLOADFORECASTNP3560.csv", "\n".join(out) + "\n")
 
 
 def fresh_mempool_prices(now: datetime | None = None) -> bytes:

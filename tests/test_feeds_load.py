@@ -184,8 +184,12 @@ def test_collect_stores_the_three_series_and_status_reports_them(server, tmp_pat
     cfg, _ = loopback_config(server.url_for("/"))
     with Store(tmp_path / "s.sqlite") as store:
         results = {r.group: r for r in collect(cfg, store, ["load", "load_rt", "load_forecast"])}
+        hours = {g: len(c().parse([payload(z(), content_type="application/zip")])) for g, c, z in (
+            ("load", ErcotActualLoad, fresh_ercot_load_zip), ("load_rt", ErcotSystemDemand, fresh_ercot_demand_zip),
+            ("load_forecast", ErcotLoadForecast, fresh_ercot_forecast_zip))}
+        assert 23 <= hours["load"] <= 25 and hours["load_rt"] == 4 and 191 <= hours["load_forecast"] <= 193
         assert {g: (r.ok, r.source, r.rows) for g, r in results.items()} == {
-            "load": (True, "ercot_mis", 24), "load_rt": (True, "ercot_mis", 4), "load_forecast": (True, "ercot_mis", 192)}
+            g: (True, "ercot_mis", n) for g, n in hours.items()}
         rows = {s.series: s for s in status(cfg, store)}
         for series in ("ercot_system_load_mw", "ercot_system_load_15min_mw", "ercot_load_forecast_mw"):
             assert rows[series].fresh and rows[series].unit == "MW" and not rows[series].required
