@@ -151,6 +151,10 @@ MIGRATIONS: list[str] = [
         removed_at_utc TEXT
     );
     """,
+    # 8: the power target (W) each machine's firmware reports, beside what it draws
+    """
+    ALTER TABLE telemetry ADD COLUMN power_target_w REAL;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -458,9 +462,10 @@ class Store:
     def add_telemetry(self, rows) -> int:
         """Store one scan's telemetry rows (feeds.fleet.scan.Telemetry)."""
         data = [(r.ip, r.pool, iso(r.at_utc), int(r.reachable), None if r.mining is None else int(r.mining), r.watts,
-                 r.hashrate_th, r.temp_c, r.error) for r in rows]
+                 r.hashrate_th, r.temp_c, r.error, r.power_target_w) for r in rows]
         with self._transaction():
-            self.conn.executemany("INSERT OR REPLACE INTO telemetry VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", data)
+            self.conn.executemany("INSERT OR REPLACE INTO telemetry (ip, pool, at_utc, reachable, mining, watts, hashrate_th, "
+                                  "temp_c, error, power_target_w) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", data)
         return len(data)
 
     def log_commands(self, at: datetime, decision_seq: int | None, entries: list[tuple]) -> None:

@@ -62,3 +62,16 @@ def test_the_miners_password_comes_from_a_private_file_and_a_readable_one_is_ref
     finally:
         for key, value in before.items():
             pyasic_settings.update(key, value)
+
+
+def test_a_scan_stores_each_machines_power_target(tmp_path):
+    from hashpivot.feeds.fleet.farm_vnish import VNishMachine
+    from hashpivot.feeds.fleet.inventory import Machine
+
+    machines = [SimMachine("127.0.17.101", noise=0.0, profile="415MHz"), VNishMachine("127.0.17.102", noise=0.0)]
+    machines[1].profile = machines[1].profiles[0].name
+    with Store(tmp_path / "s.sqlite") as store, RunningFarm(machines):
+        scan_into(store, [Machine(m.ip, "s19xp") for m in machines], NOW, 10, 3.0)
+        latest = store.latest_telemetry().set_index("ip")
+    assert latest.loc["127.0.17.101", "power_target_w"] == 2700.0  # the LuxOS profile in use
+    assert latest.loc["127.0.17.102", "power_target_w"] == machines[1].profiles[0].watts  # the VNish preset

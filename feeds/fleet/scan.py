@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 # the getters a telemetry pass needs; config/pools/fans are left out (slower, and nothing here reads them)
 DATA = [pyasic.DataOptions.HASHRATE, pyasic.DataOptions.WATTAGE, pyasic.DataOptions.HASHBOARDS,
-        pyasic.DataOptions.ERRORS, pyasic.DataOptions.IS_MINING]
+        pyasic.DataOptions.ERRORS, pyasic.DataOptions.IS_MINING, pyasic.DataOptions.WATTAGE_LIMIT]
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ class Telemetry:
     hashrate_th: float | None = None
     temp_c: float | None = None
     error: str | None = None  # why the machine is unreachable or faulty
+    power_target_w: float | None = None  # the firmware's power target / preset, W
 
 
 async def _read(machine: Machine, now: datetime, timeout_s: float, attempts: int = 2) -> Telemetry:
@@ -61,7 +62,9 @@ async def _read(machine: Machine, now: datetime, timeout_s: float, attempts: int
     watts = float(data.wattage) if data.wattage else None
     if hashrate is None and watts is None and errors is None:
         errors = "answers, but with no telemetry (its API reports errors)"
-    return Telemetry(machine.ip, machine.pool, now, True, mining, watts, hashrate, max(temps) if temps else None, errors)
+    target = float(data.wattage_limit) if data.wattage_limit else None
+    return Telemetry(machine.ip, machine.pool, now, True, mining, watts, hashrate, max(temps) if temps else None, errors,
+                     target)
 
 
 async def scan_async(machines: list[Machine], now: datetime, concurrency: int = 50, timeout_s: float = 5.0) -> list[Telemetry]:
