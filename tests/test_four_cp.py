@@ -200,3 +200,24 @@ def test_fourcp_cli_prints_today_and_tomorrow():
     bad = subprocess.run([sys.executable, "-m", "hashpivot.optimizer.cli", "fourcp", "--set", "power.four_cp.enabled=false"],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 1 and "[power.four_cp] is not enabled" in bad.stderr
+
+
+def test_the_decision_metrics_and_status_show_todays_peak_risk():
+    from hashpivot.feeds.embedded import load_market_data
+    from hashpivot.models.config import load_config
+    from hashpivot.optimizer.pipeline.decide import decide
+    from hashpivot.optimizer.pipeline.four_cp import peak_risk
+    from hashpivot.optimizer.service.metrics import Metrics
+
+    doc = decide(load_config(ROOT / "configs" / "site.toml"), load_market_data(), "2024-08-20T15:00Z").document
+    p = [s.four_cp_probability for s in doc.schedule]
+    assert doc.schema_version == 3 and all(x is not None for x in p) and max(p) > 0
+    today = [s.four_cp_probability for s in doc.schedule if s.interval_start_utc < "2024-08-21T05:00"]  # Central day
+    risk = peak_risk(doc)
+    assert risk["today_max_probability"] == max(today) and risk["step0_probability"] == p[0]
+    assert risk["expected_cost_usd"] == doc.four_cp_expected_cost_usd == pytest.approx(doc.breakdown_usd["four_cp_cost_usd"])
+    metrics = Metrics()
+    metrics.record_decision(doc, 0.0, 1.0)
+    sample = metrics.registry.get_sample_value
+    assert sample("hashpivot_four_cp_probability", {"step": "today_max"}) == max(today)
+    assert sample("hashpivot_four_cp_expected_cost_usd") == doc.four_cp_expected_cost_usd
