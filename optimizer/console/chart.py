@@ -39,7 +39,7 @@ def planned(doc: Decision | None, four_cp_field: str | None) -> tuple[pd.DataFra
     price = pd.Series([s.power_price_usd_per_mwh for s in doc.schedule], index=idx)
     cp = None
     if four_cp_field:
-        cp = pd.Series([float(getattr(s, four_cp_field) or 0.0) for s in doc.schedule], index=idx)
+        cp = pd.Series([getattr(s, four_cp_field) for s in doc.schedule], index=idx, dtype=float)
     return kw, price, cp
 
 
@@ -63,9 +63,15 @@ def chart_svg(past_kw: pd.DataFrame, plan_kw: pd.DataFrame, past_price: pd.Serie
             ax_price.step(plan_price.index, plan_price.values, where="post", color="#333333", lw=1.1, ls="--",
                           label="forecast used by the plan")
         ax_price.set_ylabel("power price\n(USD/MWh)")
+        if past_price.empty and plan_price.empty:
+            ax_price.text(0.5, 0.5, "no real-time price stored", transform=ax_price.transAxes, ha="center", va="center",
+                          color="#c0392b")
+            ax_price.set_yticks([])
         _thousands(ax_price.yaxis)
         ax_price.legend(loc="upper left", fontsize=8, frameon=False, ncol=2)
-        if not past_kw.empty:
+        if not past_kw.empty:  # the last decision holds until now, and at least through its interval
+            until = max(pd.Timestamp(now), past_kw.index[-1] + pd.Timedelta(minutes=step_minutes))
+            past_kw = pd.concat([past_kw, past_kw.iloc[[-1]].set_axis([until])])
             ax_kw.stackplot(past_kw.index, [past_kw.get(p, 0.0 * past_kw.iloc[:, 0]).values for p in pools],
                             colors=[color[p] for p in pools], step="post", labels=pools, alpha=0.95)
         if not plan_kw.empty:
@@ -85,6 +91,9 @@ def chart_svg(past_kw: pd.DataFrame, plan_kw: pd.DataFrame, past_price: pd.Serie
             ax_cp.step(four_cp.index, four_cp.values, where="post", color="#8e44ad", lw=1.3)
             ax_cp.set_ylabel("4CP\nprobability")
             ax_cp.set_ylim(0, max(1e-3, float(four_cp.max()) * 1.15))
+        end = max([pd.Timestamp(now) + pd.Timedelta(hours=1)] +
+                  ([plan_kw.index[-1] + pd.Timedelta(minutes=step_minutes)] if not plan_kw.empty else []))
+        axes[0].set_xlim(pd.Timestamp(now) - pd.Timedelta(hours=48), end)  # the last 48 h and the horizon, always
         for ax in axes:
             ax.axvline(now, color="#7f8c8d", lw=1, ls=":")
             ax.grid(axis="y", color="#eeeeee")

@@ -80,6 +80,8 @@ def _decision(d: dict | None) -> str:
         ("interconnect shadow price", f'<span data-field="shadow_price">{_num(d["shadow_price_usd_per_mw_hour"], 2)}</span>',
          "USD per extra MW-hour"),
     ]
+    if d.get("four_cp_expected_cost_usd") is not None:
+        cards.append(("expected 4CP charge", f'{_num(d["four_cp_expected_cost_usd"], 0)} USD', "over the horizon (p × rate/4 × kW)"))
     cards_html = "".join(f'<div class="card"><small>{k}</small><b>{v}</b><small>{s}</small></div>' for k, v, s in cards)
     rows = []
     for p in d["pools"]:

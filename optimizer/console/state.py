@@ -149,7 +149,8 @@ def four_cp_key(doc: Decision | None) -> str | None:
     """The schedule's per-step 4CP probability field, when the decision document carries one."""
     if doc is None or not doc.schedule:
         return None
-    return next((k for k in doc.schedule[0].model_dump() if ("4cp" in k or "four_cp" in k) and "prob" in k), None)
+    key = next((k for k in doc.schedule[0].model_dump() if ("4cp" in k or "four_cp" in k) and "prob" in k), None)
+    return key if key and any(getattr(s, key) is not None for s in doc.schedule) else None
 
 
 def pool_rows(doc: Decision) -> list[dict]:
@@ -187,6 +188,7 @@ def overview(cfg: SiteConfig, state: StoreState) -> dict:
             "binding_constraints": list(doc.binding_constraints), "binding_explained": list(doc.binding_explained),
             "shadow_price_usd_per_mw_hour": doc.shadow_price_usd_per_mw_hour,
             "four_cp_field": four_cp_key(doc),
+            "four_cp_expected_cost_usd": getattr(doc, "four_cp_expected_cost_usd", None),
             "pools": pool_rows(doc)}
     fleet = None
     if cfg.fleet.inventory is not None or not state.telemetry.empty or not state.last_apply.empty:
