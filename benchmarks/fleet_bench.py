@@ -1,6 +1,6 @@
 """Benchmark: scan a simulated farm and command a decision that changes 30 % of it, through real pyasic.
 
-    python -m benchmarks.fleet_bench --machines 2000 [--concurrency 200] [--passes 3]
+    python -m benchmarks.fleet_bench --machines 2000 [--concurrency 200] [--passes 3] [--vnish-fraction 0.3]
 
 Prints one line per pass
 `fleet_bench: machines=N scan_s=… apply_s=… changed=N verified=N failed=N max_site_kw_during=… cap_kw=… rss_mib=…`
@@ -17,7 +17,8 @@ import threading
 import time
 from datetime import datetime, timezone
 
-from hashpivot.feeds.fleet.farm import Farm, SimMachine, farm_ips
+from hashpivot.feeds.fleet.farm import Farm
+from hashpivot.feeds.fleet.farm_mix import mixed_farm
 from hashpivot.feeds.fleet.inventory import Machine
 from hashpivot.feeds.fleet.scan import scan_async, telemetry_frame
 from hashpivot.models.config import load_config
@@ -31,14 +32,17 @@ def main() -> None:
     parser.add_argument("--machines", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--passes", type=int, default=3)
+    parser.add_argument("--vnish-fraction", type=float, default=0.0, help="share of VNish machines (the rest LuxOS)")
     args = parser.parse_args()
     cfg = load_config("configs/site.toml")
-    machines = [SimMachine(ip, noise=0.0) for ip in farm_ips(args.machines, "127.0.20.1")]
+    machines = mixed_farm(args.machines, "127.0.20.1", args.vnish_fraction, noise=0.0)
     loop = asyncio.new_event_loop()  # the farm runs on its own thread, as a real site's machines are elsewhere
     threading.Thread(target=loop.run_forever, daemon=True).start()
     farm = asyncio.run_coroutine_threadsafe(Farm(machines).start(), loop).result()
     inventory = [Machine(m.ip, "s19xp") for m in machines]
-    print(f"fleet_bench: concurrency={args.concurrency}, pyasic against {args.machines:,} simulated LuxOS machines")
+    vnish = sum(m.firmware == "vnish" for m in machines)
+    print(f"fleet_bench: concurrency={args.concurrency}, pyasic against {args.machines:,} simulated machines "
+          f"({args.machines - vnish:,} LuxOS, {vnish:,} VNish)")
     for n in range(args.passes):
         on = args.machines - int(args.machines * 0.3) if n % 2 == 0 else args.machines  # 30 % off, then back on
         t0 = time.perf_counter()
