@@ -8,6 +8,7 @@ Screenshots go to a temp folder; HASHPIVOT_CONSOLE_SHOTS=docs writes docs/consol
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -77,11 +78,15 @@ def normal(feed_server, farm, tmp_path_factory):
     cfg = load_config(ROOT / "configs" / "site.toml", site_sets(feed_server.url_for("/"), tmp, f"fleet.inventory='{inventory}'",
                                                                  "fleet.apply='dry-run'", "fleet.timeout_s=2"))
     db = tmp / "store.sqlite"
-    with Store(db) as store:
-        scan_into(store, read_inventory(inventory, cfg), datetime.now(timezone.utc), 10, 2.0)
-    tick(cfg, db)
-    time.sleep(1.1)  # the audit's times have whole seconds: the last apply is every row of the newest second
-    tick(cfg, db)
+
+    def fill():  # in a thread: pyasic runs its own event loop, playwright may have one running here
+        with Store(db) as store:
+            scan_into(store, read_inventory(inventory, cfg), datetime.now(timezone.utc), 10, 2.0)
+        tick(cfg, db)
+        time.sleep(1.1)  # the audit's times have whole seconds: the last apply is every row of the newest second
+        tick(cfg, db)
+
+    in_thread(fill)
     return cfg, db
 
 
@@ -91,7 +96,7 @@ def safe(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("safe")
     cfg = load_config(ROOT / "configs" / "site.toml", site_sets("http://127.0.0.1:9", tmp))
     db = tmp / "store.sqlite"
-    seq, doc = tick(cfg, db)
+    seq, doc = in_thread(lambda: tick(cfg, db))
     assert doc.status == "safe"
     return cfg, db
 
@@ -232,6 +237,21 @@ def test_the_safe_allocation_shows_a_banner_and_the_pools_it_switched_off(safe, 
     assert page.locator("#errors tbody tr").count() >= 1  # the connection refusals, as quarantined
     page.screenshot(path=str(shots_dir(tmp_path) / "console-safe.png"), full_page=True)
     page.close()
+
+
+def test_hashpivot_status_shows_the_same_banners(normal, safe):
+    from typer.testing import CliRunner
+
+    from hashpivot.optimizer.cli import app
+
+    def status(db):
+        result = CliRunner().invoke(app, ["status", "--db", str(db), "--format", "json"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    assert status(normal[1])["banners"] == []
+    banners_seen = status(safe[1])["banners"]
+    assert [b["kind"] for b in banners_seen] == ["safe", "stale"] and "btc_usd (never received, limit 2.0 h)" in banners_seen[1]["text"]
 
 
 def _status(series: str, age_s: float | None, required: bool = True) -> SeriesStatus:

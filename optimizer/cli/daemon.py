@@ -121,15 +121,17 @@ def status(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbOpt = 
 
     from hashpivot.feeds.collect import status as feed_status
     from hashpivot.models.clock import now_utc
-    from hashpivot.optimizer.console.state import status_summary
+    from hashpivot.optimizer.console.state import banners, decision_interval_s, status_summary
     from hashpivot.optimizer.pipeline.four_cp import peak_risk
 
     cfg = load_site(config, set_)
     now = now_utc()
     with open_store(cfg, db, create=False) as store:
         last = store.last_decision()
-        summary = status_summary(last, feed_status(cfg, store, now), store.fetch_failures(), store.last_apply(), now)
+        feeds = feed_status(cfg, store, now)
+        summary = status_summary(last, feeds, store.fetch_failures(), store.last_apply(), now)
     doc = last[1] if last else None
+    summary["banners"] = banners(doc, summary["last_decision_age_s"], decision_interval_s(cfg, now), feeds)  # as the console shows them
     summary["four_cp"] = peak_risk(doc) if doc is not None else None
     if format is OutputFormat.json:
         echo_json(summary)
@@ -150,6 +152,9 @@ def status(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbOpt = 
                        "`hashpivot fourcp` for the hours)")
     else:
         typer.echo("no decision yet")
+    for banner in summary["banners"]:
+        if banner["kind"] != "safe":  # the safe allocation is on the decision's line
+            typer.echo(f"! {banner['text']}")
     if summary["last_fleet_apply"]:
         a = summary["last_fleet_apply"]
         typer.echo(f"last fleet apply at {a['at_utc']} (decision {a['decision_seq']}): {a['planned']} planned, "

@@ -114,7 +114,7 @@ def banners(doc: Decision | None, age_s: float | None, interval_s: float, feeds:
                     f"{_duration(interval_s)}): the daemon may be stopped or stuck."})
     stale = [s for s in feeds if s.required and not s.fresh]
     if stale:
-        names = ", ".join(f"{s.series} ({'never received' if s.age_s is None else _duration(s.age_s)} old, limit "
+        names = ", ".join(f"{s.series} ({'never received' if s.age_s is None else _duration(s.age_s) + ' old'}, limit "
                           f"{_duration(s.staleness_s)})" for s in stale)
         out.append({"kind": "stale", "text": f"Required feed{'s' if len(stale) > 1 else ''} stale: {names}"})
     return out
