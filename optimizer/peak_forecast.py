@@ -12,8 +12,8 @@ month's peak is the largest of three *candidates*, each a maximum of hourly ERCO
   mean, the mean reversion scaled to the days that set a new month-to-date high), so heat waves, fronts and the flat
   top of summer load come from the data. The block moves with today: when the rest of today is integrated up to a
   load x, the block is read relative to a today that peaked at x.
-P(candidate wins) is integrated on a log-MW grid above M. The block's probability is shared among its days by an
-independent log-normal k-day persistence model (fitted drift and spread per lead, weekday offsets); a day's
+P(candidate wins) is integrated on a log-MW grid above M. The block's probability is shared among its days as
+the block maximum fell in 2021-2023 (tomorrow boosted - heat persists - and a weight per weekday); a day's
 probability is spread over its hours by the fitted hour-of-day share of the 4CP interval (the hour of the day's
 highest hourly load on high-load summer days, moved one hour earlier by the fitted share of official intervals that
 fell in the hour before the hourly maximum); today's share is renormalised over the hours still to come. At every
@@ -62,8 +62,9 @@ class PeakModel:
     hour_share: P(the 4CP interval lies in Central hour h | its day is the peak day), h = 0..23.
     prev_hour_share: share of official intervals in the hour before the day's highest hourly load.
     weekday_log: log offset of a day's peak by weekday (Monday = 0), mean zero.
-    persist_mu_log, persist_sd_log: drift and spread of a day's weekday-adjusted log peak k = 1..31 days after
-        today (only shares the block's probability among its days).
+    persist_mu_log: drift of a day's weekday-adjusted log peak k = 1..31 days after today (peak_reasons' words).
+    next_day_boost, argmax_weekday_weight: which later day holds the block's maximum: P(day k) proportional to
+        (1 + next_day_boost if k is tomorrow else 1) x the weight of its weekday (mean 1).
     block_slope: per n = 1..31 later days, the slope of the block maximum on today's anomaly (mean reversion).
     block_quantiles: per n, quantiles (at QUANTILE_LEVELS) of the block's max log peak minus today's adjusted log
         peak minus slope x anomaly.
@@ -77,7 +78,8 @@ class PeakModel:
     prev_hour_share: float
     weekday_log: tuple[float, ...]
     persist_mu_log: tuple[float, ...]
-    persist_sd_log: tuple[float, ...]
+    next_day_boost: float
+    argmax_weekday_weight: tuple[float, ...]
     block_slope: tuple[float, ...]
     block_quantiles: tuple[tuple[float, ...], ...]
     today_bias_log: tuple[float, ...]
@@ -104,11 +106,9 @@ FITTED = PeakModel(
         0.017321, 0.018308, 0.020043, 0.021345, 0.022392, 0.024073, 0.025596, 0.026916,
         0.028633, 0.03013, 0.031809, 0.033717, 0.035271, 0.037235, 0.040161,
     ),
-    persist_sd_log=(
-        0.045753, 0.065152, 0.075495, 0.083487, 0.090481, 0.094312, 0.097305, 0.099425,
-        0.099932, 0.100422, 0.101221, 0.102765, 0.105862, 0.108983, 0.111574, 0.11531,
-        0.119798, 0.124547, 0.128846, 0.132493, 0.133583, 0.134217, 0.134837, 0.135669,
-        0.137615, 0.138342, 0.139149, 0.139803, 0.14238, 0.144371, 0.147841,
+    next_day_boost=0.398264,
+    argmax_weekday_weight=(
+        1.234282, 1.82961, 1.266201, 1.056292, 0.750445, 0.251316, 0.611854,
     ),
     block_slope=(
         -0.083823, -0.151066, -0.206267, -0.249695, -0.285844, -0.30798, -0.325609, -0.333827,
@@ -252,14 +252,11 @@ def fit_peak_model(load: pd.DataFrame, four_cp_intervals: pd.DataFrame, years: S
     raw = full.to_numpy()
     month = full.index.month.to_numpy()
     n_days = len(full)
-    mu, sd = [], []
+    mu = []
     for k in range(1, MAX_LEAD_DAYS + 1):
         target = np.isin(month[k:], SUMMER)
         diff = (adj[k:] - adj[:-k])[target]
-        diff = diff[np.isfinite(diff)]
-        mu.append(diff.mean())
-        sd.append(diff.std())
-    sd = np.maximum.accumulate(np.array(sd))
+        mu.append(diff[np.isfinite(diff)].mean())
 
     # block maxima of the n days after a day, with mean reversion on that day's anomaly
     trailing = pd.Series(adj).rolling(ANOMALY_DAYS, min_periods=ANOMALY_DAYS).mean().to_numpy()
@@ -279,6 +276,7 @@ def fit_peak_model(load: pd.DataFrame, four_cp_intervals: pd.DataFrame, years: S
         slopes.append(slope)
         quantiles.append(tuple(_r(q) for q in np.quantile(y - slope * x, QUANTILE_LEVELS)))
     slopes = np.array(slopes) * _reversion_scale(raw, adj, anomaly, month, slopes, quantiles)
+    boost, weekday_weight = _argmax_shares(raw, month, full.index.day_of_week.to_numpy())
 
     # proxy error for the rest of today, by the Central hour of the decision: a bias linear in how far the proxy
     # is above the month-to-date maximum (a proxy calling a new high overshoots: hot afternoons flatten), the spread
@@ -318,7 +316,8 @@ def fit_peak_model(load: pd.DataFrame, four_cp_intervals: pd.DataFrame, years: S
         prev_hour_share=_r(prev_share),
         weekday_log=tuple(_r(x) for x in wd),
         persist_mu_log=tuple(_r(x) for x in mu),
-        persist_sd_log=tuple(_r(x) for x in sd),
+        next_day_boost=_r(boost),
+        argmax_weekday_weight=tuple(_r(x) for x in weekday_weight),
         block_slope=tuple(_r(x) for x in slopes),
         block_quantiles=tuple(quantiles),
         today_bias_log=tuple(_r(x) for x in bias),
@@ -371,17 +370,30 @@ def _norm_cdf(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.sign(z) * erf)
 
 
-def _shares(mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
-    """P(each independent normal candidate is the largest) - only shares the block's probability among its days."""
-    if len(mean) == 1:
-        return np.ones(1)
-    x = np.linspace(float(np.min(mean - 6 * sd)), float(np.max(mean + 6 * sd)), GRID_POINTS)
-    z = (x[None, :] - mean[:, None]) / sd[:, None]
-    cdf = np.clip(_norm_cdf(z), 1e-300, 1.0)
-    pdf = np.exp(-0.5 * z * z) / sd[:, None]
-    integrand = pdf * np.exp(np.log(cdf).sum(axis=0)[None, :] - np.log(cdf))
-    wins = integrand.sum(axis=1)
-    return wins / wins.sum()
+def _argmax_shares(raw: np.ndarray, month: np.ndarray, dow: np.ndarray) -> tuple[float, np.ndarray]:
+    """Which of the n days after a summer day holds their maximum: tomorrow's boost over the others (so that
+    tomorrow's share matches how often it held the maximum; heat persists) and a weight per weekday (how often
+    a weekday held it against its expected count, normalised to mean 1)."""
+    tomorrow_won, ns = [], []
+    observed, expected = np.zeros(7), np.zeros(7)
+    for n in range(1, MAX_BLOCK_DAYS + 1):
+        for d in range(len(raw) - n):
+            block = raw[d + 1:d + n + 1]
+            if not (month[d + 1] in SUMMER and month[d + n] in SUMMER) or not np.isfinite(block).all():
+                continue
+            k = int(np.argmax(block))
+            tomorrow_won.append(k == 0)
+            ns.append(n)
+            observed[dow[d + 1 + k]] += 1
+            expected += np.bincount(dow[d + 1:d + n + 1], minlength=7) / n
+    weight = observed / np.maximum(expected, 1e-9)
+    weight = weight / weight.mean()
+    ns_arr, target = np.array(ns, dtype=float), float(np.sum(tomorrow_won))
+    lo, hi = 0.0, 20.0  # P(tomorrow) = (1 + b) / (n + b) under equal weekdays; solve sum = observed count
+    for _ in range(50):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if np.sum((1 + mid) / (ns_arr + mid)) < target else (lo, mid)
+    return (lo + hi) / 2, weight
 
 
 def _three_way(known: float | None, rest: tuple[float, float] | None, block_cdf, block_range: tuple[float, float] | None,
@@ -599,13 +611,11 @@ def _month_probabilities(c: _Context, year: int, month: int) -> tuple[np.ndarray
         if w.sum() > 0:
             p += p_rest * w / w.sum()
     if block_cdf is not None:
-        wd = np.array(m.weekday_log)
-        leads = np.clip(future - c.today, 1, MAX_LEAD_DAYS) - 1
-        mean = c.anchor_adj + wd[(future + 3) % 7] + np.array(m.persist_mu_log)[leads]
-        sd = np.array(m.persist_sd_log)[leads]
+        day_share = np.array(m.argmax_weekday_weight)[(future + 3) % 7] * np.where(
+            future == c.today + 1, 1.0 + m.next_day_boost, 1.0)
         w_day = share[None, :] * (local_day[None, :] == future[:, None])
         w_day /= w_day.sum(axis=1, keepdims=True)
-        p += p_block * (_shares(mean, sd)[:, None] * w_day).sum(axis=0)
+        p += p_block * ((day_share / day_share.sum())[:, None] * w_day).sum(axis=0)
     if known is not None:
         i = int(np.searchsorted(hours_ns, known_ns))
         if i > 0:
