@@ -73,3 +73,22 @@ def test_a_target_the_firmware_rounds_down_is_not_sent_again_every_decision(tmp_
     assert [e[2] for e in first] == ["set_power 3551.8 W"] * 3 and all(e[3] == "ok" for e in first)
     assert again == [] and measured == {"s19xp": {"turbo": 3}}
     assert [(e[0], e[2]) for e in moved] == [(machines[0].ip, "set_power 3551.8 W")]
+
+
+def test_a_machine_that_fails_its_command_is_left_out_of_the_next_decision(tmp_path):
+    from hashpivot.feeds.embedded import embedded_data_dir
+    from hashpivot.feeds.importer import import_files
+    from hashpivot.optimizer.service.rolling import decide_interval
+
+    machines = [SimMachine(ip, noise=0.0, fault="refuse_profile" if i == 0 else None) for i, ip in enumerate(farm_ips(5, "127.0.16.151"))]
+    inventory = write_inventory(machines, tmp_path / "fleet.csv", "s19xp", "hall-a")
+    cfg = load_config(SITE, [f"fleet.inventory='{inventory}'", "fleet.timeout_s=2", "fleet.retries=1"])
+    with Store(tmp_path / "s.sqlite") as store, RunningFarm(machines):
+        import_files(sorted(embedded_data_dir().glob("*.csv*")), store)
+        now = datetime(2025, 6, 1, tzinfo=timezone.utc)  # inside the embedded market data
+        entries, _ = apply_decision(cfg, store, read_inventory(inventory, cfg), _decision({"eco": 5}), 1, False, now)
+        doc = decide_interval(cfg, store, now)
+    assert [(e[0], e[3], e[5]) for e in entries if e[3] != "ok"] == [(machines[0].ip, "failed", 2)]  # retried once
+    assert doc.fleet["pools"]["s19xp"]["healthy_machines"] == 4 and doc.pool("s19xp").units_available == 4
+    assert doc.fleet["last_apply"]["commands"] == {"failed": 1, "ok": 4}
+    assert doc.fleet["last_apply"]["failed"][0].startswith(f"{machines[0].ip} set_power 2257.5 W: ")

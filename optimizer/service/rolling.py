@@ -90,7 +90,19 @@ def fleet_adjusted(cfg: SiteConfig, store: Store, now: datetime) -> tuple[SiteCo
                                    if m.name in learned[pool.name] else m for m in pool.modes]
             pool = pool.model_copy(update=update)
         pools.append(pool)
-    return cfg.model_copy(update={"asic_pools": pools}), {"pools": used, "warnings": warnings}
+    return cfg.model_copy(update={"asic_pools": pools}), {"pools": used, "warnings": warnings,
+                                                          "last_apply": last_apply_summary(store.last_apply())}
+
+
+def last_apply_summary(rows: pd.DataFrame) -> dict | None:
+    """What the previous apply planned, applied and failed (from the audit), for the decision document."""
+    if rows.empty:
+        return None
+    failed = rows[rows["result"] == "failed"]
+    return {"at_utc": str(rows["at_utc"].iloc[0]), "decision_seq": None if pd.isna(rows["decision_seq"].iloc[0])
+            else int(rows["decision_seq"].iloc[0]),
+            "commands": {str(k): int(v) for k, v in rows["result"].value_counts().sort_index().items()},
+            "failed": [f"{r.ip} {r.command}: {r.detail}" for r in failed.head(20).itertuples()]}
 
 
 def measured_start(previous: Decision, fleet: dict) -> Decision:
