@@ -285,6 +285,43 @@ def test_a_bind_beyond_loopback_without_a_token_is_refused_at_start(safe):
     assert daemon.returncode == 1 and daemon.stderr.strip().splitlines()[-1] == line, daemon.stderr
 
 
+@pytest.mark.e2e
+def test_hashpivot_run_serves_the_console_beside_the_daemon(feed_server, tmp_path):
+    import signal
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sets = site_sets(feed_server.url_for("/"), tmp_path, "console.enabled=true", f"console.port={port}",
+                     "daemon.decision_cron.second='*/2'")
+    args = ["run", "--db", str(tmp_path / "store.sqlite")] + [x for s in sets for x in ("--set", s)]
+    log = open(tmp_path / "daemon.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "hashpivot.optimizer.cli", *args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline, seen = time.monotonic() + 90, None
+        while time.monotonic() < deadline and seen is None:
+            try:
+                overview = requests.get(f"http://127.0.0.1:{port}/api/overview", timeout=5)
+                seen = overview.json() if overview.status_code == 200 and overview.json()["decision"] else None
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.5)
+        assert seen is not None, (tmp_path / "daemon.log").read_text()
+        with Store(tmp_path / "store.sqlite") as store:
+            stored = {int(r.seq): json.loads(r.document) for r in store.decisions().itertuples()}
+        shown = seen["decision"]
+        assert shown["status"] in ("optimal", "feasible") and seen["banners"] == []
+        assert {p["name"]: p["power_kw"] for p in shown["pools"]} == {p["name"]: p["power_kw"] for p in stored[shown["seq"]]["pools"]}
+        assert "Last decision #" in requests.get(f"http://127.0.0.1:{port}/", timeout=10).text
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert f"console listening on http://127.0.0.1:{port}/" in (tmp_path / "daemon.log").read_text()
+
+
 def _with_token(cfg, tmp_path: Path, *, actions: bool):
     (tmp_path / "token").write_text(TOKEN + "\n")
     console = cfg.console.model_copy(update={"token_file": str(tmp_path / "token"), "allow_actions": actions})

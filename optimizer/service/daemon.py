@@ -264,6 +264,4 @@ def run(cfg: SiteConfig, db: Path) -> None:
 def _start_console(cfg: SiteConfig, db: Path):
     """The operator console in a thread beside the scheduler ([console] enabled = true); its start-up errors
     (no token for a non-loopback bind, port in use) stop the daemon before any job runs."""
-    served = serve_in_thread(prepare(cfg, db))
-    log.info("console listening on %s", served.url)
-    return served
+    return serve_in_thread(prepare(cfg, db))  # prepare() logs where it listens
