@@ -32,9 +32,19 @@ feeds_app = typer.Typer(help="Collect, import and inspect market data in the loc
                         rich_markup_mode="markdown")
 decisions_app = typer.Typer(help="Decisions taken by `run` / `tick`.", no_args_is_help=True, rich_markup_mode="markdown")
 store_app = typer.Typer(help="Check and back up the SQLite store.", no_args_is_help=True, rich_markup_mode="markdown")
-fleet_app = typer.Typer(help="The machines behind the ASIC pools: scan, status, a simulated farm.", no_args_is_help=True,
-                        rich_markup_mode="markdown")
-hold_app = typer.Typer(help="Operator holds on a pool or a machine.", no_args_is_help=True, rich_markup_mode="markdown")
+fleet_app = typer.Typer(
+    help="The machines behind the ASIC pools and the GPU pools' actuators: scan, status, apply a decision, the audit "
+         "log, a simulated farm to rehearse on.", no_args_is_help=True, rich_markup_mode="markdown",
+    epilog="**Examples**\n\n    hashpivot fleet simulate --machines 200 --vnish-fraction 0.3 --inventory sim.csv &\n\n"
+           "    hashpivot fleet scan --inventory sim.csv --db store.sqlite\n\n"
+           "    hashpivot fleet apply decision.json --inventory sim.csv --db store.sqlite --dry-run\n\n"
+           "    hashpivot fleet log --db store.sqlite --format csv")
+hold_app = typer.Typer(
+    help="Operator holds on a pool or a machine: the model honours a pool hold as fixed bounds, fleet apply never "
+         "commands a held machine.", no_args_is_help=True, rich_markup_mode="markdown",
+    epilog="**Examples**\n\n    hashpivot hold add --pool s19xp --off --until 2025-06-01T06:00Z --reason \"cooling repair\"\n\n"
+           "    hashpivot hold add --machine 10.20.0.17 --off --reason \"hashboard RMA\"\n\n"
+           "    hashpivot hold list --format json\n\n    hashpivot hold remove 3")
 app.add_typer(hold_app, name="hold")
 app.add_typer(feeds_app, name="feeds")
 app.add_typer(fleet_app, name="fleet")
