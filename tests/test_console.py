@@ -31,7 +31,7 @@ from hashpivot.feeds.store import Store
 from hashpivot.models.config import load_config
 from hashpivot.models.decision import Decision, SiteState
 from hashpivot.optimizer.console.server import prepare, serve_in_thread
-from hashpivot.optimizer.console.state import banners
+from hashpivot.optimizer.console.state import banners, feed_rows
 from hashpivot.optimizer.service.daemon import tick
 from hashpivot.optimizer.service.overrides import with_override
 from tests.feeds_support import loopback_config, serve_all
@@ -268,6 +268,22 @@ def test_banners_for_an_old_decision_and_stale_required_feeds():
     assert [b["kind"] for b in stale] == ["stale"] and "btc_usd (2.0 h old, limit 2.0 h)" in stale[0]["text"]
     assert [b["kind"] for b in banners(doc.model_copy(update={"status": "safe"}), 10.0, 300.0, [])] == ["safe"]
     assert banners(None, None, 300.0, [])[0]["text"].startswith("No decision stored yet")
+
+
+def test_feed_rows_say_which_source_is_a_fallback():
+    cfg = load_config(ROOT / "configs" / "site.toml")
+    rows = {r["series"]: r for r in feed_rows(cfg, [
+        SeriesStatus("btc_usd", 1.0, "USD/BTC", None, "coinbase", 60.0, 7200.0, True),
+        SeriesStatus("difficulty", 1.0, "1", None, "mempool", 60.0, 7200.0, True),
+        SeriesStatus("hashprice_usd_per_th_day", 1.0, "USD/TH/day", None, "computed", 60.0, 7200.0, True),
+        SeriesStatus("subsidy_btc", None, "BTC", None, None, None, 7200.0, True)])}
+    assert rows["btc_usd"]["fallback"] and rows["btc_usd"]["source_kind"] == "live"  # mempool is the btc group's first
+    assert not rows["difficulty"]["fallback"]
+    assert rows["hashprice_usd_per_th_day"]["source_kind"] == "derived" and not rows["hashprice_usd_per_th_day"]["fallback"]
+    assert rows["subsidy_btc"]["source_kind"] == "none" and not rows["subsidy_btc"]["fresh"]
+    no_mempool = cfg.model_copy(update={"feeds": cfg.feeds.model_copy(update={"sources": {
+        **cfg.feeds.sources, "mempool": cfg.feeds.source("mempool").model_copy(update={"enabled": False})}})})
+    assert not feed_rows(no_mempool, [SeriesStatus("btc_usd", 1.0, "USD/BTC", None, "coinbase", 60.0, 7200.0, True)])[0]["fallback"]
 
 
 @pytest.mark.e2e
