@@ -41,7 +41,7 @@ import pandas as pd
 from hashpivot.models.calendar import MARKET_TZ
 from hashpivot.models.errors import DataError
 
-MAX_LEAD_DAYS = 31  # persistence statistics per lead k = 1..31 days after the last completed day
+MAX_LEAD_DAYS = 31  # persistence drift per lead k = 1..31 days after today
 MAX_BLOCK_DAYS = 31  # block statistics for the n = 1..31 days after today
 QUANTILE_LEVELS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 1.0)
 ANOMALY_DAYS = 14  # a day's anomaly: its adjusted log peak minus the mean of the 14 days ending with it
