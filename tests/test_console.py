@@ -195,6 +195,7 @@ def test_the_pool_table_shows_what_the_decision_document_says(normal, browser, c
     assert set(applied["decision_seq"]) == {seq} and set(applied["result"]) == {"planned"}
     assert page.locator('[data-field="last_apply"]').inner_text().endswith(f"(decision {seq}): {len(applied):,} planned, 0 applied, 0 failed")
     assert page.locator('[data-field="fleet_apply"]').inner_text() == "dry-run"
+    assert page.locator("meta[http-equiv=refresh]").get_attribute("content") == str(cfg.console.refresh_s)  # reloads itself
     page.screenshot(path=str(shots_dir(tmp_path) / "console-normal.png"), full_page=True)
     page.close()
 
