@@ -30,6 +30,7 @@ from hashpivot.feeds.fleet.scan import scan_into
 from hashpivot.feeds.store import Store
 from hashpivot.models.config import load_config
 from hashpivot.models.decision import Decision, SiteState
+from hashpivot.models.errors import ConfigError
 from hashpivot.optimizer.console.server import prepare, serve_in_thread
 from hashpivot.optimizer.console.state import banners, feed_rows
 from hashpivot.optimizer.service.daemon import tick
@@ -268,6 +269,8 @@ def test_banners_for_an_old_decision_and_stale_required_feeds():
     stale = banners(doc, 10.0, 300.0, [_status("btc_usd", 7201.0)])
     assert [b["kind"] for b in stale] == ["stale"] and "btc_usd (2.0 h old, limit 2.0 h)" in stale[0]["text"]
     assert [b["kind"] for b in banners(doc.model_copy(update={"status": "safe"}), 10.0, 300.0, [])] == ["safe"]
+    kept = banners(doc.model_copy(update={"status": "kept", "reason": "previous decision kept: infeasible"}), 10.0, 300.0, [])
+    assert kept == [{"kind": "kept", "text": "Previous decision kept for 2026-12-02T17:00:00Z: previous decision kept: infeasible"}]
     assert banners(None, None, 300.0, [])[0]["text"].startswith("No decision stored yet")
 
 
@@ -339,8 +342,35 @@ def test_hashpivot_run_serves_the_console_beside_the_daemon(feed_server, tmp_pat
     assert f"console listening on http://127.0.0.1:{port}/" in (tmp_path / "daemon.log").read_text()
 
 
+def test_a_decision_older_than_two_intervals_shows_its_banner_in_the_page(normal, browser, console, tmp_path, monkeypatch):
+    """The project's one clock, half an hour ahead (HASHPIVOT_FAKE_NOW_FILE): decisions are due every 5 min."""
+    cfg, db = normal
+    (tmp_path / "now").write_text("1800")
+    monkeypatch.setenv("HASHPIVOT_FAKE_NOW_FILE", str(tmp_path / "now"))
+    url = console(cfg, db)
+    page = browser.new_page()
+    page.goto(url)
+    old = page.locator('[data-banner="old"]')
+    assert old.is_visible() and old.inner_text().startswith("Last decision is 30 min old (decisions are due every 5 min)")
+    assert page.locator('[data-banner="safe"]').count() == 0 and page.locator('[data-banner="stale"]').count() == 0
+    page.close()
+
+
+def test_a_token_file_others_can_read_is_refused(safe, tmp_path):
+    cfg, db = safe
+    (tmp_path / "token").write_text(TOKEN)
+    (tmp_path / "token").chmod(0o644)
+    with pytest.raises(ConfigError, match=r"console.token_file .*token: readable by others \(mode 0644\); chmod 600"):
+        prepare(_with_token_file(cfg, tmp_path / "token"), db, "0.0.0.0", 0)
+
+
+def _with_token_file(cfg, path: Path):
+    return cfg.model_copy(update={"console": cfg.console.model_copy(update={"token_file": str(path)})})
+
+
 def _with_token(cfg, tmp_path: Path, *, actions: bool):
     (tmp_path / "token").write_text(TOKEN + "\n")
+    (tmp_path / "token").chmod(0o600)
     console = cfg.console.model_copy(update={"token_file": str(tmp_path / "token"), "allow_actions": actions})
     return cfg.model_copy(update={"console": console})
 

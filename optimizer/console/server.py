@@ -37,9 +37,12 @@ def resolve_token(console: ConsoleConfig, environ=os.environ) -> str | None:
     if console.token_file is not None:
         path = Path(console.token_file).expanduser()
         try:
+            mode = path.stat().st_mode & 0o777
             token = path.read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise ConfigError(f"console.token_file {path}: cannot read it ({exc.strerror})") from None
+        if mode & 0o077:
+            raise ConfigError(f"console.token_file {path}: readable by others (mode {mode:04o}); chmod 600 {path}")
         if len(token) < 16:
             raise ConfigError(f"console.token_file {path}: the token must be at least 16 characters")
         return token
