@@ -8,6 +8,7 @@ and the load forecast is the issue known at `as_of`, read with the values later 
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 import pandas as pd
@@ -16,6 +17,9 @@ from hashpivot.feeds.embedded import ERCOT_TZ
 from hashpivot.feeds.store import Store
 from hashpivot.models.errors import DataError
 from hashpivot.models.market import MarketData
+from hashpivot.models.series import staleness
+
+log = logging.getLogger(__name__)
 
 # A decision as of a time needs at most the staleness limit of the slowest series (GPU rate cards, 62 days):
 # reading only this window keeps each of the daemon's decisions from growing with months of stored history.
@@ -72,7 +76,7 @@ def market_from_store(store: Store, settlement_point: str, as_of: datetime | Non
             anc[f"{name.split('.', 1)[1]}_usd_per_mw_hour"] = _series(store, name, as_of)
     ancillary = pd.DataFrame(anc) if anc else pd.DataFrame()
     ambient = _series(store, "ambient_temp_c", as_of)
-    forecast = store.as_known("ercot_load_forecast_mw", as_of, None if as_of is None else as_of - LOOKBACK)
+    forecast = load_forecast(store, as_of)
     zero = pd.Timedelta(0)  # rows are filtered by fetch time above: each is known from its timestamp on
     return MarketData(settlement_point, power, btc, network, gpu_rates, ancillary, source=f"store:{store.path}",
                       power_interval=zero, btc_interval=zero, network_interval=zero,
@@ -80,6 +84,23 @@ def market_from_store(store: Store, settlement_point: str, as_of: datetime | Non
                       load=system_load(store, as_of), load_interval=zero,
                       load_forecast_mw=forecast.rename("load_forecast_mw") if not forecast.empty else None,
                       four_cp_intervals=four_cp_intervals(store, as_of))
+
+
+def load_forecast(store: Store, as_of: datetime | None) -> pd.Series:
+    """ERCOT's load forecast known by `as_of` (`MarketData.load_forecast_mw`), empty when none is, or when the
+    newest issue fetched by then is older than the series' staleness limit (a dead feed's last issue is not
+    presented as today's forecast; logged)."""
+    series = "ercot_load_forecast_mw"
+    known = store.as_known(series, as_of, None if as_of is None else as_of - LOOKBACK)
+    empty = pd.Series(dtype=float, index=pd.DatetimeIndex([], tz="UTC"))
+    if known.empty:
+        return empty
+    newest = known["fetched_at_utc"].max()
+    if as_of is not None and as_of - newest > staleness(series):
+        log.warning("load forecast not used: the newest issue was fetched at %s, more than %s before %s",
+                    f"{newest:%Y-%m-%dT%H:%MZ}", staleness(series), f"{as_of:%Y-%m-%dT%H:%MZ}")
+        return empty
+    return known["value"]
 
 
 def hourly_load(hourly: pd.Series, quarter_hourly: pd.Series) -> pd.DataFrame:

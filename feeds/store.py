@@ -437,11 +437,11 @@ class Store:
         return df.reset_index(drop=True)
 
     @_reading
-    def as_known(self, series: str, as_of: datetime | None = None, since: datetime | None = None) -> pd.Series:
-        """Per interval start of `series`, the value last fetched by `as_of`, counting values a later fetch
-        replaced (kept in `revisions`): what was known then, e.g. the load forecast issue current at `as_of`
-        rather than nothing once a newer issue overwrote the row. A value fetched again unchanged keeps no
-        revision, so it is known from its latest fetch only. Empty (UTC-indexed) when nothing was known."""
+    def as_known(self, series: str, as_of: datetime | None = None, since: datetime | None = None) -> pd.DataFrame:
+        """Per interval start of `series` (the index, UTC), the `value` last fetched by `as_of` and its
+        `fetched_at_utc`, counting values a later fetch replaced (kept in `revisions`): what was known then,
+        e.g. the load forecast issue current at `as_of` rather than nothing once a newer issue overwrote the
+        row. A value fetched again unchanged keeps no revision, so it is known from its latest fetch only."""
         where, args = "series = ?", [series]
         if as_of is not None:
             where += " AND fetched_at_utc <= ?"
@@ -453,11 +453,13 @@ class Store:
             f"SELECT interval_start_utc, value, fetched_at_utc FROM observations WHERE {where} UNION ALL "
             f"SELECT interval_start_utc, value, fetched_at_utc FROM revisions WHERE {where} "
             "ORDER BY interval_start_utc, fetched_at_utc", args + args).fetchall()
-        latest = {start: value for start, value, _ in rows}  # ordered by fetch time: the last one wins
+        latest = {start: (value, fetched) for start, value, fetched in rows}  # by fetch time: the last one wins
         index = pd.DatetimeIndex([parse_iso(s) for s in latest], name="interval_start_utc")
         if index.tz is None:
             index = index.tz_localize("UTC")
-        return pd.Series(list(latest.values()), index=index, dtype=float, name=series)
+        return pd.DataFrame({"value": [v for v, _ in latest.values()],
+                             "fetched_at_utc": pd.to_datetime([f for _, f in latest.values()], utc=True)},
+                            index=index).astype({"value": float})
 
     def add_telemetry(self, rows) -> int:
         """Store one scan's telemetry rows (feeds.fleet.scan.Telemetry)."""

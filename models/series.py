@@ -61,8 +61,9 @@ SPECS: dict[str, SeriesSpec] = {
         SeriesSpec("ercot_system_load_mw", "MW", 10_000.0, 150_000.0, None, timedelta(hours=36), required=False),
         # 15-minute system-wide demand (NP6-235-CD), published five minutes after each hour for that hour
         SeriesSpec("ercot_system_load_15min_mw", "MW", 10_000.0, 150_000.0, None, timedelta(hours=3), required=False),
-        # the hourly 7-day forecast (NP3-560-CD) reaches the end of the eighth operating day ahead
-        SeriesSpec("ercot_load_forecast_mw", "MW", 10_000.0, 150_000.0, None, timedelta(days=2), required=False,
+        # the hourly 7-day forecast (NP3-560-CD) reaches the end of the eighth operating day ahead; reissued every
+        # hour, an issue older than 6 h is not used (feeds.market_store: its rows' timestamps are days ahead)
+        SeriesSpec("ercot_load_forecast_mw", "MW", 10_000.0, 150_000.0, None, timedelta(hours=6), required=False,
                    max_future=timedelta(days=8, hours=8)),
         # official 4CP intervals (one row per month, at the 15-minute interval's start): imported history read
         # whole (feeds.market_store), never decided on by freshness; `feeds status` shows it stale out of summer

@@ -303,6 +303,18 @@ def test_forecast_as_of_is_the_issue_known_then(tmp_path):
     assert list(after.load_forecast_mw.index) == hours and str(after.load_forecast_mw.index.tz) == "UTC"
 
 
+def test_a_forecast_issue_older_than_its_staleness_limit_is_not_used(tmp_path, caplog):
+    """The forecast feed died: 6 h after its last issue the store still serves it, after that no forecast
+    (its rows lie days ahead, so their timestamps alone would look fresh for a week)."""
+    hours = [T0 + timedelta(hours=h) for h in range(24)]
+    with Store(tmp_path / "s.sqlite") as store:
+        _prices(store)
+        store.upsert([obs("ercot_load_forecast_mw", h, 70_000.0, T0) for h in hours])
+        assert len(market_from_store(store, "HB_WEST", as_of=T0 + timedelta(hours=6)).load_forecast_mw) == 24
+        assert market_from_store(store, "HB_WEST", as_of=T0 + timedelta(hours=6, minutes=1)).load_forecast_mw is None
+    assert "load forecast not used: the newest issue was fetched at 2024-08-20T12:00Z" in caplog.text
+
+
 def test_load_is_hourly_actuals_filled_with_complete_15_minute_hours(tmp_path):
     """Hourly rows where ERCOT's daily file has them; after that the mean of an hour's four 15-minute values;
     an hour with three quarters known is left out; nothing fetched after `as_of` is seen."""
