@@ -139,7 +139,7 @@ def _fleet(o: dict, actions: bool, csrf: str, pools: list[str]) -> str:
     f = o["fleet"]
     parts = ['<section id="fleet"><h2>Fleet</h2>']
     if f is None:
-        parts.append("<p>No fleet configured (fleet.inventory) and no telemetry stored.</p>")
+        parts.append("<p>No fleet configured (fleet.inventory or fleet.ranges) and no telemetry stored.</p>")
     else:
         override = f["apply_override"]
         note = (f' (switched from the config\'s {escape(f["apply_config"])} by {escape(override.get("by", "?"))} at '

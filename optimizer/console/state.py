@@ -191,7 +191,7 @@ def overview(cfg: SiteConfig, state: StoreState) -> dict:
             "four_cp_expected_cost_usd": getattr(doc, "four_cp_expected_cost_usd", None),
             "pools": pool_rows(doc)}
     fleet = None
-    if cfg.fleet.inventory is not None or not state.telemetry.empty or not state.last_apply.empty:
+    if cfg.fleet.configured or not state.telemetry.empty or not state.last_apply.empty:
         pools = pool_status(cfg, state.telemetry) if not state.telemetry.empty else pd.DataFrame()
         fleet = {"apply": state.apply_mode, "apply_config": cfg.fleet.apply, "apply_override": state.apply_override,
                  "pools": _records(pools), "last_apply": apply_counts(state.last_apply)}
