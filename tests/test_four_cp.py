@@ -75,6 +75,16 @@ def test_a_pool_curtailed_for_4cp_says_so():
     assert why["B"].startswith("curtailed for a likely 4CP peak (p = 0.25")
 
 
+def test_a_pool_ramping_down_ahead_of_a_peak_says_so():
+    # all 10 A units on now, 5 kW/step of ramp, p = 0.9 at step 1 (9 USD per kW against the 2 USD margin): staying on
+    # earns 20 - 5 x 7 + 20 = 5, ramping 5, 0, 5 earns 10 + 0 + 10 = 20
+    p = problem([1000.0] * 3, [asic("A", 10, A, initial={"m0": 10})], ramp_kw=5.0)
+    p.four_cp_probability, p.four_cp_rate_usd_per_kw_year = np.array([0.0, 0.9, 0.0]), 40.0
+    why = {d.name: d.reason for d in explain(solve(p)).pools}
+    assert why["A"] == ("5/10 units on, the rest curtailed: ramping down ahead of a likely 4CP peak at step 1 "
+                        "(p = 0.9, expected cost 9,000 USD/MW-step > margin 2,000)")
+
+
 def test_realised_charge_on_a_hand_built_schedule():
     grid = pd.date_range("2024-08-20T19:00Z", periods=4, freq="h")
     intervals = pd.DataFrame({"year": [2024, 2024], "month": [8, 7],

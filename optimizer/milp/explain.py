@@ -125,8 +125,12 @@ def explain(sol: Solution) -> Explanation:
     if sol.site_cap_dual_usd_per_kw_step is not None:
         shadow = float(sol.site_cap_dual_usd_per_kw_step[0]) * 1000.0 / dt
     hall_shadow = {h: float(d[0]) * 1000.0 / dt for h, d in sol.hall_cap_dual_usd_per_kw_step.items()}
+    # steps a full ramp down takes, when the site is ramping down at step 0: a 4CP peak that close explains it
+    down = p.ramp_limit_kw is not None and p.initial_site_kw is not None and site[0] < p.initial_site_kw - 1e-6
+    reach = int(np.ceil(p.site_cap_kw / p.ramp_limit_kw)) if down else 0
     ctx = _Context(names, marginal, shadow, hall_shadow, dt, p.four_cp_usd_per_kw() * 1000.0,
-                   np.zeros(p.steps) if p.four_cp_probability is None else np.asarray(p.four_cp_probability, dtype=float))
+                   np.zeros(p.steps) if p.four_cp_probability is None else np.asarray(p.four_cp_probability, dtype=float),
+                   reach)
 
     pools: list[PoolDecision] = []
     revenue = p.asic_revenue_usd()
@@ -193,10 +197,11 @@ class _Context:
     step_hours: float = 1.0
     four_cp_usd_per_mw_step: np.ndarray | None = None  # expected 4CP charge per MW of site load, per step
     four_cp_probability: np.ndarray | None = None
+    ramp_down_reach_steps: int = 0  # ramping down at step 0: how many steps ahead a 4CP peak can explain it
 
     def four_cp_reason(self, on: int, available: int, be: float, unit: str) -> str | None:
-        """Why units are off for 4CP: the step's expected 4CP charge per MW is above the margin per MW-step,
-        or (ramping down) a later step's is. None when 4CP does not explain it."""
+        """Why units are off for 4CP: the step's expected 4CP charge per MW is above the margin per MW-step, or
+        the site is ramping down and a step within a full ramp's reach has one. None when 4CP does not explain it."""
         cost, prob = self.four_cp_usd_per_mw_step, self.four_cp_probability
         if cost is None or prob is None or not cost.any() or on >= available:
             return None
@@ -205,8 +210,8 @@ class _Context:
         if cost[0] > margin:
             return (f"{share} for a likely 4CP peak (p = {prob[0]:.2g}, expected cost {cost[0]:,.0f} USD/MW-step "
                     f"> margin {margin:,.0f})")
-        later = np.flatnonzero(cost[1:] > margin)
-        if later.size and any(x.startswith("ramp_limits") for x in self.binding):
+        later = np.flatnonzero(cost[1 : 1 + self.ramp_down_reach_steps] > margin)
+        if later.size:
             t = int(later[0]) + 1
             return (f"{share}: ramping down ahead of a likely 4CP peak at step {t} (p = {prob[t]:.2g}, expected cost "
                     f"{cost[t]:,.0f} USD/MW-step > margin {margin:,.0f})")
