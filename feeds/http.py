@@ -33,26 +33,40 @@ class HttpSettings:
 
 
 class _CappedRetry(Retry):
-    """urllib3 Retry that honours Retry-After but never sleeps longer than `max_retry_after_s`."""
+    """urllib3 Retry that honours Retry-After but never sleeps longer than `max_retry_after_s`, and starts no
+    retry (nor sleeps) past `deadline` (time.monotonic(); the collection pass's budget), so a pass against
+    silent sources ends at its budget rather than after every retry of its last request."""
 
     max_retry_after_s: float = 60.0
-    budget_s: float | None = None  # every request of the client's life (a collection pass) ends within this
+    deadline: float | None = None
 
     def new(self, **kw):
         new = super().new(**kw)
         new.max_retry_after_s = self.max_retry_after_s
+        new.deadline = self.deadline
         return new
+
+    def _left_s(self) -> float:
+        return float("inf") if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+
+    def is_exhausted(self) -> bool:
+        return super().is_exhausted() or self._left_s() <= 0
+
+    def get_backoff_time(self) -> float:
+        return min(super().get_backoff_time(), self._left_s())
 
     def get_retry_after(self, response):
         seconds = super().get_retry_after(response)
-        return None if seconds is None else min(seconds, self.max_retry_after_s)
+        return None if seconds is None else min(seconds, self.max_retry_after_s, self._left_s())
 
 
-def retrying_session(settings: HttpSettings, methods: frozenset[str] = frozenset({"GET", "POST"})) -> requests.Session:
+def retrying_session(settings: HttpSettings, methods: frozenset[str] = frozenset({"GET", "POST"}),
+                     deadline: float | None = None) -> requests.Session:
     """A `requests` session whose every request is retried by urllib3 on connection errors, read errors and
     429/5xx answers (exponential backoff, Retry-After honoured up to `max_retry_after_s`). The last answer is
     returned, not raised, so callers turn it into their own error. Used by the collectors and the webhook
-    (GET, POST), and the Vast.ai client (whose PUT and DELETE are idempotent too)."""
+    (GET, POST), and the Vast.ai client (whose PUT and DELETE are idempotent too). No retry starts after
+    `deadline` (time.monotonic())."""
     retry = _CappedRetry(
         total=settings.retries,
         connect=settings.retries,
@@ -65,6 +79,7 @@ def retrying_session(settings: HttpSettings, methods: frozenset[str] = frozenset
         raise_on_status=False,
     )
     retry.max_retry_after_s = settings.max_retry_after_s
+    retry.deadline = deadline
     session = requests.Session()
     adapter = HTTPAdapter(max_retries=retry)
     session.mount("http://", adapter)
@@ -78,8 +93,8 @@ class HttpClient:
 
     def __init__(self, settings: HttpSettings | None = None):
         self.settings = settings or HttpSettings()
-        self.session = retrying_session(self.settings)
         self.deadline = None if self.settings.budget_s is None else time.monotonic() + self.settings.budget_s
+        self.session = retrying_session(self.settings, deadline=self.deadline)
 
     def close(self) -> None:
         self.session.close()

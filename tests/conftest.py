@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
+import threading
+import time
 
 import pytest
 
@@ -21,3 +24,30 @@ def small_disk(tmp_path):
         pytest.skip("mount -t tmpfs is not permitted here")
     yield mnt
     subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+@pytest.fixture
+def tarpit():
+    """A loopback server that accepts connections and never answers (every read times out), for 30 s at most."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    sock.settimeout(0.2)
+    held, stop = [], threading.Event()
+
+    def accept() -> None:
+        deadline = time.monotonic() + 30
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                held.append(sock.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    sock.close()

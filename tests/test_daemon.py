@@ -374,35 +374,6 @@ def test_metrics_port_in_use_and_unusable_store_are_clear_errors(server, tmp_pat
     assert proc.returncode == 1 and "Traceback" not in proc.stderr and "not-a-dir" in proc.stderr
 
 
-@pytest.fixture
-def tarpit():
-    """A loopback server that accepts connections and never answers (every read times out), for 30 s at most."""
-    import threading
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    sock.settimeout(0.2)
-    held, stop = [], threading.Event()
-
-    def accept() -> None:
-        deadline = time.monotonic() + 30
-        while not stop.is_set() and time.monotonic() < deadline:
-            try:
-                held.append(sock.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    stop.set()
-    thread.join()
-    for conn in held:
-        conn.close()
-    sock.close()
-
-
 @pytest.mark.parametrize("budget_s, at_least_s, at_most_s", [(3, 2.5, 12)])
 def test_tick_against_silent_sources_ends_within_its_pass_budget_and_exits_3(tarpit, tmp_path, budget_s, at_least_s,
                                                                            at_most_s):

@@ -9,7 +9,9 @@ import time
 import pytest
 from werkzeug import Response
 
+from hashpivot.feeds.base import FeedError
 from hashpivot.feeds.collect import collect, status
+from hashpivot.feeds.http import HttpClient, HttpSettings
 from hashpivot.feeds.store import Store
 from hashpivot.models.hashprice import hashprice_usd_per_th_day
 from tests.feeds_support import fixture_bytes, loopback_config, serve_all
@@ -91,6 +93,20 @@ def test_timeout_is_a_clear_failure(threaded_server, store):
     result = by_group(collect(cfg, store, ["btc"]))["btc"]
     assert result.failures[0][0] == "mempool" and "timed out after 0.3 s" in result.failures[0][1]
     assert result.source == "coinbase"
+
+
+def test_no_retry_starts_once_the_pass_budget_is_spent(tarpit):
+    """A silent source with 3 retries of 1 s reads (and 1-2-4 s backoffs) would hold one request ~10 s; with a
+    1.5 s pass budget the retries stop at the budget, so the request ends within a read timeout of it."""
+    settings = HttpSettings(connect_timeout_s=1.0, read_timeout_s=1.0, retries=3, backoff_s=1.0, budget_s=1.5)
+    with HttpClient(settings) as client:
+        t0 = time.monotonic()
+        with pytest.raises(FeedError, match="timed out|gave up"):
+            client.get("silent", f"{tarpit}/api")
+        took = time.monotonic() - t0
+        assert took < 2.8, f"one request took {took:.1f} s past a 1.5 s budget"
+        with pytest.raises(FeedError, match=r"pass budget of 1\.5 s \(feeds.pass_budget_s\) is spent"):
+            client.get("silent", f"{tarpit}/api")
 
 
 def test_connection_refused(store):
