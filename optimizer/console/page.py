@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from html import escape
 
+from hashpivot.optimizer.console.state import age_text
+
 CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#222;background:#fafafa}
 header{background:#1f2d3d;color:#fff;padding:10px 18px;display:flex;gap:18px;align-items:baseline;flex-wrap:wrap}
@@ -36,18 +38,6 @@ def _num(v, digits: int = 1) -> str:
     return f"{v:,.{digits}f}"
 
 
-def _age(seconds) -> str:
-    if seconds is None:
-        return "never"
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"
-
-
 def _cell(value, field: str | None = None, cls: str = "") -> str:
     attr = f' data-field="{field}"' if field else ""
     return f'<td class="{cls}"{attr}>{escape(str(value))}</td>'
@@ -68,7 +58,7 @@ def _decision(d: dict | None) -> str:
         reserve += f' at {_num(d["reserve_price_usd_per_mw_hour"], 2)} USD/MW-h'
     cards = [
         ("status", f'<span data-field="status">{escape(d["status"])}</span>', escape(d["reason"] or "")),
-        ("decided", escape(str(d["decided_at_utc"] or "–")), f'for {escape(d["interval_start_utc"])} · {_age(d["age_s"])} ago'),
+        ("decided", escape(str(d["decided_at_utc"] or "–")), f'for {escape(d["interval_start_utc"])} · {age_text(d["age_s"])} ago'),
         ("horizon profit", f'<span data-field="objective_usd">{_num(d["objective_usd"], 0)}</span> USD', escape(d["method"] or "")),
         ("site meter vs cap", f'<span data-field="site_power_kw">{_num(d["site_power_kw"], 1)}</span> kW',
          f'of {_num(d["cap_kw"], 0)} kW ({share:.0%})<div class="meter"><div class="{"over" if share > 1.0001 else ""}" '
@@ -115,7 +105,7 @@ def _feeds(o: dict) -> str:
             source += f' ({f["source_kind"]})'
         rows.append(f'<tr data-series="{escape(f["series"])}">{_cell(f["series"], "series", "t")}'
                     f'{_cell(_num(f["value"], 4) if f["value"] is not None and abs(f["value"]) < 100 else _num(f["value"], 1), "value")}'
-                    f'{_cell(f["unit"], None, "t")}{_cell(_age(f["age_s"]), "age")}{_cell(_age(f["staleness_s"]), "limit")}'
+                    f'{_cell(f["unit"], None, "t")}{_cell(age_text(f["age_s"]), "age")}{_cell(age_text(f["staleness_s"]), "limit")}'
                     f'{_cell(source, "source", "t")}{_cell("yes" if f["required"] else "no", None)}'
                     f'{_cell(state[0], "fresh", state[1])}</tr>')
     errors = "".join(f'<tr>{_cell(e.get("fetched_at_utc"), None, "t")}{_cell(e.get("group_name"), None, "t")}'

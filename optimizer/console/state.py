@@ -110,12 +110,12 @@ def banners(doc: Decision | None, age_s: float | None, interval_s: float, feeds:
     elif doc.status == "kept":
         out.append({"kind": "kept", "text": f"Previous decision kept for {doc.interval_start_utc}: {doc.reason}"})
     if age_s is not None and age_s > 2 * interval_s:
-        out.append({"kind": "old", "text": f"Last decision is {_duration(age_s)} old (decisions are due every "
-                    f"{_duration(interval_s)}): the daemon may be stopped or stuck."})
+        out.append({"kind": "old", "text": f"Last decision is {age_text(age_s)} old (decisions are due every "
+                    f"{age_text(interval_s)}): the daemon may be stopped or stuck."})
     stale = [s for s in feeds if s.required and not s.fresh]
     if stale:
-        names = ", ".join(f"{s.series} ({'never received' if s.age_s is None else _duration(s.age_s) + ' old'}, limit "
-                          f"{_duration(s.staleness_s)})" for s in stale)
+        names = ", ".join(f"{s.series} ({'never received' if s.age_s is None else age_text(s.age_s) + ' old'}, limit "
+                          f"{age_text(s.staleness_s)})" for s in stale)
         out.append({"kind": "stale", "text": f"Required feed{'s' if len(stale) > 1 else ''} stale: {names}"})
     return out
 
@@ -231,7 +231,10 @@ def _int(v) -> int | None:
     return None if v is None else int(v)
 
 
-def _duration(seconds: float) -> str:
+def age_text(seconds: float | None) -> str:
+    """An age or a limit for operators: 45 s, 12 min, 3.5 h, 2.1 days; "never" when there is none."""
+    if seconds is None:
+        return "never"
     if seconds < 120:
         return f"{seconds:.0f} s"
     if seconds < 7200:
