@@ -226,3 +226,6 @@ FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="table, 
 AtOpt = Annotated[Optional[str], typer.Option(help="decision time, UTC ISO 8601 (default: latest in the data)")]
 DataOpt = Annotated[Optional[Path], typer.Option(help="directory of market CSVs (default: the embedded data)")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="log timings and steps to stderr")]
+SiteConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="site config TOML (default: ./configs/site.toml, else the bundled example site)")]
+SourceOpt = Annotated[str, typer.Option(help="embedded (offline default) or store (latest values from `feeds fetch`)")]
+SourceDbOpt = Annotated[Optional[Path], typer.Option("--db", help="store path for --source store (default: feeds.db_path, else the user data dir)")]

@@ -16,6 +16,9 @@ from hashpivot.optimizer.cli.common import (
     FormatOpt,
     OutputFormat,
     SetOpt,
+    SiteConfigOpt,
+    SourceDbOpt,
+    SourceOpt,
     VerboseOpt,
     app,
     emit,
@@ -39,12 +42,12 @@ from hashpivot.optimizer.cli.common import (
 )
 @operator_errors
 def solve(
-    config: Annotated[Path, typer.Option("--config", "-c", help="site config TOML (default: ./configs/site.toml, else the bundled example site)")] = DEFAULT_CONFIG,
+    config: SiteConfigOpt = DEFAULT_CONFIG,
     at: AtOpt = None,
     set_: SetOpt = None,
     data: DataOpt = None,
-    source: Annotated[str, typer.Option(help="embedded (offline default) or store (latest values from `feeds fetch`)")] = "embedded",
-    db: Annotated[Optional[Path], typer.Option(help="store path for --source store (default: feeds.db_path, else the user data dir)")] = None,
+    source: SourceOpt = "embedded",
+    db: SourceDbOpt = None,
     initial: Annotated[Optional[Path], typer.Option(help="what runs now: a previous decision JSON (default: free start)")] = None,
     strategy: Annotated[str, typer.Option(help="auto (LP rounding certified by the LP bound, else MIP) or mip")] = "auto",
     format: FormatOpt = OutputFormat.table,
@@ -102,12 +105,12 @@ def _market(cfg, source: str, data: Optional[Path], db: Optional[Path], at_ts):
 )
 @operator_errors
 def fourcp(
-    config: Annotated[Path, typer.Option("--config", "-c", help="site config TOML (default: ./configs/site.toml, else the bundled example site)")] = DEFAULT_CONFIG,
+    config: SiteConfigOpt = DEFAULT_CONFIG,
     at: AtOpt = None,
     set_: SetOpt = None,
     data: DataOpt = None,
-    source: Annotated[str, typer.Option(help="embedded (offline default) or store (latest values from `feeds fetch`)")] = "embedded",
-    db: Annotated[Optional[Path], typer.Option(help="store path for --source store (default: feeds.db_path, else the user data dir)")] = None,
+    source: SourceOpt = "embedded",
+    db: SourceDbOpt = None,
     format: FormatOpt = OutputFormat.table,
 ) -> None:
     """ERCOT 4CP outlook: today's and tomorrow's (Central) probability that each hour holds its month's 4CP
