@@ -383,6 +383,8 @@ def test_the_token_is_required_compared_and_never_logged(safe, browser, console,
         wrong = requests.get(url + "api/overview", headers={"Authorization": "Bearer " + TOKEN[:-1] + "X"}, timeout=10)
         good = requests.get(url + "api/overview", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
         health = requests.get(url + "healthz", timeout=10)
+        foreign_login = requests.post(url + "login", data={"token": TOKEN}, headers={"Origin": "http://evil.example"},
+                                      allow_redirects=False, timeout=10)
         page = browser.new_page()
         page.goto(url)
         assert page.locator("input[name=token]").is_visible()  # a browser without the header gets the sign-in form
@@ -392,6 +394,7 @@ def test_the_token_is_required_compared_and_never_logged(safe, browser, console,
         page.close()
     assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Bearer")
     assert wrong.status_code == 401 and health.status_code == 200
+    assert foreign_login.status_code == 403 and "set-cookie" not in foreign_login.headers  # no login CSRF
     assert good.status_code == 200 and good.json()["decision"]["status"] == "safe"
     for header, value in (("x-content-type-options", "nosniff"), ("x-frame-options", "DENY"), ("referrer-policy", "same-origin")):
         assert refused.headers[header] == value and good.headers[header] == value

@@ -54,6 +54,16 @@ SECURITY_HEADERS = {
 }
 
 
+def _cross_site(request: Request) -> Response | None:
+    """The refusal of a POST from another origin (its Origin header or the browser's Sec-Fetch-Site say so)."""
+    origin = request.headers.get("origin")
+    if origin is not None and urlsplit(origin).netloc != request.headers.get("host"):
+        return JSONResponse({"error": f"origin {origin} is not this console"}, status_code=403)
+    if request.headers.get("sec-fetch-site") not in (None, "same-origin", "none"):
+        return JSONResponse({"error": "cross-site request refused"}, status_code=403)
+    return None
+
+
 def derived(token: str, purpose: str) -> str:
     """A value derived from the token (session cookie, CSRF field): proves knowledge of it without carrying it."""
     return hmac.new(token.encode(), f"hashpivot-console:{purpose}".encode(), hashlib.sha256).hexdigest()
@@ -148,6 +158,9 @@ class Console:
             return RedirectResponse("/", status_code=303)
         if request.method == "GET":
             return HTMLResponse(render_login())
+        refused = _cross_site(request)
+        if refused is not None:  # login CSRF: a foreign page must not sign this browser in
+            return refused
         form = await _form(request)
         if not _same(form.get("token"), self.token):
             log.warning("console login refused client=%s", request.client.host if request.client else "?")
@@ -162,11 +175,9 @@ class Console:
         """The form of an action request, or the refusal: actions off, bad CSRF field, foreign origin."""
         if not self.actions:
             return JSONResponse({"error": "actions are off: set console.allow_actions = true (and a token)"}, status_code=403)
-        origin = request.headers.get("origin")
-        if origin is not None and urlsplit(origin).netloc != request.headers.get("host"):
-            return JSONResponse({"error": f"origin {origin} is not this console"}, status_code=403)
-        if request.headers.get("sec-fetch-site") not in (None, "same-origin", "none"):
-            return JSONResponse({"error": "cross-site request refused"}, status_code=403)
+        refused = _cross_site(request)
+        if refused is not None:
+            return refused
         form = await _form(request)
         if not _same(form.get("csrf"), self.csrf):
             return JSONResponse({"error": "missing or wrong csrf field (reload the page)"}, status_code=403)
