@@ -68,7 +68,8 @@ def chart_svg(past_kw: pd.DataFrame, plan_kw: pd.DataFrame, past_price: pd.Serie
                           color="#c0392b")
             ax_price.set_yticks([])
         _thousands(ax_price.yaxis)
-        ax_price.legend(loc="upper left", fontsize=8, frameon=False, ncol=2)
+        if ax_price.get_legend_handles_labels()[0]:
+            ax_price.legend(loc="upper left", fontsize=8, frameon=False, ncol=2)
         if not past_kw.empty:  # the last decision holds until now, and at least through its interval
             until = max(pd.Timestamp(now), past_kw.index[-1] + pd.Timedelta(minutes=step_minutes))
             past_kw = pd.concat([past_kw, past_kw.iloc[[-1]].set_axis([until])])
