@@ -21,6 +21,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from hashpivot.feeds.store import Store
+from tests.daemon_support import wait_for
 from tests.feeds_support import good_responses, loopback_config
 from tests.test_outbox import check_published_exactly, deliveries, stored
 
@@ -74,7 +75,8 @@ def test_random_faults_and_kills_lose_nothing_and_store_nothing_bad(tmp_path):
             if time.monotonic() < t_end:
                 proc.send_signal(signal.SIGKILL)
                 kills += 1
-            else:
+            else:  # the last run decides at least once, however slow start-up is beside another test worker
+                wait_for(lambda: len(stored(tmp_path)) >= 1, timeout_s=60)
                 proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=60)
     finally:

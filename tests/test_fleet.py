@@ -332,7 +332,12 @@ def test_the_daemon_drives_the_farm_and_a_kill_9_mid_apply_continues_from_what_t
 
     from pytest_httpserver import HTTPServer
 
+    from tests.daemon_support import wait_for, wait_started
     from tests.feeds_support import loopback_config, serve_all
+
+    def decisions_stored(db) -> int:
+        with Store(db) as store:
+            return len(store.decisions(limit=100))
 
     server = HTTPServer(threaded=True)
     server.start()
@@ -351,7 +356,12 @@ def test_the_daemon_drives_the_farm_and_a_kill_9_mid_apply_continues_from_what_t
             for kill in range(4):
                 proc = subprocess.Popen([sys.executable, "-m", "hashpivot.optimizer.cli", *args], cwd=ROOT, stdout=log,
                                         stderr=subprocess.STDOUT)
-                time.sleep(rng.uniform(4.0, 7.0) if kill < 3 else 15.0)
+                wait_started(log_path, kill + 1)
+                if kill < 3:
+                    time.sleep(rng.uniform(1.0, 4.0))  # decisions every 2 s: some kills land mid-apply
+                else:
+                    wait_for(lambda: decisions_stored(tmp_path / "s.sqlite") > 4, timeout_s=60)
+                    time.sleep(6.0)  # the last applies and a scan finish
                 proc.send_signal(signal.SIGKILL if kill < 3 else signal.SIGTERM)
                 proc.wait(timeout=60)
     finally:

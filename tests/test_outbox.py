@@ -19,6 +19,7 @@ from pytest_httpserver import HTTPServer
 from hashpivot.feeds.store import Store
 from hashpivot.models.clock import now_utc
 from hashpivot.models.decision import Decision, SiteState
+from tests.daemon_support import wait_for, wait_started
 from tests.feeds_support import loopback_config, serve_all
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,22 +115,24 @@ def test_a_full_publish_disk_is_one_error_line_and_the_decisions_are_published_o
 
 @pytest.mark.slow
 def test_kill_9_at_random_moments_loses_no_decision(server, tmp_path):
-    """The daemon decides every second; it is killed with SIGKILL at random moments (4.8-7 s after each
-    start, 6 times) and restarted; then stopped with SIGTERM. Every decision stored is published exactly
+    """The daemon decides every second; it is killed with SIGKILL at random moments (0.3-2.5 s after each
+    start is logged, 6 times) and restarted; then stopped with SIGTERM. Every decision stored is published exactly
     once in content, and the webhook got every seq."""
     out = tmp_path / "out"
     args = args_for(server, tmp_path, out, "daemon.decision_cron.second='*'", "daemon.feed_crons.btc.second='*/5'")
     rng = random.Random(7)
     log = open(tmp_path / "daemon.log", "a")
-    for _ in range(6):
+    for kill in range(6):
         proc = subprocess.Popen([sys.executable, "-m", "hashpivot.optimizer.cli", "run", *args], cwd=ROOT,
                                 stdout=log, stderr=subprocess.STDOUT)
-        time.sleep(4.5 + rng.uniform(0.3, 2.5))  # start-up takes ~3.5 s: some kills land mid-decision
+        wait_started(tmp_path / "daemon.log", kill + 1)
+        time.sleep(rng.uniform(0.3, 2.5))  # decisions every second: some kills land mid-decision
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     proc = subprocess.Popen([sys.executable, "-m", "hashpivot.optimizer.cli", "run", *args], cwd=ROOT,
                             stdout=log, stderr=subprocess.STDOUT)
-    time.sleep(7)
+    wait_started(tmp_path / "daemon.log", 7)
+    wait_for(lambda: len(stored(tmp_path)) >= 8, timeout_s=60)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0
     docs = stored(tmp_path)
