@@ -1,8 +1,9 @@
 """The reliability drill, in CI: the daemon against the loopback feed server with random faults switched on
-(HTTP 500, HTML with 200, bodies cut in half, empty bodies) and random kill -9s, for a bounded time. Then:
-the store passes SQLite's integrity check, every decision is published exactly (file = stored document),
-the webhook got every seq, no stored observation came from a faulty payload, and no log has a traceback.
-Prints the figures the README's Reliability section quotes."""
+(HTTP 500, HTML with 200, bodies cut in half, empty bodies) and eight random kill -9s (half during start-up's
+first collection pass, half 0.5-5 s after the daemon logs its start), then a run that must decide and store a
+price before its SIGTERM. Then: the store passes SQLite's integrity check, every decision is published exactly
+(file = stored document), the webhook got every seq, no stored observation came from a faulty payload, and no
+log has a traceback. Prints the figures the README's Reliability section quotes."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from hashpivot.feeds.store import Store
-from tests.daemon_support import wait_for
+from tests.daemon_support import starts_logged, wait_for, wait_started
 from tests.feeds_support import good_responses, loopback_config
 from tests.test_outbox import check_published_exactly, deliveries, stored
 
@@ -65,18 +66,27 @@ def test_random_faults_and_kills_lose_nothing_and_store_nothing_bad(tmp_path):
              "daemon.feed_crons.power_rt.second='*/2'", "daemon.feed_crons.network.second='*/3'",
              "daemon.feed_crons.gpu.second='*/3'", "daemon.feed_crons.power_da.second='*/5'"]
     args = ["run", "--db", str(tmp_path / "store.sqlite")] + [x for s in sets for x in ("--set", s)]
-    log = open(tmp_path / "daemon.log", "a")
-    kills, t_end = 0, time.monotonic() + 40  # bounded: 40 s of drill
+    log_path = tmp_path / "daemon.log"
+    log = open(log_path, "a")
+    kills, start_up_s = 8, 0.0
     try:
-        while time.monotonic() < t_end:
+        for run in range(kills + 1):
+            t0 = time.monotonic()
             proc = subprocess.Popen([sys.executable, "-m", "hashpivot.optimizer.cli", *args], cwd=ROOT, stdout=log,
                                     stderr=subprocess.STDOUT)
-            time.sleep(rng.uniform(3.0, 8.0))
-            if time.monotonic() < t_end:
+            with lock:
+                pause_s = rng.uniform(0.3, 1.0) * start_up_s if run % 2 else rng.uniform(0.5, 5.0)
+            if run % 2 and run < kills:  # odd runs die during start-up's first collection pass
+                time.sleep(pause_s)
+            else:  # the others once running, mid-fetch, mid-decision or mid-publish (start-up is timed, not guessed)
+                wait_started(log_path, starts_logged(log_path) + 1)
+                start_up_s = max(start_up_s, time.monotonic() - t0)
+                if run < kills:
+                    time.sleep(pause_s)
+            if run < kills:
                 proc.send_signal(signal.SIGKILL)
-                kills += 1
-            else:  # the last run decides at least once, however slow start-up is beside another test worker
-                wait_for(lambda: len(stored(tmp_path)) >= 1, timeout_s=60)
+            else:  # the last run decides and stores a price, however slow start-up is beside another test worker
+                wait_for(lambda: stored(tmp_path) and len(rt_prices(tmp_path)) > 0, timeout_s=90)
                 proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=60)
     finally:
@@ -102,6 +112,11 @@ def test_random_faults_and_kills_lose_nothing_and_store_nothing_bad(tmp_path):
           f"({', '.join(f'{k} {counts[k]}' for k in FAULTS)}), {quarantined} payloads quarantined, {kills} kill -9, "
           f"{len(docs)} decisions, all published (files = store), {len(deliveries(server))} webhook deliveries "
           f"for {len(docs)} seqs, 0 bad observations stored, 0 tracebacks")
+
+
+def rt_prices(tmp_path: Path) -> list[float]:
+    with Store(tmp_path / "store.sqlite") as store:
+        return store.history("power_rt_usd_per_mwh.HB_WEST")["value"].tolist()
 
 
 def good_btc_values(good) -> list[float]:
