@@ -79,7 +79,7 @@ def test_random_faults_and_kills_lose_nothing_and_store_nothing_bad(tmp_path):
             if run % 2 and run < kills:  # odd runs die during start-up's first collection pass
                 time.sleep(pause_s)
             else:  # the others once running, mid-fetch, mid-decision or mid-publish (start-up is timed, not guessed)
-                wait_started(log_path, starts_logged(log_path) + 1)
+                wait_started(log_path, starts_logged(log_path) + 1, proc)
                 start_up_s = max(start_up_s, time.monotonic() - t0)
                 if run < kills:
                     time.sleep(pause_s)

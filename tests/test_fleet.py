@@ -356,7 +356,7 @@ def test_the_daemon_drives_the_farm_and_a_kill_9_mid_apply_continues_from_what_t
             for kill in range(4):
                 proc = subprocess.Popen([sys.executable, "-m", "hashpivot.optimizer.cli", *args], cwd=ROOT, stdout=log,
                                         stderr=subprocess.STDOUT)
-                wait_started(log_path, kill + 1)
+                wait_started(log_path, kill + 1, proc)
                 if kill < 3:
                     time.sleep(rng.uniform(1.0, 4.0))  # decisions every 2 s: some kills land mid-apply
                 else:

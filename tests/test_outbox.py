@@ -125,13 +125,13 @@ def test_kill_9_at_random_moments_loses_no_decision(server, tmp_path):
     for kill in range(6):
         proc = subprocess.Popen([sys.executable, "-m", "hashpivot.optimizer.cli", "run", *args], cwd=ROOT,
                                 stdout=log, stderr=subprocess.STDOUT)
-        wait_started(tmp_path / "daemon.log", kill + 1)
+        wait_started(tmp_path / "daemon.log", kill + 1, proc)
         time.sleep(rng.uniform(0.3, 2.5))  # decisions every second: some kills land mid-decision
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     proc = subprocess.Popen([sys.executable, "-m", "hashpivot.optimizer.cli", "run", *args], cwd=ROOT,
                             stdout=log, stderr=subprocess.STDOUT)
-    wait_started(tmp_path / "daemon.log", 7)
+    wait_started(tmp_path / "daemon.log", 7, proc)
     wait_for(lambda: len(stored(tmp_path)) >= 8, timeout_s=60)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0
