@@ -18,6 +18,7 @@ from pytest_httpserver import HTTPServer
 
 from hashpivot.feeds.store import Store
 from hashpivot.optimizer.service.daemon import InstanceLock
+from tests.daemon_support import wait_for
 from tests.feeds_support import loopback_config, serve_all
 
 pytestmark = pytest.mark.e2e
@@ -155,15 +156,6 @@ def _start_daemon(args, tmp_path, env=None):
     return subprocess.Popen(cli("run", *args), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
-def _wait_for(predicate, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
-
-
 def test_daemon_runs_intervals_serves_metrics_and_stops_on_sigterm(server, tmp_path):
     port = free_port()
     args = site_args(server.url_for("/"), tmp_path, f"daemon.metrics_port={port}", "daemon.decision_cron.second='*/2'",
@@ -171,7 +163,7 @@ def test_daemon_runs_intervals_serves_metrics_and_stops_on_sigterm(server, tmp_p
                      "daemon.feed_crons.network.second='*/5'", "daemon.feed_crons.gpu.second='*/5'")
     proc = _start_daemon(args, tmp_path)
     try:
-        assert _wait_for(lambda: len(published(tmp_path)) >= 3), (tmp_path / "daemon.log").read_text()
+        assert wait_for(lambda: len(published(tmp_path)) >= 3), (tmp_path / "daemon.log").read_text()
         metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
         assert "hashpivot_decisions_total" in metrics and 'hashpivot_pool_power_kw{pool="s21"}' in metrics
         assert 'hashpivot_feed_fresh{series="btc_usd"} 1.0' in metrics
@@ -205,14 +197,14 @@ def test_kill_9_and_restart_loses_nothing_and_keeps_the_ramp(server, tmp_path):
                      "daemon.feed_crons.power_rt.second='*/3'", "daemon.feed_crons.network.second='*/3'",
                      "daemon.feed_crons.gpu.second='*/3'", "site.ramp_limit_kw_per_step=5000")
     proc = _start_daemon(args, tmp_path)
-    assert _wait_for(lambda: len(published(tmp_path)) >= 3), (tmp_path / "daemon.log").read_text()
+    assert wait_for(lambda: len(published(tmp_path)) >= 3), (tmp_path / "daemon.log").read_text()
     proc.kill()
     proc.wait()
     proc = _start_daemon(args, tmp_path)
     try:
         with Store(tmp_path / "store.sqlite") as store:
             before = len(store.decisions())
-        assert _wait_for(lambda: len(published(tmp_path)) >= before + 3), (tmp_path / "daemon.log").read_text()
+        assert wait_for(lambda: len(published(tmp_path)) >= before + 3), (tmp_path / "daemon.log").read_text()
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=15)
@@ -261,12 +253,12 @@ def test_decisions_go_on_when_the_clock_the_daemon_sees_steps_back(server, tmp_p
 
     proc = _start_daemon(args, tmp_path, env=env)
     try:
-        assert _wait_for(lambda: count() >= 2), (tmp_path / "daemon.log").read_text()
+        assert wait_for(lambda: count() >= 2), (tmp_path / "daemon.log").read_text()
         tmp = clock.with_suffix(".tmp")
         tmp.write_text(str(step_s))
         tmp.replace(clock)
         n = count()
-        assert _wait_for(lambda: count() >= n + 3, timeout=10), "decisions stopped after the clock step"
+        assert wait_for(lambda: count() >= n + 3, timeout_s=10), "decisions stopped after the clock step"
         reasons = [d["reason"] for d in published(tmp_path)[n:]]
         assert not any("no real-time prices" in r and "fetched after" not in r for r in reasons), reasons
     finally:
@@ -292,16 +284,16 @@ def test_feed_outage_runs_on_last_good_values_then_safe_then_recovers(server, tm
     set_clock()
     proc = _start_daemon(args, tmp_path, env=env)
     try:
-        assert _wait_for(lambda: len(statuses()) >= 2 and statuses()[-1] == "optimal"), (tmp_path / "daemon.log").read_text()
+        assert wait_for(lambda: len(statuses()) >= 2 and statuses()[-1] == "optimal"), (tmp_path / "daemon.log").read_text()
         with Store(tmp_path / "store.sqlite") as store:
             good = store.conn.execute("SELECT * FROM observations ORDER BY 1, 2, 3").fetchall()
         server.clear()  # the feed server now answers garbage everywhere
         server.expect_request("").respond_with_data("<html>maintenance</html>", content_type="text/html")
         n = len(statuses())
-        assert _wait_for(lambda: len(statuses()) >= n + 2)
+        assert wait_for(lambda: len(statuses()) >= n + 2)
         assert statuses()[-1] == "optimal"  # still deciding on the last good values
         set_clock(7)  # past the 6 h staleness limit of real-time prices
-        assert _wait_for(lambda: statuses()[-1] == "safe"), statuses()
+        assert wait_for(lambda: statuses()[-1] == "safe"), statuses()
         safe = published(tmp_path)[-1]
         assert "inputs too stale to decide" in safe["reason"]
         with Store(tmp_path / "store.sqlite") as store:
@@ -312,7 +304,7 @@ def test_feed_outage_runs_on_last_good_values_then_safe_then_recovers(server, tm
         serve_all(server)  # the server returns
         time.sleep(1.5)
         set_clock()
-        assert _wait_for(lambda: statuses()[-1] == "optimal"), statuses()
+        assert wait_for(lambda: statuses()[-1] == "optimal"), statuses()
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=15)
@@ -324,7 +316,7 @@ def test_misfires_coalesce_after_a_pause(server, tmp_path):
                      "daemon.feed_crons.gpu.second='*/5'", "daemon.misfire_grace_s=30")
     proc = _start_daemon(args, tmp_path)
     try:
-        assert _wait_for(lambda: len(published(tmp_path)) >= 2), (tmp_path / "daemon.log").read_text()
+        assert wait_for(lambda: len(published(tmp_path)) >= 2), (tmp_path / "daemon.log").read_text()
         proc.send_signal(signal.SIGSTOP)  # a 6 s pause: six decision runs are missed
         time.sleep(6)
         before = len(published(tmp_path))

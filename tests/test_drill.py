@@ -71,23 +71,25 @@ def test_random_faults_and_kills_lose_nothing_and_store_nothing_bad(tmp_path):
     kills, start_up_s = 8, 0.0
     try:
         for run in range(kills + 1):
-            t0 = time.monotonic()
+            t0, decided_before = time.monotonic(), len(stored(tmp_path)) if run == kills else 0
             proc = subprocess.Popen([sys.executable, "-m", "hashpivot.optimizer.cli", *args], cwd=ROOT, stdout=log,
                                     stderr=subprocess.STDOUT)
-            with lock:
-                pause_s = rng.uniform(0.3, 1.0) * start_up_s if run % 2 else rng.uniform(0.5, 5.0)
-            if run % 2 and run < kills:  # odd runs die during start-up's first collection pass
+            if run == kills:  # the last run decides at least once itself and a price is stored, however slow start-up is
+                wait_started(log_path, starts_logged(log_path) + 1, proc)
+                wait_for(lambda: len(stored(tmp_path)) > decided_before and len(rt_prices(tmp_path)) > 0, timeout_s=90)
+                proc.send_signal(signal.SIGTERM)
+            elif run % 2:  # odd runs die during start-up's first collection pass (start-up is timed, not guessed)
+                with lock:
+                    pause_s = rng.uniform(0.3, 1.0) * start_up_s
                 time.sleep(pause_s)
-            else:  # the others once running, mid-fetch, mid-decision or mid-publish (start-up is timed, not guessed)
+                proc.send_signal(signal.SIGKILL)
+            else:  # even runs once running: mid-fetch, mid-decision or mid-publish
                 wait_started(log_path, starts_logged(log_path) + 1, proc)
                 start_up_s = max(start_up_s, time.monotonic() - t0)
-                if run < kills:
-                    time.sleep(pause_s)
-            if run < kills:
+                with lock:
+                    pause_s = rng.uniform(0.5, 5.0)
+                time.sleep(pause_s)
                 proc.send_signal(signal.SIGKILL)
-            else:  # the last run decides and stores a price, however slow start-up is beside another test worker
-                wait_for(lambda: stored(tmp_path) and len(rt_prices(tmp_path)) > 0, timeout_s=90)
-                proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=60)
     finally:
         server.stop()
@@ -97,7 +99,7 @@ def test_random_faults_and_kills_lose_nothing_and_store_nothing_bad(tmp_path):
         assert store.check(quick=False) == []
         quarantined = len(store.quarantined(limit=100_000))
         btc = store.history("btc_usd")["value"].tolist()
-        prices = store.history("power_rt_usd_per_mwh.HB_WEST")["value"].tolist()
+    prices = rt_prices(tmp_path)
     docs = stored(tmp_path)
     assert docs, (tmp_path / "daemon.log").read_text()[-3000:]
     check_published_exactly(tmp_path, out)  # every decision published, and only what was stored
