@@ -391,3 +391,36 @@ def test_a_webhook_redirect_is_a_failed_delivery_not_a_bodiless_get(server, tmp_
     assert proc.returncode == 1 and "webhook did not take decision 1 (HTTP 302)" in proc.stderr, proc.stderr
     assert not [req for req, _ in server.log if req.path == "/elsewhere"]
     assert published(tmp_path)  # the files were published; the webhook is retried by the next pass
+
+
+
+def test_a_signal_landing_while_a_job_is_being_submitted_still_stops_the_daemon():
+    """A drill daemon was alive 30 min after its SIGTERM (py-spy: the handler ran inside the executor's submit(),
+    which holds the pool's lock, and shutdown() waited on that lock forever). Here the handler is called the way
+    the signal calls it: on the scheduler's loop thread while that lock is held (a real BlockingScheduler with the
+    daemon's executor; the lock is private, but it is where the deadlock was)."""
+    import threading
+
+    from apscheduler.events import EVENT_JOB_SUBMITTED
+    from apscheduler.executors.pool import ThreadPoolExecutor
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    from hashpivot.optimizer.service.daemon import _stop_on_signal
+
+    scheduler = BlockingScheduler(timezone="UTC", executors={"default": ThreadPoolExecutor(1)})
+    scheduler.add_job(lambda: None, "interval", seconds=0.1)
+    stop, stopping = _stop_on_signal(scheduler)
+    handled = threading.Event()
+
+    def signal_mid_submit(_event):
+        with scheduler._executors["default"]._pool._shutdown_lock:
+            stop(signal.SIGTERM, None)
+        handled.set()
+
+    scheduler.add_listener(signal_mid_submit, EVENT_JOB_SUBMITTED)
+    loop = threading.Thread(target=scheduler.start, daemon=True)
+    loop.start()
+    assert handled.wait(5), "the signal handler blocked while the executor's lock was held"
+    loop.join(10)
+    assert not loop.is_alive() and len(stopping) == 1, "the scheduler did not stop after the signal"
+    stopping[0].join(10)

@@ -243,10 +243,7 @@ def run(cfg: SiteConfig, db: Path) -> None:
                           CronTrigger(**{k: str(v) for k, v in cfg.daemon.backup_cron.items()}, timezone="UTC"),
                           args=[cfg, db], id="backup", name="backup")
 
-        def stop(signum, _frame):
-            log.info("signal=%s shutting down after the running job", signal.Signals(signum).name)
-            scheduler.shutdown(wait=True)  # waits for the running job, then start() returns
-
+        stop, stopping = _stop_on_signal(scheduler)
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         log.info("daemon started pid=%d store=%s jobs=%d", os.getpid(), db, len(scheduler.get_jobs()))
@@ -255,10 +252,32 @@ def run(cfg: SiteConfig, db: Path) -> None:
         try:
             scheduler.start()
         finally:
+            for thread in stopping:
+                thread.join()  # the running job has finished
             watching.set()
             if console is not None:
                 console.stop()
         log.info("daemon stopped")
+
+
+def _stop_on_signal(scheduler: BlockingScheduler):
+    """A SIGTERM/SIGINT handler that shuts the scheduler down after its running job, from a thread of its own.
+
+    The signal interrupts the main thread wherever it is, including inside the executor's submit() while that
+    holds the pool's lock; shutdown() takes the same lock, so called in the handler it waited on its own thread
+    forever (seen: a daemon alive 30 min after SIGTERM). Returns the handler and the list its thread joins."""
+    stopping: list[threading.Thread] = []
+
+    def shutdown(signame: str) -> None:
+        log.info("signal=%s shutting down after the running job", signame)
+        scheduler.shutdown(wait=True)  # waits for the running job, then start() returns
+
+    def stop(signum, _frame):
+        if not stopping:  # a second signal while stopping changes nothing
+            stopping.append(threading.Thread(target=shutdown, args=(signal.Signals(signum).name,), name="shutdown"))
+            stopping[0].start()
+
+    return stop, stopping
 
 
 def _start_console(cfg: SiteConfig, db: Path):
