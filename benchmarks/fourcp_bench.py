@@ -7,8 +7,10 @@ Decisions are hourly: at each hour `at` of June-September the forecaster gives p
 from load that has ended by `at` only. Per summer it prints the Brier score of all (decision, step) pairs against
 a climatology baseline (the fitted hour-of-day share / days in the month, the same at every decision), a
 reliability table, the p each official peak hour got 24 h / 6 h / 1 h before and at its start, and how many hours
-of the summer were flagged at p >= 0.01 / 0.02 / 0.05 / 0.1 / 0.2 by the decision made at their start
-(the low thresholds matter: at 68.5 USD/kW-year, p = 0.01 already costs ~170 USD/MWh, above any hash margin).
+of the summer were flagged at p >= 0.01 / 0.02 / 0.05 / 0.1 / 0.2 by the decision made at their start (the low
+thresholds matter: at 68.5 USD/kW-year, p = 0.01 already costs ~170 USD/MWh, above any hash margin), and the spread
+of the rest-of-today forecast at the 12:00-15:00 CT decisions that start the afternoon ramp against the plain
+proxy's.
 """
 
 from __future__ import annotations
@@ -21,12 +23,20 @@ import pandas as pd
 
 from hashpivot.feeds.embedded import load_market_data
 from hashpivot.models.calendar import MARKET_TZ
-from hashpivot.optimizer.peak_forecast import FITTED, PeakModel, fit_peak_model, peak_probabilities
+from hashpivot.optimizer.peak_forecast import (
+    FITTED,
+    NEAR_CLIP,
+    PeakModel,
+    fit_peak_model,
+    peak_probabilities,
+    rest_of_today,
+)
 
 HORIZON = 24
 REACH = 25  # steps computed per decision: the 24-step horizon, plus one to report p 24 h before each peak
 LEADS_H = (24, 6, 1, 0)
 THRESHOLDS = (0.01, 0.02, 0.05, 0.1, 0.2)
+SPREAD_HOURS = (12, 13, 14, 15)  # Central decision hours whose rest-of-today forecast decides the afternoon ramp
 BINS = (0.0, 0.001, 0.01, 0.05, 0.1, 0.2, 0.4, 1.0000001)
 
 
@@ -85,6 +95,35 @@ def score(p: np.ndarray, hours: pd.DatetimeIndex, peaks: pd.DatetimeIndex, model
             "expected_peaks": float(at_start.sum())}
 
 
+def today_spread(load: pd.DataFrame, year: int, model: PeakModel) -> dict[int, tuple[float, float, int]]:
+    """Per Central decision hour: the log error spread of the model's rest-of-today maximum and of the plain proxy
+    (yesterday's maximum over the same hours x the last ended hour's ratio to yesterday), over the summer days whose
+    proxy is within NEAR_CLIP of the month-to-date maximum (days 2.. of each month: the days that can matter)."""
+    mw = load["system_load_mw"].astype(float)
+    out = {}
+    for h in SPREAD_HOURS:
+        model_err, proxy_err = [], []
+        for day in pd.date_range(f"{year}-06-01", f"{year}-09-30", freq="D"):
+            if day.day == 1:
+                continue
+            at = pd.Timestamp(year=year, month=day.month, day=day.day, hour=h, tz=MARKET_TZ).tz_convert("UTC")
+            end = (pd.Timestamp(year=year, month=day.month, day=day.day, tz=MARKET_TZ) + pd.Timedelta(days=1))
+            rest = mw[at:end.tz_convert("UTC") - pd.Timedelta(hours=1)]
+            month_start = pd.Timestamp(year=year, month=day.month, day=1, tz=MARKET_TZ).tz_convert("UTC")
+            month_max = mw[month_start:at - pd.Timedelta(hours=1)].max()
+            last = at - pd.Timedelta(hours=1)
+            proxy = (mw.reindex(rest.index - pd.Timedelta(days=1)).max() * mw.get(last, np.nan)
+                     / mw.get(last - pd.Timedelta(days=1), np.nan))
+            forecast = rest_of_today(load, at, model=model)
+            if forecast is None or not np.isfinite(proxy) or np.log(proxy / month_max) <= -NEAR_CLIP:
+                continue
+            actual = np.log(rest.max())
+            model_err.append(actual - forecast[0])
+            proxy_err.append(actual - np.log(proxy))
+        out[h] = (float(np.std(model_err)), float(np.std(proxy_err)), len(model_err))
+    return out
+
+
 def print_summer(year: int, label: str, s: dict, seconds: float) -> None:
     print(f"\n== summer {year} ({label}), {s['pairs']:,} (decision, step) pairs, {seconds:.1f} s ==")
     print(f"Brier {s['brier']:.6f}  climatology {s['brier_climatology']:.6f}  skill {s['skill']:+.1%}  "
@@ -98,6 +137,8 @@ def print_summer(year: int, label: str, s: dict, seconds: float) -> None:
         print(f"{peak:%Y-%m-%d %H:%M} ({local:%H:%M} CT)   " + "  ".join(f"{x:11.3f}" for x in ps))
     print("hours flagged by the decision at their start: "
           + ", ".join(f"p >= {t}: {s['flagged'][t]} h ({s['peaks_flagged'][t]}/4 peaks)" for t in THRESHOLDS))
+    print("rest-of-today log error spread, model vs plain proxy (days near the month's max): "
+          + ", ".join(f"{h}:00 CT {m:.4f} vs {p:.4f} ({n} days)" for h, (m, p, n) in s["spread"].items()))
 
 
 def chart(load: pd.DataFrame, p: np.ndarray, hours: pd.DatetimeIndex, peaks: pd.DatetimeIndex, year: int,
@@ -154,7 +195,9 @@ def main() -> None:
         hours = summer_hours(year)
         peaks = peak_hours(market.four_cp_intervals, year)
         label = "in-sample" if year in model.years else "validation"
-        print_summer(year, label, score(p, hours, peaks, model), seconds)
+        result = score(p, hours, peaks, model)
+        result["spread"] = today_spread(market.load, year, model)
+        print_summer(year, label, result, seconds)
         if year == 2024 and not args.no_chart:
             chart(market.load, p, hours, peaks, year, args.chart)
             print(f"chart: {args.chart}")

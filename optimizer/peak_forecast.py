@@ -3,10 +3,12 @@
 Method: a structured model with a few fitted statistics, not a classifier (2021-2023 hold only 12 peaks). The
 month's peak is the largest of three *candidates*, each a maximum of hourly ERCOT load:
 - the month-to-date maximum M of the hours that have ended (known exactly);
-- the rest of today (the hours not ended), predicted by a stated proxy - the same hour yesterday scaled by the ratio
-  of the last ended hour to the same hour the day before - or by ERCOT's load forecast where given; the proxy's
-  log error is normal with a bias linear in how far the proxy calls above M (a called new high overshoots: hot
-  afternoons flatten) and a spread, both fitted per Central hour of the decision;
+- the rest of today (the hours not ended), its log maximum normal around a linear model fitted per Central hour of
+  the decision on the last three ended hours, the same hours yesterday, yesterday's maximum over the hours still to
+  come and how far the plain proxy (that maximum x the last hour's ratio to yesterday) calls above M (clipped: a
+  called new high overshoots, hot afternoons flatten), with the fit's residual spread - or ERCOT's load forecast
+  where given. On 2024 (not fitted) this model's spread at 12:00-15:00 CT decisions is 0.020 / 0.015 / 0.014 /
+  0.011 against the plain proxy's 0.030 / 0.024 / 0.022 / 0.018 (log error, days within 8 % of M);
 - the later days of the month as one block: the maximum of its n days' peaks relative to today's weekday-adjusted
   peak has the empirical distribution fitted per n (quantiles after a regression on today's anomaly to its 14-day
   mean, the mean reversion scaled to the days that set a new month-to-date high), so heat waves, fronts and the flat
@@ -68,9 +70,10 @@ class PeakModel:
     block_slope: per n = 1..31 later days, the slope of the block maximum on today's anomaly (mean reversion).
     block_quantiles: per n, quantiles (at QUANTILE_LEVELS) of the block's max log peak minus today's adjusted log
         peak minus slope x anomaly.
-    today_bias_log, today_slope, today_sd_log: log error of the proxy's maximum for the rest of today, by the
-        Central hour of the decision (0..23): bias + slope x log(proxy / month-to-date max) (clipped to +-NEAR_CLIP),
-        and the spread around it.
+    today_coef, today_sd_log: the rest of today's log maximum, by the Central hour of the decision (0..23):
+        coefficients on `_today_features` (intercept; log load of the last three ended hours; yesterday's log
+        maximum over the hours still to come; yesterday's log load 1 and 3 hours before the first of them; the plain
+        proxy's log distance to the month-to-date maximum, clipped to +-NEAR_CLIP), and the residual spread.
     """
 
     years: tuple[int, ...]
@@ -82,8 +85,7 @@ class PeakModel:
     argmax_weekday_weight: tuple[float, ...]
     block_slope: tuple[float, ...]
     block_quantiles: tuple[tuple[float, ...], ...]
-    today_bias_log: tuple[float, ...]
-    today_slope: tuple[float, ...]
+    today_coef: tuple[tuple[float, ...], ...]
     today_sd_log: tuple[float, ...]
 
 
@@ -180,20 +182,36 @@ FITTED = PeakModel(
         (-0.059766, 0.00803, 0.014191, 0.023919, 0.041591, 0.052027, 0.061982, 0.07121,
          0.090054, 0.11384, 0.136194, 0.174736, 0.233024, 0.277748, 0.328707),
     ),
-    today_bias_log=(
-        -0.020251, -0.01947, -0.018648, -0.017919, -0.017299, -0.016267, -0.015925, -0.01942,
-        -0.019666, -0.016534, -0.013665, -0.01079, -0.009442, -0.007487, -0.006591, -0.005825,
-        -0.002936, -0.001866, -0.000707, 0.003324, 0.001788, -0.000136, -1e-06, 5.5e-05,
-    ),
-    today_slope=(
-        -0.471587, -0.439372, -0.46237, -0.450538, -0.428555, -0.451412, -0.551575, -0.682709,
-        -0.749881, -0.617925, -0.456606, -0.411217, -0.317082, -0.27653, -0.28269, -0.22299,
-        -0.103725, -0.062523, -0.004456, 0.072211, 0.036211, 0.0, 0.0, 0.0,
+    today_coef=(
+        (0.95888, -0.424319, 1.176037, -0.198859, 0.559277, 0.205797, -0.396082, -0.034066),
+        (0.799951, -0.33844, 0.040115, 1.078262, 0.506887, 0.403168, -0.753968, -0.171704),
+        (0.705979, 0.765515, -2.526788, 2.512688, 0.504612, 0.558294, -0.868717, -0.170527),
+        (0.591054, 1.876949, -3.198682, 1.956581, 0.609245, -0.120752, -0.167266, -0.126749),
+        (0.663807, 2.289053, -3.356907, 1.699604, 0.619316, -0.495073, 0.193895, -0.13409),
+        (0.797495, 0.594568, -0.127125, 0.082722, 0.684537, -0.480485, 0.1834, -0.123609),
+        (0.971655, 1.059866, -2.060625, 1.538628, 0.625495, -0.372225, 0.131391, -0.161478),
+        (0.924658, -0.020508, 0.428567, 0.093602, 0.67211, -0.249992, 0.003855, -0.170165),
+        (0.835939, 0.806005, -1.01129, 0.678485, 0.675607, -0.313247, 0.099933, -0.204322),
+        (0.625291, 2.790712, -2.441328, 0.304923, 0.634705, -1.310382, 0.971924, -0.157684),
+        (0.026496, 2.497515, -1.371084, -0.263084, 0.60167, -0.927687, 0.46387, -0.180845),
+        (0.101881, 2.046672, -0.690781, -0.450639, 0.563457, -0.783937, 0.307865, -0.191598),
+        (0.270339, 3.412418, -3.708424, 1.155467, 0.504633, -0.710705, 0.325143, -0.150739),
+        (0.385247, 3.347316, -3.486578, 0.933795, 0.508443, -0.682281, 0.345348, -0.075576),
+        (0.222862, 2.416546, -1.752056, 0.138947, 0.498722, -0.617685, 0.294677, -0.096413),
+        (0.109697, 2.703895, -2.524771, 0.740559, 0.250412, -0.249183, 0.069513, -0.038019),
+        (0.013526, 1.936796, -1.103925, 0.151095, 0.245519, -0.33765, 0.107055, 0.036175),
+        (-0.089919, 1.909478, -1.199545, 0.297853, 0.100322, -0.094741, -0.00579, 0.028549),
+        (-0.103307, 2.108585, -1.565914, 0.450983, 0.115648, -0.048547, -0.052151, 0.070971),
+        (0.088115, 1.925165, -1.2721, 0.32576, 0.323559, -0.300675, -0.010207, 0.015885),
+        (-0.143964, 1.692395, -1.069865, 0.398632, 0.793051, -1.128896, 0.326659, -0.019648),
+        (-0.021503, 1.195369, 0.042806, -0.270103, 0.740676, -0.865321, 0.158207, 0.0),
+        (-0.010421, 1.484863, -0.53966, 0.029991, 0.388757, -0.440193, 0.075059, 0.0),
+        (-0.115441, 1.985152, -1.234341, 0.249787, 0.114445, -0.130631, 0.024932, 0.0),
     ),
     today_sd_log=(
-        0.041122, 0.041477, 0.041461, 0.04129, 0.040811, 0.040075, 0.041152, 0.045531,
-        0.045234, 0.041248, 0.036849, 0.030744, 0.026766, 0.024015, 0.019987, 0.016353,
-        0.010219, 0.007172, 0.007342, 0.00668, 0.005111, 0.00726, 0.007542, 0.007426,
+        0.03567, 0.035645, 0.035665, 0.036847, 0.036482, 0.035984, 0.035054, 0.036654,
+        0.033571, 0.027597, 0.026031, 0.02426, 0.02005, 0.016843, 0.014345, 0.009469,
+        0.005029, 0.004137, 0.003918, 0.003759, 0.003588, 0.005845, 0.005307, 0.003131,
     ),
 )
 
@@ -278,38 +296,36 @@ def fit_peak_model(load: pd.DataFrame, four_cp_intervals: pd.DataFrame, years: S
     slopes = np.array(slopes) * _reversion_scale(raw, adj, anomaly, month, slopes, quantiles)
     boost, weekday_weight = _argmax_shares(raw, month, full.index.day_of_week.to_numpy())
 
-    # proxy error for the rest of today, by the Central hour of the decision: a bias linear in how far the proxy
-    # is above the month-to-date maximum (a proxy calling a new high overshoots: hot afternoons flatten), the spread
-    # of what is left, both over the days within NEAR_CLIP of that maximum (the days that can matter)
-    values = mat.to_numpy()
+    # the rest of today's log maximum, by the Central hour h of the decision: a linear model on the last three
+    # ended hours, the same hours yesterday (h-1, h-3), yesterday's maximum over the hours still to come, and how far
+    # the plain proxy (that maximum x the last hour's ratio to yesterday) calls above the month-to-date maximum
+    # (clipped: a called new high overshoots, hot afternoons flatten); fitted over the days within NEAR_CLIP of that
+    # maximum (the days that can matter), its residual spread the forecast's. Hourly 3-day rows make h-3 < 0 read
+    # the day before.
+    values = np.log(mat.to_numpy())
     yesterday = np.vstack([np.full(24, np.nan), values[:-1]])
     before = np.vstack([np.full((2, 24), np.nan), values[:-2]])
+    wide = np.hstack([before, yesterday, values])  # column 48 + h: today's hour h
     days_ok = mat.index.month.isin(SUMMER)
     with np.errstate(invalid="ignore"):
         day_max = pd.Series(np.fmax.reduce(values, axis=1), index=mat.index)
     prior = day_max.groupby([mat.index.year, mat.index.month]).transform(lambda x: x.shift(1).cummax()).to_numpy()
-    bias, slope, spread = [], [], []
+    coefs, spread = [], []
     for h in range(24):
-        if h == 0:
-            ratio = yesterday[:, 23] / before[:, 23]
-        else:
-            ratio = values[:, h - 1] / yesterday[:, h - 1]
         with np.errstate(invalid="ignore"):
-            proxy = np.fmax.reduce(yesterday[:, h:], axis=1) * ratio
             actual = np.fmax.reduce(values[:, h:], axis=1)
+            y_rest = np.fmax.reduce(wide[:, 24 + h:48], axis=1)
             so_far = np.fmax.reduce(values[:, :h], axis=1) if h else np.full(len(values), np.nan)
-            near = np.log(proxy / np.fmax(prior, so_far))
-        err = np.log(actual / proxy)
-        ok = days_ok & np.isfinite(err) & np.isfinite(near) & (near > -NEAR_CLIP)
-        if ok.sum() >= MIN_NEAR_DAYS:
-            x, y = np.clip(near[ok], -NEAR_CLIP, NEAR_CLIP), err[ok]
-            b = float(np.sum((x - x.mean()) * (y - y.mean())) / np.sum((x - x.mean()) ** 2))
-        else:  # late evening: the rest of the day is never near the maximum; a plain bias and spread
-            ok = days_ok & np.isfinite(err)
-            x, y, b = np.zeros(ok.sum()), err[ok], 0.0
-        bias.append(y.mean() - b * x.mean())
-        slope.append(b)
-        spread.append((y - bias[-1] - b * x).std())
+            near = y_rest + wide[:, 47 + h] - wide[:, 23 + h] - np.fmax(prior, so_far)
+        x = _today_features(wide[:, 47 + h], wide[:, 46 + h], wide[:, 45 + h], y_rest, wide[:, 23 + h],
+                            wide[:, 21 + h], near)
+        ok = days_ok & np.isfinite(actual) & np.isfinite(x).all(axis=1) & (near > -NEAR_CLIP)
+        if ok.sum() < MIN_NEAR_DAYS:  # late evening: the rest of the day is never near the maximum; all days
+            x[:, -1] = 0.0
+            ok = days_ok & np.isfinite(actual) & np.isfinite(x).all(axis=1)
+        beta = np.linalg.lstsq(x[ok], actual[ok], rcond=None)[0]
+        coefs.append(tuple(_r(b) for b in beta))
+        spread.append((actual[ok] - x[ok] @ beta).std())
     return PeakModel(
         years=years,
         hour_share=tuple(_r(x) for x in share),
@@ -320,8 +336,7 @@ def fit_peak_model(load: pd.DataFrame, four_cp_intervals: pd.DataFrame, years: S
         argmax_weekday_weight=tuple(_r(x) for x in weekday_weight),
         block_slope=tuple(_r(x) for x in slopes),
         block_quantiles=tuple(quantiles),
-        today_bias_log=tuple(_r(x) for x in bias),
-        today_slope=tuple(_r(x) for x in slope),
+        today_coef=tuple(coefs),
         today_sd_log=tuple(_r(x) for x in spread),
     )
 
@@ -636,26 +651,64 @@ def _norm_ppf(levels: np.ndarray) -> np.ndarray:
     return (lo + hi) / 2
 
 
+def _today_features(last1, last2, last3, y_rest, y_last1, y_last3, near) -> np.ndarray:
+    """Rows of the rest-of-today model's inputs (logs; arrays or floats), as `PeakModel.today_coef` reads them."""
+    last1, near = np.asarray(last1, dtype=float), np.clip(np.asarray(near, dtype=float), -NEAR_CLIP, NEAR_CLIP)
+    cols = [np.ones_like(last1), last1, last2, last3, y_rest, y_last1, y_last3, near]
+    return np.column_stack([np.broadcast_to(np.asarray(x, dtype=float), last1.shape) for x in cols]) \
+        if last1.ndim else np.array([float(x) for x in cols])
+
+
 def _rest_of_today(c: _Context, rest_ns: np.ndarray, known: float | None) -> tuple[float, float] | None:
     """(mean, sd) of the log maximum over today's hours not yet ended: the forecast where it covers them, else the
-    proxy (same hour yesterday x the last ended hour's ratio to the same hour the day before) with its fitted error."""
+    fitted linear model on the last ended hours and the same hours yesterday (`PeakModel.today_coef`), its spread."""
     top = c.forecast_max(rest_ns)
     if top is not None:
         return math.log(top), FORECAST_SD_LOG[0]
-    i_base = int(np.searchsorted(c.ns, c.ns[-1] - DAY_NS))
-    if i_base >= len(c.ns) or c.ns[i_base] != c.ns[-1] - DAY_NS or not c.values[i_base] > 0:
-        return None
-    ratio = c.values[-1] / c.values[i_base]
+    first = int(rest_ns[0])
+
+    def log_load(t: int) -> float:
+        i = int(np.searchsorted(c.ns, t))
+        return math.log(c.values[i]) if i < len(c.ns) and c.ns[i] == t and c.values[i] > 0 else math.nan
+
     wanted = rest_ns - DAY_NS
     pos = np.searchsorted(c.ns, wanted)
     pos = pos[pos < len(c.ns)]
     hit = pos[np.isin(c.ns[pos], wanted)]
     if len(hit) == 0:
         return None
-    proxy = math.log(c.values[hit].max() * ratio)
-    near = float(np.clip(proxy - known, -NEAR_CLIP, NEAR_CLIP)) if known is not None else 0.0
+    y_rest = math.log(c.values[hit].max())
+    # the last ended hour stands in where the hour before the first still to come has not arrived (a lagging feed)
+    last = [log_load(first - k * HOUR_NS) for k in (1, 2, 3)]
+    if not math.isfinite(last[0]):
+        last[0] = math.log(c.values[-1])
+        anchor = int(c.ns[-1])
+    else:
+        anchor = first - HOUR_NS
+    last = [v if math.isfinite(v) else last[0] for v in last]
+    y_last1, y_last3 = log_load(anchor - DAY_NS), log_load(anchor - DAY_NS - 2 * HOUR_NS)
+    if not math.isfinite(y_last1):
+        return None
+    y_last3 = y_last3 if math.isfinite(y_last3) else y_last1
+    proxy = y_rest + last[0] - y_last1
+    near = proxy - known if known is not None else 0.0
     h = c.at_hour
-    return proxy + c.model.today_bias_log[h] + c.model.today_slope[h] * near, c.model.today_sd_log[h]
+    x = _today_features(last[0], last[1], last[2], y_rest, y_last1, y_last3, near)
+    return float(x @ np.array(c.model.today_coef[h])), c.model.today_sd_log[h]
+
+
+def rest_of_today(load: pd.DataFrame, at: pd.Timestamp, *, model: PeakModel = FITTED) -> tuple[float, float] | None:
+    """(mean, sd) of the log maximum of ERCOT load over today's hours not ended at `at` (Central day), from the
+    load of hours that have ended only; None where the inputs are missing (the benchmark scores it)."""
+    at = pd.Timestamp(at)
+    at = at.tz_localize("UTC") if at.tzinfo is None else at.tz_convert("UTC")
+    s = _hourly(load)
+    ns = _as_ns(pd.DatetimeIndex(s.index))
+    lo, hi = np.searchsorted(ns, at.value - (ANOMALY_DAYS + 3) * DAY_NS), np.searchsorted(ns, at.value - HOUR_NS,
+                                                                                          side="right")
+    if hi <= lo:
+        return None
+    return _Context(ns[lo:hi], s.to_numpy()[lo:hi], at.value, model, None).rest
 
 
 def peak_reasons(load: pd.DataFrame, at: pd.Timestamp, step: pd.Timestamp, *, model: PeakModel = FITTED,
