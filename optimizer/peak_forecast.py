@@ -40,7 +40,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from hashpivot.models.calendar import MARKET_TZ
+from hashpivot.models.calendar import MARKET_TZ, to_utc
 from hashpivot.models.errors import DataError
 
 MAX_LEAD_DAYS = 31  # persistence drift per lead k = 1..31 days after today
@@ -486,8 +486,7 @@ def peak_probabilities(load: pd.DataFrame, at: pd.Timestamp, steps: pd.DatetimeI
         hours and days it covers whole, with a stated (not fitted) spread.
     `da_price_usd_per_mwh`: accepted for a stable interface; the fitted model gives it no weight (see the module).
     """
-    at = pd.Timestamp(at)
-    at = at.tz_localize("UTC") if at.tzinfo is None else at.tz_convert("UTC")
+    at = to_utc(at)
     steps = pd.DatetimeIndex(steps)
     out = np.zeros(len(steps))
     if len(steps) == 0:
@@ -652,25 +651,36 @@ def _norm_ppf(levels: np.ndarray) -> np.ndarray:
 
 
 def _today_features(last1, last2, last3, y_rest, y_last1, y_last3, near) -> np.ndarray:
-    """Rows of the rest-of-today model's inputs (logs; arrays or floats), as `PeakModel.today_coef` reads them."""
-    last1, near = np.asarray(last1, dtype=float), np.clip(np.asarray(near, dtype=float), -NEAR_CLIP, NEAR_CLIP)
-    cols = [np.ones_like(last1), last1, last2, last3, y_rest, y_last1, y_last3, near]
-    return np.column_stack([np.broadcast_to(np.asarray(x, dtype=float), last1.shape) for x in cols]) \
-        if last1.ndim else np.array([float(x) for x in cols])
+    """Rows of the rest-of-today model's inputs (logs, arrays of one length), as `PeakModel.today_coef` reads them."""
+    last1 = np.asarray(last1, dtype=float)
+    cols = [np.ones_like(last1), last1, last2, last3, y_rest, y_last1, y_last3, np.clip(near, -NEAR_CLIP, NEAR_CLIP)]
+    return np.column_stack([np.broadcast_to(np.asarray(x, dtype=float), last1.shape) for x in cols])
 
 
 def _rest_of_today(c: _Context, rest_ns: np.ndarray, known: float | None) -> tuple[float, float] | None:
     """(mean, sd) of the log maximum over today's hours not yet ended: the forecast where it covers them, else the
-    fitted linear model on the last ended hours and the same hours yesterday (`PeakModel.today_coef`), its spread."""
+    fitted linear model on the last ended hours and the same hours yesterday (`PeakModel.today_coef`), its spread.
+
+    A lagging feed (the hour before the first still to come has not arrived): the model of the hour after the last
+    ended one forecasts the maximum from that hour on, the missing hours included - never the lower maximum a
+    later hour's model would give from a morning load it takes for the last hour's."""
     top = c.forecast_max(rest_ns)
     if top is not None:
         return math.log(top), FORECAST_SD_LOG[0]
-    first = int(rest_ns[0])
 
     def log_load(t: int) -> float:
         i = int(np.searchsorted(c.ns, t))
         return math.log(c.values[i]) if i < len(c.ns) and c.ns[i] == t and c.values[i] > 0 else math.nan
 
+    anchor = int(rest_ns[0]) - HOUR_NS
+    if not math.isfinite(log_load(anchor)):
+        anchor = int(c.ns[-1])
+        first = max(anchor + HOUR_NS, _day_start_ns(c.today))
+        rest_ns = np.arange(first, int(rest_ns[-1]) + HOUR_NS, HOUR_NS)
+    last = [log_load(anchor - k * HOUR_NS) for k in (0, 1, 2)]
+    if not math.isfinite(last[0]):
+        return None
+    last = [v if math.isfinite(v) else last[0] for v in last]
     wanted = rest_ns - DAY_NS
     pos = np.searchsorted(c.ns, wanted)
     pos = pos[pos < len(c.ns)]
@@ -678,30 +688,21 @@ def _rest_of_today(c: _Context, rest_ns: np.ndarray, known: float | None) -> tup
     if len(hit) == 0:
         return None
     y_rest = math.log(c.values[hit].max())
-    # the last ended hour stands in where the hour before the first still to come has not arrived (a lagging feed)
-    last = [log_load(first - k * HOUR_NS) for k in (1, 2, 3)]
-    if not math.isfinite(last[0]):
-        last[0] = math.log(c.values[-1])
-        anchor = int(c.ns[-1])
-    else:
-        anchor = first - HOUR_NS
-    last = [v if math.isfinite(v) else last[0] for v in last]
     y_last1, y_last3 = log_load(anchor - DAY_NS), log_load(anchor - DAY_NS - 2 * HOUR_NS)
     if not math.isfinite(y_last1):
         return None
     y_last3 = y_last3 if math.isfinite(y_last3) else y_last1
     proxy = y_rest + last[0] - y_last1
     near = proxy - known if known is not None else 0.0
-    h = c.at_hour
-    x = _today_features(last[0], last[1], last[2], y_rest, y_last1, y_last3, near)
-    return float(x @ np.array(c.model.today_coef[h])), c.model.today_sd_log[h]
+    h = _local(int(rest_ns[0]))[1]
+    x = _today_features([last[0]], [last[1]], [last[2]], [y_rest], [y_last1], [y_last3], [near])
+    return float((x @ np.array(c.model.today_coef[h]))[0]), c.model.today_sd_log[h]
 
 
 def rest_of_today(load: pd.DataFrame, at: pd.Timestamp, *, model: PeakModel = FITTED) -> tuple[float, float] | None:
     """(mean, sd) of the log maximum of ERCOT load over today's hours not ended at `at` (Central day), from the
     load of hours that have ended only; None where the inputs are missing (the benchmark scores it)."""
-    at = pd.Timestamp(at)
-    at = at.tz_localize("UTC") if at.tzinfo is None else at.tz_convert("UTC")
+    at = to_utc(at)
     s = _hourly(load)
     ns = _as_ns(pd.DatetimeIndex(s.index))
     lo, hi = np.searchsorted(ns, at.value - (ANOMALY_DAYS + 3) * DAY_NS), np.searchsorted(ns, at.value - HOUR_NS,
@@ -716,10 +717,8 @@ def peak_reasons(load: pd.DataFrame, at: pd.Timestamp, step: pd.Timestamp, *, mo
     """Short operator words for one step: its p, the step's day's expected peak against the month's maximum so far,
     the hour (Central) and the days left, e.g. "p = 0.12: today's expected peak 98.6 % of the month's max so far
     (81,010 MW), 16:00 CT, 11 days left in July"."""
-    at = pd.Timestamp(at)
-    at = at.tz_localize("UTC") if at.tzinfo is None else at.tz_convert("UTC")
-    step = pd.Timestamp(step)
-    step = step.tz_localize("UTC") if step.tzinfo is None else step.tz_convert("UTC")
+    at = to_utc(at)
+    step = to_utc(step)
     p = float(peak_probabilities(load, at, pd.DatetimeIndex([step]), model=model, load_forecast_mw=load_forecast_mw,
                                  months=months).iloc[0])
     local = step.tz_convert(MARKET_TZ)

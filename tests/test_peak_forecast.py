@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hashpivot.feeds.embedded import load_market_data
 from hashpivot.models.calendar import MARKET_TZ
 from hashpivot.models.errors import DataError
-from hashpivot.optimizer.peak_forecast import FITTED, fit_peak_model, peak_probabilities, peak_reasons
+from hashpivot.optimizer.peak_forecast import FITTED, fit_peak_model, peak_probabilities, peak_reasons, rest_of_today
 
 HOUR = pd.Timedelta(hours=1)
 
@@ -131,3 +131,20 @@ def test_reasons_name_the_expected_peak_against_the_month_s_max_and_the_hour(mar
     assert words.startswith(f"p = {p:.3f}: today's expected peak ") and "of the month's max so far" in words
     assert "16:00 CT, 11 days left in August" in words
     assert peak_reasons(market.load, at, pd.Timestamp("2024-10-02T21:00Z")) == "p = 0: October is not a 4CP month"
+
+
+@pytest.mark.parametrize("lag_hours", [1, 2, 3])
+def test_a_lagging_load_feed_forecasts_today_as_when_its_last_hour_ended(market, lag_hours):
+    """Load that stops `lag_hours` early (the feed is late): the rest of today is forecast exactly as it was when
+    the last hour that did arrive had ended (that hour's model, the missing hours included), with that spread -
+    not from the morning load read as the last hour's - and the month is still a distribution."""
+    at = pd.Timestamp("2024-08-20T18:30Z")  # 13:30 CT on the August 2024 peak day
+    late = market.load[market.load.index + HOUR <= at - lag_hours * HOUR]
+    on_time, earlier, lagged = (rest_of_today(market.load, at), rest_of_today(market.load, at - lag_hours * HOUR),
+                                rest_of_today(late, at))
+    assert lagged == pytest.approx(earlier, abs=1e-12)
+    assert lagged[1] > on_time[1]
+    hours = month_hours(2024, 8)
+    p = peak_probabilities(late, at, hours)
+    assert np.isfinite(p).all() and p.sum() == pytest.approx(1.0, abs=1e-6)
+    assert p[pd.Timestamp("2024-08-20T21:00Z")] > 0.001
