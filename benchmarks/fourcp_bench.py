@@ -27,6 +27,7 @@ from hashpivot.optimizer.peak_forecast import (
     FITTED,
     NEAR_CLIP,
     PeakModel,
+    climatology_probabilities,
     fit_peak_model,
     peak_probabilities,
     rest_of_today,
@@ -70,8 +71,7 @@ def score(p: np.ndarray, hours: pd.DatetimeIndex, peaks: pd.DatetimeIndex, model
     valid = target_idx < n
     is_peak = np.isin(np.arange(n), hours.get_indexer(peaks))
     y = np.where(valid, is_peak[np.minimum(target_idx, n - 1)], False).astype(float)
-    local = hours.tz_convert(MARKET_TZ)
-    clim_hour = np.array(model.hour_share)[np.asarray(local.hour)] / np.asarray(local.days_in_month)
+    clim_hour = climatology_probabilities(hours, model=model).to_numpy()
     clim = np.where(valid, clim_hour[np.minimum(target_idx, n - 1)], 0.0)
     pv, yv, cv = horizon[valid], y[valid], clim[valid]
     brier, brier_clim = float(np.mean((pv - yv) ** 2)), float(np.mean((cv - yv) ** 2))

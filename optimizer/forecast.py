@@ -33,7 +33,7 @@ from hashpivot.models.hashprice import (
 )
 from hashpivot.models.market import MarketData
 from hashpivot.models.series import staleness
-from hashpivot.optimizer.peak_forecast import peak_probabilities
+from hashpivot.optimizer.peak_forecast import climatology_probabilities, peak_probabilities
 
 log = logging.getLogger(__name__)
 
@@ -167,20 +167,27 @@ def four_cp_step_probability(hourly: pd.Series, grid: pd.DatetimeIndex, step_min
 
 
 def _four_cp(cfg: SiteConfig, market: MarketData, grid: pd.DatetimeIndex, at: pd.Timestamp, notes: dict) -> np.ndarray | None:
-    """The horizon's per-step 4CP probabilities from data known at `at` (None when 4CP is not configured;
-    zeros, with a note, when there is no load data)."""
+    """The horizon's per-step 4CP probabilities from data known at `at` (None when 4CP is not configured). With no
+    ERCOT load, or its last hour older than the series' staleness limit, the climatology with a note: blind to the
+    load, every afternoon of a 4CP month carries its share of the risk - never p = 0."""
     four_cp = cfg.power.four_cp
     if four_cp is None or not four_cp.enabled:
         return None
     load = market.load
-    if load is None or load.empty or "system_load_mw" not in load.columns:
-        notes["four_cp"] = f"no ERCOT load in {market.source}: 4CP probability 0"
-        return np.zeros(len(grid))
-    known_load = load[load.index + market.load_interval <= at]
     hours = pd.DatetimeIndex(grid).floor("h").unique()
-    da = published_day_ahead(market.power["da_price_usd_per_mwh"], at) if "da_price_usd_per_mwh" in market.power else None
-    hourly = peak_probabilities(known_load, at, hours, da_price_usd_per_mwh=da,
-                                load_forecast_mw=market.load_forecast_mw, months=tuple(four_cp.months))
+    has_load = load is not None and not load.empty and "system_load_mw" in load.columns
+    known_load = load[load.index + market.load_interval <= at].dropna(subset=["system_load_mw"]) if has_load else None
+    limit = pd.Timedelta(staleness("ercot_system_load_mw"))
+    if known_load is None or known_load.empty or at - (known_load.index[-1] + pd.Timedelta(hours=1)) > limit:
+        last = (f"the last hour ends {known_load.index[-1] + pd.Timedelta(hours=1):%Y-%m-%dT%H:%MZ}"
+                if known_load is not None and len(known_load) else "none has ended")
+        notes["four_cp"] = (f"ERCOT load in {market.source}: {last}, limit {duration_text(limit)}; 4CP probability "
+                            "from the hour-of-day climatology (every afternoon of a 4CP month at risk)")
+        hourly = climatology_probabilities(hours, months=tuple(four_cp.months))
+    else:
+        da = published_day_ahead(market.power["da_price_usd_per_mwh"], at) if "da_price_usd_per_mwh" in market.power else None
+        hourly = peak_probabilities(known_load, at, hours, da_price_usd_per_mwh=da,
+                                    load_forecast_mw=market.load_forecast_mw, months=tuple(four_cp.months))
     p = four_cp_step_probability(pd.Series(np.asarray(hourly, dtype=float), index=hours), grid, cfg.horizon.step_minutes,
                                  four_cp.min_probability)
     notes["four_cp_max_probability"] = round(float(p.max()), 4) if len(p) else 0.0

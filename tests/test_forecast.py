@@ -97,3 +97,27 @@ def test_the_subsidy_follows_the_block_height_across_the_2024_halving(market, cf
     assert after.hashprice_usd_per_th_day[0] == pytest.approx(
         hashprice_usd_per_th_day(n["difficulty"], after.btc_usd[0], 3.125, n["fees_btc_per_block"]))
     assert after.hashprice_usd_per_th_day[0] < 0.07 < before.hashprice_usd_per_th_day[0]  # was 0.1104 with 6.25
+
+
+@pytest.mark.parametrize("lag_hours", [0, 26, 30, 40, None])
+def test_a_stale_or_missing_ercot_load_prices_4cp_at_the_climatology_not_zero(market, cfg, lag_hours):
+    """Within the load's 36 h staleness limit the forecaster decides (26-30 h late: persistence); past it, or with no
+    load at all, every afternoon of a 4CP month carries the hour-of-day climatology, with a note - a blind site is
+    never told p = 0 on the day of the August 2024 peak."""
+    from hashpivot.optimizer.forecast import four_cp_step_probability
+    from hashpivot.optimizer.peak_forecast import climatology_probabilities
+
+    at = pd.Timestamp("2024-08-20T18:30Z")  # 13:30 CT on the August 2024 peak day
+    hour = pd.Timedelta(hours=1)
+    load = market.load.iloc[:0] if lag_hours is None else market.load[market.load.index + hour <= at - lag_hours * hour]
+    f = build_forecast(cfg, dataclasses.replace(market, load=load), at)
+    grid = pd.DatetimeIndex(f.interval_start_utc)
+    hours = grid.floor("h").unique()
+    clim = four_cp_step_probability(climatology_probabilities(hours), grid, f.step_minutes, cfg.power.four_cp.min_probability)
+    four_pm = int(np.flatnonzero(grid.tz_convert("US/Central").hour == 16)[0])
+    assert f.four_cp_probability[four_pm] > 0.001
+    if lag_hours is None or lag_hours > 36:
+        np.testing.assert_allclose(f.four_cp_probability, clim)
+        assert "climatology" in f.notes["four_cp"] and "limit 36 h" in f.notes["four_cp"]
+    else:
+        assert "four_cp" not in f.notes and not np.allclose(f.four_cp_probability, clim)

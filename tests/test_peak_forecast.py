@@ -148,3 +148,16 @@ def test_a_lagging_load_feed_forecasts_today_as_when_its_last_hour_ended(market,
     p = peak_probabilities(late, at, hours)
     assert np.isfinite(p).all() and p.sum() == pytest.approx(1.0, abs=1e-6)
     assert p[pd.Timestamp("2024-08-20T21:00Z")] > 0.001
+
+
+@pytest.mark.parametrize("lag_hours", [14, 26, 30])
+def test_a_load_feed_lagging_past_midnight_forecasts_today_by_persistence(market, lag_hours):
+    """No hour of today has ended: today's maximum is the last 24 ended hours' (persistence), at the midnight
+    model's spread - not a partial yesterday read as today's proxy (26 h late, that said p = 0 at 16:00 CT on the
+    August 2024 peak day)."""
+    at = pd.Timestamp("2024-08-20T18:30Z")  # 13:30 CT; 14 h late the last ended hour is 22:00 CT the day before
+    late = market.load[market.load.index + HOUR <= at - lag_hours * HOUR]
+    mean, sd = rest_of_today(late, at)
+    assert mean == pytest.approx(np.log(late["system_load_mw"].iloc[-24:].max()))
+    assert sd == FITTED.today_sd_log[0]
+    assert peak_probabilities(late, at, pd.DatetimeIndex([pd.Timestamp("2024-08-20T21:00Z")])).iloc[0] > 0.001
