@@ -180,9 +180,9 @@ def _four_cp(cfg: SiteConfig, market: MarketData, grid: pd.DatetimeIndex, at: pd
     limit = pd.Timedelta(staleness("ercot_system_load_mw"))
     if known_load is None or known_load.empty or at - (known_load.index[-1] + pd.Timedelta(hours=1)) > limit:
         last = (f"the last hour ends {known_load.index[-1] + pd.Timedelta(hours=1):%Y-%m-%dT%H:%MZ}"
-                if known_load is not None and len(known_load) else "none has ended")
-        notes["four_cp"] = (f"ERCOT load in {market.source}: {last}, limit {duration_text(limit)}; 4CP probability "
-                            "from the hour-of-day climatology (every afternoon of a 4CP month at risk)")
+                if known_load is not None and len(known_load) else "no hour has ended by the decision time")
+        notes["four_cp"] = (f"ERCOT load in {market.source}: {last} (staleness limit {duration_text(limit)}); 4CP "
+                            "probability from the hour-of-day climatology, every afternoon of a 4CP month at risk")
         hourly = climatology_probabilities(hours, months=tuple(four_cp.months))
     else:
         da = published_day_ahead(market.power["da_price_usd_per_mwh"], at) if "da_price_usd_per_mwh" in market.power else None

@@ -718,7 +718,7 @@ def rest_of_today(load: pd.DataFrame, at: pd.Timestamp, *, model: PeakModel = FI
 def climatology_probabilities(steps: pd.DatetimeIndex, *, model: PeakModel = FITTED,
                                months: Sequence[int] = (6, 7, 8, 9)) -> pd.Series:
     """P(the hour starting at each step holds its month's 4CP interval) knowing nothing of the load: the fitted
-    hour-of-day share over the days in the month (about 0.013 at 16:00 CT in a 30-day month), 0 outside `months`.
+    hour-of-day share over the days in the month (0.02 at 16:00 CT: 62 % over 31 days), 0 outside `months`.
     The stated fallback when ERCOT load is missing or past its staleness limit, and the benchmark's baseline."""
     local = pd.DatetimeIndex(steps).tz_convert(MARKET_TZ)
     p = np.array(model.hour_share)[np.asarray(local.hour)] / np.asarray(local.days_in_month)
