@@ -231,3 +231,24 @@ def test_the_decision_metrics_and_status_show_todays_peak_risk():
     sample = metrics.registry.get_sample_value
     assert sample("hashpivot_four_cp_probability", {"step": "today_max"}) == max(today)
     assert sample("hashpivot_four_cp_expected_cost_usd") == doc.four_cp_expected_cost_usd
+
+
+def test_a_decision_priced_blind_says_so_in_status_and_the_banners():
+    """No ERCOT load: the decision prices the climatology, and `peak_risk` (status, metrics) and the console's
+    banners say why - an operator is never shown a quiet p that no load stands behind."""
+    import dataclasses
+
+    from hashpivot.feeds.embedded import load_market_data
+    from hashpivot.models.config import load_config
+    from hashpivot.optimizer.console.state import banners
+    from hashpivot.optimizer.pipeline.decide import decide
+    from hashpivot.optimizer.pipeline.four_cp import peak_risk
+
+    cfg, market = load_config(ROOT / "configs" / "site.toml"), load_market_data()
+    seeing = decide(cfg, market, "2024-08-20T15:00Z").document
+    blind = decide(cfg, dataclasses.replace(market, load=market.load.iloc[:0]), "2024-08-20T15:00Z").document
+    assert peak_risk(seeing)["fallback"] is None and banners(seeing, 10.0, 300.0, []) == []
+    assert "climatology" in peak_risk(blind)["fallback"]
+    assert peak_risk(blind)["today_max_probability"] == pytest.approx(0.62 / 31, abs=0.002)  # 16:00 CT's share
+    shown = banners(blind, 10.0, 300.0, [])
+    assert [b["kind"] for b in shown] == ["stale"] and shown[0]["text"].startswith("4CP risk is the climatology")

@@ -101,7 +101,8 @@ def decision_interval_s(cfg: SiteConfig, now: datetime) -> float:
 
 def banners(doc: Decision | None, age_s: float | None, interval_s: float, feeds: list[SeriesStatus]) -> list[dict]:
     """What must catch the operator's eye, most serious first: the safe allocation, a kept decision, a last
-    decision older than two intervals, required feeds past their staleness limit."""
+    decision older than two intervals, 4CP priced blind (no fresh ERCOT load), required feeds past their
+    staleness limit."""
     out = []
     if doc is None:
         out.append({"kind": "stale", "text": "No decision stored yet: is the daemon running (`hashpivot run`)?"})
@@ -112,6 +113,9 @@ def banners(doc: Decision | None, age_s: float | None, interval_s: float, feeds:
     if age_s is not None and age_s > 2 * interval_s:
         out.append({"kind": "old", "text": f"Last decision is {age_text(age_s)} old (decisions are due every "
                     f"{age_text(interval_s)}): the daemon may be stopped or stuck."})
+    blind = doc.inputs.forecast_notes.get("four_cp") if doc is not None and doc.inputs else None
+    if blind:
+        out.append({"kind": "stale", "text": f"4CP risk is the climatology, not a forecast: {blind}"})
     stale = [s for s in feeds if s.required and not s.fresh]
     if stale:
         names = ", ".join(f"{s.series} ({'never received' if s.age_s is None else age_text(s.age_s) + ' old'}, limit "

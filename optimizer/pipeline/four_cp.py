@@ -63,8 +63,9 @@ def four_cp_outlook(cfg: SiteConfig, market: MarketData, at: pd.Timestamp, decis
 
 def peak_risk(doc: Decision, rate_usd_per_kw_year: float | None = None) -> dict | None:
     """Today's 4CP risk from a decision's schedule (the steps in the Central day of its step 0): the highest
-    step probability, the step's start and the horizon's expected 4CP cost; None when the decision did not
-    price 4CP (schema < 3, or 4CP not configured)."""
+    step probability, the step's start, the horizon's expected 4CP cost and, when ERCOT load was missing or stale,
+    why the probabilities are the climatology (`fallback`); None when the decision did not price 4CP (schema < 3,
+    or 4CP not configured)."""
     steps = [s for s in doc.schedule if s.four_cp_probability is not None]
     if not steps:
         return None
@@ -76,4 +77,5 @@ def peak_risk(doc: Decision, rate_usd_per_kw_year: float | None = None) -> dict 
         "today_max_probability": top.four_cp_probability,
         "today_max_at_utc": top.interval_start_utc,
         "expected_cost_usd": doc.four_cp_expected_cost_usd,
+        "fallback": (doc.inputs.forecast_notes.get("four_cp") if doc.inputs else None),
     }
