@@ -166,28 +166,37 @@ def four_cp_step_probability(hourly: pd.Series, grid: pd.DatetimeIndex, step_min
     return np.clip(values, 0.0, 1.0) * min(step_minutes, 60) / 60.0
 
 
+def four_cp_hourly(market: MarketData, at: pd.Timestamp, hours: pd.DatetimeIndex,
+                   months: tuple[int, ...] = (6, 7, 8, 9)) -> tuple[pd.Series, str | None]:
+    """Per UTC hour start, P(it holds its month's 4CP interval) from ERCOT load known at `at`, and None; or, with
+    no load or its last hour older than the series' staleness limit, the hour-of-day climatology and the note
+    that says so: blind to the load, every afternoon of a 4CP month carries its share of the risk - never p = 0.
+    The one choice the decision (`build_forecast`) and `hashpivot fourcp` (`pipeline.four_cp`) both make."""
+    load = market.load
+    has_load = load is not None and not load.empty and "system_load_mw" in load.columns
+    known = load[load.index + market.load_interval <= at].dropna(subset=["system_load_mw"]) if has_load else None
+    limit = pd.Timedelta(staleness("ercot_system_load_mw"))
+    if known is None or known.empty or at - (known.index[-1] + pd.Timedelta(hours=1)) > limit:
+        last = (f"the last hour ends {known.index[-1] + pd.Timedelta(hours=1):%Y-%m-%dT%H:%MZ}"
+                if known is not None and len(known) else "no hour has ended by the decision time")
+        note = (f"ERCOT load in {market.source}: {last} (staleness limit {duration_text(limit)}); 4CP probability "
+                "from the hour-of-day climatology, every afternoon of a 4CP month at risk")
+        return climatology_probabilities(hours, months=months), note
+    da = published_day_ahead(market.power["da_price_usd_per_mwh"], at) if "da_price_usd_per_mwh" in market.power else None
+    return peak_probabilities(known, at, hours, da_price_usd_per_mwh=da, load_forecast_mw=market.load_forecast_mw,
+                              months=months), None
+
+
 def _four_cp(cfg: SiteConfig, market: MarketData, grid: pd.DatetimeIndex, at: pd.Timestamp, notes: dict) -> np.ndarray | None:
-    """The horizon's per-step 4CP probabilities from data known at `at` (None when 4CP is not configured). With no
-    ERCOT load, or its last hour older than the series' staleness limit, the climatology with a note: blind to the
-    load, every afternoon of a 4CP month carries its share of the risk - never p = 0."""
+    """The horizon's per-step 4CP probabilities from data known at `at` (None when 4CP is not configured; the
+    climatology, with a note, when ERCOT load is missing or stale: `four_cp_hourly`)."""
     four_cp = cfg.power.four_cp
     if four_cp is None or not four_cp.enabled:
         return None
-    load = market.load
     hours = pd.DatetimeIndex(grid).floor("h").unique()
-    has_load = load is not None and not load.empty and "system_load_mw" in load.columns
-    known_load = load[load.index + market.load_interval <= at].dropna(subset=["system_load_mw"]) if has_load else None
-    limit = pd.Timedelta(staleness("ercot_system_load_mw"))
-    if known_load is None or known_load.empty or at - (known_load.index[-1] + pd.Timedelta(hours=1)) > limit:
-        last = (f"the last hour ends {known_load.index[-1] + pd.Timedelta(hours=1):%Y-%m-%dT%H:%MZ}"
-                if known_load is not None and len(known_load) else "no hour has ended by the decision time")
-        notes["four_cp"] = (f"ERCOT load in {market.source}: {last} (staleness limit {duration_text(limit)}); 4CP "
-                            "probability from the hour-of-day climatology, every afternoon of a 4CP month at risk")
-        hourly = climatology_probabilities(hours, months=tuple(four_cp.months))
-    else:
-        da = published_day_ahead(market.power["da_price_usd_per_mwh"], at) if "da_price_usd_per_mwh" in market.power else None
-        hourly = peak_probabilities(known_load, at, hours, da_price_usd_per_mwh=da,
-                                    load_forecast_mw=market.load_forecast_mw, months=tuple(four_cp.months))
+    hourly, note = four_cp_hourly(market, at, hours, tuple(four_cp.months))
+    if note:
+        notes["four_cp"] = note
     p = four_cp_step_probability(pd.Series(np.asarray(hourly, dtype=float), index=hours), grid, cfg.horizon.step_minutes,
                                  four_cp.min_probability)
     notes["four_cp_max_probability"] = round(float(p.max()), 4) if len(p) else 0.0

@@ -252,3 +252,24 @@ def test_a_decision_priced_blind_says_so_in_status_and_the_banners():
     assert peak_risk(blind)["today_max_probability"] == pytest.approx(0.62 / 31, abs=0.002)  # 16:00 CT's share
     shown = banners(blind, 10.0, 300.0, [])
     assert [b["kind"] for b in shown] == ["stale"] and shown[0]["text"].startswith("4CP risk is the climatology")
+
+
+@pytest.mark.e2e
+def test_fourcp_cli_on_stale_load_prints_the_climatology_and_warns(tmp_path):
+    """`--data DIR` whose ERCOT load ends 5 days before `--at`: the outlook and the decision price the same
+    climatology (0.02 at 16:00 CT), and stderr says the risk is not a forecast."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(ROOT / "feeds" / "data", data)
+    load = pd.read_csv(data / "ercot_native_load_hourly.csv.gz")
+    (data / "ercot_native_load_hourly.csv.gz").unlink()
+    load[load["interval_start_utc"] < "2024-08-15"].to_csv(data / "ercot_native_load_hourly.csv", index=False)
+    run = subprocess.run([sys.executable, "-m", "hashpivot.optimizer.cli", "fourcp", "--data", str(data), "--at",
+                          "2024-08-20T15:00Z", "--format", "json"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "4CP risk is the climatology, not a forecast" in run.stderr and "staleness limit 36 h" in run.stderr
+    rows = {r["hour_start_central"]: r for r in json.loads(run.stdout)}
+    four_pm = rows["2024-08-20 16:00"]
+    assert four_pm["four_cp_probability"] == pytest.approx(0.615 / 31, abs=0.001)
+    assert four_pm["planned_site_kw"] < 10_000  # the decision curtails the ASICs through it

@@ -133,6 +133,9 @@ def fourcp(
     at_ts = default_at(market) if at_ts is None else at_ts
     decided = decide(cfg, market, at_ts)
     table = four_cp_outlook(cfg, market, at_ts, decided.document)
+    blind = decided.document.inputs.forecast_notes.get("four_cp") if decided.document.inputs else None
+    if blind:
+        typer.echo(f"warning: 4CP risk is the climatology, not a forecast: {blind}", err=True)
     if format is OutputFormat.table:  # short headers that fit a terminal; json/csv keep the unit-named keys
         table = table.drop(columns="interval_start_utc").rename(columns={
             "hour_start_central": "hour (Central)", "four_cp_probability": "p", "expected_cost_usd_per_mw": "USD/MW",

@@ -11,7 +11,7 @@ from hashpivot.models.calendar import MARKET_TZ, to_utc
 from hashpivot.models.config import SiteConfig
 from hashpivot.models.decision import Decision
 from hashpivot.models.market import MarketData
-from hashpivot.optimizer.peak_forecast import peak_probabilities
+from hashpivot.optimizer.forecast import four_cp_hourly
 
 
 def outlook_hours(at: pd.Timestamp, days: int = 2) -> pd.DatetimeIndex:
@@ -24,19 +24,16 @@ def outlook_hours(at: pd.Timestamp, days: int = 2) -> pd.DatetimeIndex:
 def four_cp_outlook(cfg: SiteConfig, market: MarketData, at: pd.Timestamp, decision: Decision | None = None,
                     days: int = 2) -> pd.DataFrame:
     """One row per hour of today and tomorrow (Central): the probability the hour holds its month's 4CP
-    interval from data known at `at`, the expected charge of running the site's full interconnect load and the
-    decision's planned load through it (USD), and the planned curtailment below the interconnect cap (kW; empty
-    for hours outside the decision's horizon or already past)."""
+    interval from data known at `at` (the climatology when ERCOT load is missing or stale), the expected charge
+    of running the site's full interconnect load and the decision's planned load through it (USD), and the
+    planned curtailment below the interconnect cap (kW; empty for hours outside the decision's horizon or
+    already past)."""
     at = to_utc(at)
     four_cp = cfg.power.four_cp
     months = tuple(four_cp.months) if four_cp is not None else (6, 7, 8, 9)
     rate = four_cp.rate_usd_per_kw_year if four_cp is not None else 0.0
     hours = outlook_hours(at, days)
-    load = market.load[market.load.index + market.load_interval <= at]
-    if load.empty:
-        p = pd.Series(0.0, index=hours)
-    else:
-        p = peak_probabilities(load, at, hours, load_forecast_mw=market.load_forecast_mw, months=months)
+    p, _ = four_cp_hourly(market, at, hours, months)
     planned: dict[pd.Timestamp, float] = {}
     if decision is not None:
         for step in decision.schedule:
