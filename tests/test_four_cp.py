@@ -243,6 +243,7 @@ def test_a_decision_priced_blind_says_so_in_status_and_the_banners():
     from hashpivot.optimizer.console.state import banners
     from hashpivot.optimizer.pipeline.decide import decide
     from hashpivot.optimizer.pipeline.four_cp import peak_risk
+    from hashpivot.optimizer.service.metrics import Metrics
 
     cfg, market = load_config(ROOT / "configs" / "site.toml"), load_market_data()
     seeing = decide(cfg, market, "2024-08-20T15:00Z").document
@@ -252,6 +253,10 @@ def test_a_decision_priced_blind_says_so_in_status_and_the_banners():
     assert peak_risk(blind)["today_max_probability"] == pytest.approx(0.62 / 31, abs=0.002)  # 16:00 CT's share
     shown = banners(blind, 10.0, 300.0, [])
     assert [b["kind"] for b in shown] == ["stale"] and shown[0]["text"].startswith("4CP risk is the climatology")
+    metrics = Metrics()
+    for doc, flag in ((blind, 1.0), (seeing, 0.0)):
+        metrics.record_decision(doc, 0.0, 1.0)
+        assert metrics.registry.get_sample_value("hashpivot_four_cp_climatology") == flag
 
 
 @pytest.mark.e2e

@@ -38,6 +38,8 @@ class Metrics:
                                          ["step"], registry=r)
         self.four_cp_cost = Gauge("hashpivot_four_cp_expected_cost_usd", "expected 4CP charge of the last decision's "
                                   "horizon", registry=r)
+        self.four_cp_climatology = Gauge("hashpivot_four_cp_climatology", "1 while 4CP is priced at the hour-of-day "
+                                         "climatology (ERCOT load missing or stale)", registry=r)
         self.decisions = Counter("hashpivot_decisions", "decisions taken", ["status"], registry=r)
         self.feed_age = Gauge("hashpivot_feed_age_seconds", "age of the latest stored value", ["series"], registry=r)
         self.feed_fresh = Gauge("hashpivot_feed_fresh", "1 if within its staleness limit", ["series"], registry=r)
@@ -70,6 +72,7 @@ class Metrics:
             self.four_cp_probability.labels("step0").set(risk["step0_probability"] or 0.0)
             self.four_cp_probability.labels("today_max").set(risk["today_max_probability"] or 0.0)
             self.four_cp_cost.set(risk["expected_cost_usd"] or 0.0)
+            self.four_cp_climatology.set(1 if risk["fallback"] else 0)
 
     def record_fleet(self, status: pd.DataFrame, doc: Decision, last_apply: pd.DataFrame) -> None:
         """The last scan per pool (`feeds.fleet.status.pool_status`), what the decision planned, the last apply."""
