@@ -101,7 +101,8 @@ def _power_forecast(market: MarketData, grid: pd.DatetimeIndex, at: pd.Timestamp
     if len(missing):
         log.warning("power_rt: %d of the %d hours before %s have no real-time price (%s .. %s); the trailing mean "
                     "uses the %d that do", len(missing), trailing_hours, f"{at:%Y-%m-%dT%H:%MZ}",
-                    f"{missing[0]:%Y-%m-%dT%H:%MZ}", f"{missing[-1]:%Y-%m-%dT%H:%MZ}", trailing_hours - len(missing))
+                    f"{missing[0]:%Y-%m-%dT%H:%MZ}", f"{missing[-1]:%Y-%m-%dT%H:%MZ}", trailing_hours - len(missing),
+                    extra={"trailing_hole_end": f"{missing[-1]:%Y-%m-%dT%H:%MZ}"})
     da = market.power["da_price_usd_per_mwh"]
     published = published_day_ahead(da, at)
     last_da = published.get(last_time.floor("h"))

@@ -164,3 +164,25 @@ def test_week_long_data_holes_are_cut_out_not_invented(embedded):
     assert r.totals["hours_without_data"] == 170  # the 169-hour hole and the hour after it (no recent price yet)
     assert len(r.steps) == 8 * 24 - 170
     assert not r.steps["interval_start_utc"].between(pd.Timestamp("2025-03-09T07:00Z"), pd.Timestamp("2025-03-16T08:00Z")).any()
+
+
+def test_a_hole_in_the_trailing_prices_is_logged_once_per_backtest_not_per_decision(caplog):
+    """Two real-time hours missing just before the start sit in the trailing window of the first 23 decisions:
+    a replay says so once, and how many decisions it held back; a single decision (the daemon) still says so."""
+    import logging
+
+    from hashpivot.optimizer.forecast import build_forecast
+
+    market = tiny_market([20.0] * 24)
+    hole = [START - pd.Timedelta(hours=3), START - pd.Timedelta(hours=2)]
+    market = dataclasses.replace(market, power=market.power.drop(index=hole))
+    with caplog.at_level(logging.WARNING):
+        run_backtest(tiny_site(), market, START, START + pd.Timedelta(hours=24), "always-on")
+    missing = [r for r in caplog.records if "have no real-time price" in r.getMessage()]
+    assert len(missing) == 1 and "2 of the 24 hours" in missing[0].getMessage()
+    assert "22 more always-on decisions had the same real-time hours missing" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        build_forecast(tiny_site(), market, START)
+        build_forecast(tiny_site(), market, START + pd.Timedelta(hours=1))
+    assert len([r for r in caplog.records if "have no real-time price" in r.getMessage()]) == 2

@@ -303,6 +303,26 @@ def _limit_ramp_down(p1: Problem, s: Schedule, floor_site_kw: float) -> None:
             return
 
 
+class _OncePerHole(logging.Filter):
+    """The forecast's "hours missing from the trailing window" warning once per hole in the real-time prices, not
+    once per decision: the daemon wants every one, a year's replay would print the same hole 24 times."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+        self.held = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = getattr(record, "trailing_hole_end", None)
+        if key is None:
+            return True
+        if key in self.seen:
+            self.held += 1
+            return False
+        self.seen.add(key)
+        return True
+
+
 def run_backtest(
     cfg: SiteConfig,
     market: MarketData,
@@ -313,6 +333,19 @@ def run_backtest(
     progress: Callable[[int, int], None] | None = None,
 ) -> BacktestResult:
     """Replay [start, end) hourly with `strategy`; score on the realised prices."""
+    forecast_log, once = logging.getLogger("hashpivot.optimizer.forecast"), _OncePerHole()
+    forecast_log.addFilter(once)
+    try:
+        return _replay(cfg, market, start, end, strategy, settings, progress)
+    finally:
+        forecast_log.removeFilter(once)
+        if once.held:
+            log.warning("power_rt: %d more %s decisions had the same real-time hours missing from their trailing "
+                        "window (a backtest logs each hole once)", once.held, strategy)
+
+
+def _replay(cfg: SiteConfig, market: MarketData, start: pd.Timestamp | str, end: pd.Timestamp | str, strategy: str,
+            settings: SolveSettings | None, progress: Callable[[int, int], None] | None) -> BacktestResult:
     if strategy not in STRATEGIES:
         raise ConfigError(f"strategy {strategy!r}: must be one of {', '.join(STRATEGIES)}")
     cfg = _hour_cfg(cfg)
