@@ -80,6 +80,8 @@ def test_the_default_table_shows_the_whole_decision_in_100_columns():
     assert "fixed blocks: 25,000 kW delivered, 0 kW resold" in text
     assert "binding at step 0: interconnect 90,000 kW reached at steps 0–2, 14–23" in text  # 4CP: the afternoon runs lighter
     assert "marginal power 18.16 USD/MWh = real-time 15.66 + adder 2.50" in text
+    assert "4CP: p = 0.00062 at step 0, today's highest 0.12 at 16:00 CT; expected 4CP charge over the horizon" in text
+    assert "climatology" not in text
     assert "s19xp: all 6,500 units on, in eco + stock mode: the interconnect cap keeps them out of a hungrier mode" in text
     assert "site_cap[t=0]" not in text  # row names stay in the JSON
 

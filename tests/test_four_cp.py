@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -278,3 +279,9 @@ def test_fourcp_cli_on_stale_load_prints_the_climatology_and_warns(tmp_path):
     four_pm = rows["2024-08-20 16:00"]
     assert four_pm["four_cp_probability"] == pytest.approx(0.615 / 31, abs=0.001)
     assert four_pm["planned_site_kw"] < 10_000  # the decision curtails the ASICs through it
+    table = subprocess.run([sys.executable, "-m", "hashpivot.optimizer.cli", "solve", "--data", str(data), "--at",
+                            "2024-08-20T15:00Z"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                           env={**os.environ, "COLUMNS": "100"})
+    assert table.returncode == 0, table.stderr
+    text = " ".join(line.strip() for line in table.stdout.splitlines())
+    assert "4CP: p = " in text and "Risk is the climatology, not a forecast: ERCOT load in" in text

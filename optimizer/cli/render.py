@@ -59,6 +59,22 @@ def _money(x: float | None) -> str:
     return "" if x is None else f"{x:,.0f}"
 
 
+def _four_cp_text(doc: Decision) -> str | None:
+    """One line on 4CP when the decision priced it: step 0's p, today's highest (Central), the expected charge, and
+    why when the probabilities are the climatology (ERCOT load missing or stale)."""
+    from hashpivot.models.calendar import MARKET_TZ, to_utc
+    from hashpivot.optimizer.pipeline.four_cp import peak_risk
+
+    risk = peak_risk(doc)
+    if risk is None:
+        return None
+    top = to_utc(risk["today_max_at_utc"]).tz_convert(MARKET_TZ)
+    cost = "n/a" if risk["expected_cost_usd"] is None else f"{risk['expected_cost_usd']:,.0f} USD"
+    text = (f"4CP: p = {risk['step0_probability']:.2g} at step 0, today's highest {risk['today_max_probability']:.2g} "
+            f"at {top:%H:%M} CT; expected 4CP charge over the horizon {cost}")
+    return text + (f". Risk is the climatology, not a forecast: {risk['fallback']}" if risk["fallback"] else "")
+
+
 def to_table(doc: Decision, width: int | None = None) -> str:
     """A screen an operator reads: inputs, one line per pool, totals, reserve, energy, binding constraints."""
     width = width or terminal_width()
@@ -75,6 +91,9 @@ def to_table(doc: Decision, width: int | None = None) -> str:
         console.print(f"BTC {inp.btc_usd:,.0f} USD | hashprice {inp.hashprice_usd_per_ph_day:.2f} USD/PH/day | "
                       f"power {inp.power_price_usd_per_mwh:.2f} USD/MWh | GPU USD/h: {gpu_rates}")
         console.print(escape(_marginal_text(doc)))
+    four_cp = _four_cp_text(doc)
+    if four_cp:
+        console.print(escape(four_cp))
     table = Table(show_lines=False)
     table.add_column("pool", justify="left", no_wrap=True)
     table.add_column("units on", justify="right", no_wrap=True)
