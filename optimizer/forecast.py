@@ -178,10 +178,15 @@ def four_cp_hourly(market: MarketData, at: pd.Timestamp, hours: pd.DatetimeIndex
     known = load[load.index + market.load_interval <= at].dropna(subset=["system_load_mw"]) if has_load else None
     limit = pd.Timedelta(staleness("ercot_system_load_mw"))
     if known is None or known.empty or at - (known.index[-1] + pd.Timedelta(hours=1)) > limit:
-        last = (f"the last hour ends {known.index[-1] + pd.Timedelta(hours=1):%Y-%m-%dT%H:%MZ}"
-                if known is not None and len(known) else "no hour has ended by the decision time")
-        note = (f"ERCOT load in {market.source}: {last} (staleness limit {duration_text(limit)}); 4CP probability "
-                "from the hour-of-day climatology, every afternoon of a 4CP month at risk")
+        if not has_load:
+            last = ("none at all (`hashpivot feeds fetch` collects it; --data DIR reads "
+                    "ercot_native_load_hourly.csv)")
+        elif known.empty:
+            last = "no hour of it has ended by the decision time"
+        else:
+            last = f"the last hour ends {known.index[-1] + pd.Timedelta(hours=1):%Y-%m-%dT%H:%MZ}"
+        note = (f"ERCOT system load in {market.source}: {last} (staleness limit {duration_text(limit)}); 4CP "
+                "probability from the hour-of-day climatology, every afternoon of a 4CP month at risk")
         return climatology_probabilities(hours, months=months), note
     da = published_day_ahead(market.power["da_price_usd_per_mwh"], at) if "da_price_usd_per_mwh" in market.power else None
     return peak_probabilities(known, at, hours, da_price_usd_per_mwh=da, load_forecast_mw=market.load_forecast_mw,

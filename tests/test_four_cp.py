@@ -203,11 +203,16 @@ def test_fourcp_cli_prints_today_and_tomorrow():
     assert run.returncode == 0, run.stderr
     rows = json.loads(run.stdout)
     assert len(rows) == 48 and rows[0]["hour_start_central"] == "2024-08-20 00:00"
-    assert all(0.0 <= r["four_cp_probability"] <= 1.0 for r in rows)
+    assert all(0.0 <= r["four_cp_probability"] <= 1.0 and r["four_cp_basis"] == "forecast" for r in rows)
     planned = [r for r in rows if r["planned_site_kw"] is not None]
     assert len(planned) == 24 and planned[0]["interval_start_utc"] == "2024-08-20T15:00Z"
     for r in planned:
         assert r["planned_expected_cost_usd"] == pytest.approx(r["four_cp_probability"] * 68.547301 / 4 * r["planned_site_kw"], abs=1.0)
+    table = subprocess.run([sys.executable, "-m", "hashpivot.optimizer.cli", "fourcp", "--at", "2024-08-20T15:00Z"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "80"})
+    lines = table.stdout.splitlines()
+    assert table.returncode == 0 and max(len(line) for line in lines) <= 80 and "…" not in table.stdout
+    assert any(line.startswith("│ 08-20 16:00 │ 0.0037 │") for line in lines)  # whole hours and numbers at 80 columns
     bad = subprocess.run([sys.executable, "-m", "hashpivot.optimizer.cli", "fourcp", "--set", "power.four_cp.enabled=false"],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 1 and "[power.four_cp] is not enabled" in bad.stderr
@@ -262,8 +267,8 @@ def test_a_decision_priced_blind_says_so_in_status_and_the_banners():
 
 @pytest.mark.e2e
 def test_fourcp_cli_on_stale_load_prints_the_climatology_and_warns(tmp_path):
-    """`--data DIR` whose ERCOT load ends 5 days before `--at`: the outlook and the decision price the same
-    climatology (0.02 at 16:00 CT), and stderr says the risk is not a forecast."""
+    """`--data DIR` whose ERCOT load ends 5 days before `--at`, then none at all: the outlook and the decision price
+    the same climatology (0.02 at 16:00 CT), and `fourcp` and `solve` say the risk is not a forecast."""
     import shutil
 
     data = tmp_path / "data"
@@ -277,6 +282,7 @@ def test_fourcp_cli_on_stale_load_prints_the_climatology_and_warns(tmp_path):
     assert "4CP risk is the climatology, not a forecast" in run.stderr and "staleness limit 36 h" in run.stderr
     rows = {r["hour_start_central"]: r for r in json.loads(run.stdout)}
     four_pm = rows["2024-08-20 16:00"]
+    assert {r["four_cp_basis"] for r in rows.values()} == {"climatology"}
     assert four_pm["four_cp_probability"] == pytest.approx(0.615 / 31, abs=0.001)
     assert four_pm["planned_site_kw"] < 10_000  # the decision curtails the ASICs through it
     table = subprocess.run([sys.executable, "-m", "hashpivot.optimizer.cli", "solve", "--data", str(data), "--at",
@@ -284,4 +290,10 @@ def test_fourcp_cli_on_stale_load_prints_the_climatology_and_warns(tmp_path):
                            env={**os.environ, "COLUMNS": "100"})
     assert table.returncode == 0, table.stderr
     text = " ".join(line.strip() for line in table.stdout.splitlines())
-    assert "4CP: p = " in text and "Risk is the climatology, not a forecast: ERCOT load in" in text
+    assert "4CP: p = " in text and "Risk is the climatology, not a forecast: ERCOT system load in" in text
+    assert "warning: 4CP risk is the climatology" in table.stderr  # on stderr too, for csv and json
+    (data / "ercot_native_load_hourly.csv").unlink()  # no load at all: the same outlook, saying how to get load
+    none = subprocess.run([sys.executable, "-m", "hashpivot.optimizer.cli", "fourcp", "--data", str(data), "--at",
+                           "2024-08-20T15:00Z", "--format", "csv"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert none.returncode == 0, none.stderr
+    assert "ERCOT system load in" in none.stderr and "none at all (`hashpivot feeds fetch` collects it" in none.stderr

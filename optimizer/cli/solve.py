@@ -74,7 +74,15 @@ def solve(
             raise InputError(f"--initial {initial}: cannot read ({exc.strerror})") from None
         previous = load_decision(text, f"--initial {initial}")
     decided = decide(cfg, market, at_ts, previous, strategy=strategy)  # type: ignore[arg-type]
+    _warn_if_blind(decided.document)
     emit(RENDERERS[format.value](decided.document), output)
+
+
+def _warn_if_blind(doc) -> None:
+    """stderr, whatever the format: the decision priced 4CP at the climatology (ERCOT load missing or stale)."""
+    blind = doc.inputs.forecast_notes.get("four_cp") if doc.inputs else None
+    if blind:
+        typer.echo(f"warning: 4CP risk is the climatology, not a forecast: {blind}", err=True)
 
 
 def _market(cfg, source: str, data: Optional[Path], db: Optional[Path], at_ts):
@@ -127,20 +135,20 @@ def fourcp(
     if cfg.power.four_cp is None or not cfg.power.four_cp.enabled:
         raise InputError(f"{config}: [power.four_cp] is not enabled; add it (README: 4CP) to price 4CP peaks")
     market, at_ts = _market(cfg, source, data, db, utc(at, "--at") if at is not None else None)
-    if market.load.empty:
-        raise InputError(f"{market.source}: no ERCOT system load; `hashpivot feeds fetch` collects it (or --data DIR "
-                         "with ercot_native_load_hourly.csv)")
     at_ts = default_at(market) if at_ts is None else at_ts
     decided = decide(cfg, market, at_ts)
     table = four_cp_outlook(cfg, market, at_ts, decided.document)
-    blind = decided.document.inputs.forecast_notes.get("four_cp") if decided.document.inputs else None
-    if blind:
-        typer.echo(f"warning: 4CP risk is the climatology, not a forecast: {blind}", err=True)
-    if format is OutputFormat.table:  # short headers that fit a terminal; json/csv keep the unit-named keys
-        table = table.drop(columns="interval_start_utc").rename(columns={
-            "hour_start_central": "hour (Central)", "four_cp_probability": "p", "expected_cost_usd_per_mw": "USD/MW",
-            "expected_cost_at_cap_usd": "USD at cap", "planned_site_kw": "planned kW",
-            "planned_expected_cost_usd": "planned USD", "planned_curtailment_kw": "curtailed kW"})
+    _warn_if_blind(decided.document)
+    if format is OutputFormat.table:  # short headers and cells that fit 80 columns; json/csv keep full keys and values
+        table = table.drop(columns=["interval_start_utc", "four_cp_basis"]).assign(
+            hour_start_central=table["hour_start_central"].str[5:],
+            four_cp_probability=table["four_cp_probability"].round(4),
+            **{c: table[c].round(0) for c in ("expected_cost_usd_per_mw", "expected_cost_at_cap_usd", "planned_site_kw",
+                                              "planned_expected_cost_usd", "planned_curtailment_kw")},
+        ).rename(columns={
+            "hour_start_central": "hour CT", "four_cp_probability": "p", "expected_cost_usd_per_mw": "USD/MW",
+            "expected_cost_at_cap_usd": "USD@cap", "planned_site_kw": "plan kW",
+            "planned_expected_cost_usd": "plan USD", "planned_curtailment_kw": "curt kW"})
     frame_out(table, format, f"4CP outlook at {at_ts:%Y-%m-%dT%H:%MZ} (rate {cfg.power.four_cp.rate_usd_per_kw_year:g} "
               "USD/kW-year)")
 

@@ -27,13 +27,13 @@ def four_cp_outlook(cfg: SiteConfig, market: MarketData, at: pd.Timestamp, decis
     interval from data known at `at` (the climatology when ERCOT load is missing or stale), the expected charge
     of running the site's full interconnect load and the decision's planned load through it (USD), and the
     planned curtailment below the interconnect cap (kW; empty for hours outside the decision's horizon or
-    already past)."""
+    already past), and the basis of p (`forecast`, or `climatology` when ERCOT load is missing or stale)."""
     at = to_utc(at)
     four_cp = cfg.power.four_cp
     months = tuple(four_cp.months) if four_cp is not None else (6, 7, 8, 9)
     rate = four_cp.rate_usd_per_kw_year if four_cp is not None else 0.0
     hours = outlook_hours(at, days)
-    p, _ = four_cp_hourly(market, at, hours, months)
+    p, blind = four_cp_hourly(market, at, hours, months)
     planned: dict[pd.Timestamp, float] = {}
     if decision is not None:
         for step in decision.schedule:
@@ -54,6 +54,7 @@ def four_cp_outlook(cfg: SiteConfig, market: MarketData, at: pd.Timestamp, decis
             "planned_site_kw": None if kw is None else round(kw, 1),
             "planned_expected_cost_usd": None if kw is None else round(prob * rate / 4.0 * kw, 2),
             "planned_curtailment_kw": None if kw is None else round(max(cap - kw, 0.0), 1),
+            "four_cp_basis": "climatology" if blind else "forecast",
         })
     return pd.DataFrame(rows)
 
