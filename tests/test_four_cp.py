@@ -297,3 +297,23 @@ def test_fourcp_cli_on_stale_load_prints_the_climatology_and_warns(tmp_path):
                            "2024-08-20T15:00Z", "--format", "csv"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert none.returncode == 0, none.stderr
     assert "ERCOT system load in" in none.stderr and "none at all (`hashpivot feeds fetch` collects it" in none.stderr
+
+
+def test_a_backtest_on_stale_load_says_how_many_hours_were_priced_blind(caplog):
+    """ERCOT load that ends 5 days before the replay: rolling prices every hour at the climatology and the
+    backtest says so once, with the count, instead of scoring a blind strategy without a word."""
+    import dataclasses
+    import logging
+
+    from hashpivot.feeds.embedded import load_market_data
+    from hashpivot.models.config import load_config
+
+    cfg, market = load_config(ROOT / "configs" / "site.toml"), load_market_data()
+    late = dataclasses.replace(market, load=market.load[market.load.index < pd.Timestamp("2024-08-15T00:00Z")])
+    with caplog.at_level(logging.WARNING):
+        run_backtest(cfg, late, "2024-08-20T12:00Z", "2024-08-20T18:00Z", "rolling")
+    assert "rolling: 6 of 6 hours priced 4CP at the hour-of-day climatology" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        run_backtest(cfg, market, "2024-08-20T12:00Z", "2024-08-20T18:00Z", "rolling")
+    assert "climatology" not in caplog.text

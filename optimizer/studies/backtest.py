@@ -366,6 +366,7 @@ def _replay(cfg: SiteConfig, market: MarketData, start: pd.Timestamp | str, end:
     rule_cfg = cfg.model_copy(update={"power": cfg.power.model_copy(update={"four_cp": None})})
     call_days: dict[pd.Timestamp, bool] = {}
     flags = np.full(hours, np.nan)  # rolling: step 0's 4CP probability; strike-4cp: 1 in a call window
+    blind: list[str] = []  # rolling: why each hour priced 4CP at the climatology (ERCOT load missing or stale)
     times: list[float] = []
     if strategy == "perfect-foresight":
         t0 = time.perf_counter()
@@ -385,6 +386,8 @@ def _replay(cfg: SiteConfig, market: MarketData, start: pd.Timestamp | str, end:
                 step, previous = decided.solution.schedule, decided.document
                 if decided.forecast.four_cp_probability is not None:
                     flags[t] = float(decided.forecast.four_cp_probability[0])
+                if "four_cp" in decided.forecast.notes:
+                    blind.append(str(decided.forecast.notes["four_cp"]))
             else:
                 # strike-price curtailment reacts to the latest real-time price, not to a forecast
                 forecast = build_forecast(rule_cfg, market, at)
@@ -403,6 +406,9 @@ def _replay(cfg: SiteConfig, market: MarketData, start: pd.Timestamp | str, end:
                 state = _state_after(realised, applied, t)
             if progress is not None:
                 progress(t + 1, hours)
+    if blind:
+        log.warning("%s: %d of %d hours priced 4CP at the hour-of-day climatology, not a forecast (first: %s)",
+                    strategy, len(blind), hours, blind[0])
     problems = violations(realised, applied)
     if problems:
         raise SolverError(f"{strategy}: the applied schedule breaks constraints (a bug, please report): {problems[:3]}")
