@@ -46,7 +46,7 @@ def backtest(
     data: DataOpt = None,
     source: Annotated[str, typer.Option(help="embedded or store")] = "embedded",
     db: DbOpt = None,
-    out: Annotated[Optional[Path], typer.Option(help="output folder (default: ./backtest-<from>-<to>)")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="output folder (default: ./backtest-FROM-TO, e.g. ./backtest-20240801-20240901)")] = None,
     windows: Annotated[int, typer.Option(help="cut the period into N independent windows (each from a free start)")] = 1,
     executor: Annotated[str, typer.Option(help="local or dask (windows run in parallel)")] = "local",
     scheduler: Annotated[Optional[str], typer.Option(help="Dask scheduler address (default: a 2-worker LocalCluster)")] = None,
@@ -135,7 +135,7 @@ def whatif(
     set_: SetOpt = None,
     at: AtOpt = None,
     data: DataOpt = None,
-    out: Annotated[Optional[Path], typer.Option(help="output folder (default: ./whatif-<time>)")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="output folder (default: ./whatif-UTCTIME, e.g. ./whatif-20241203T170000)")] = None,
     format: FormatOpt = OutputFormat.table,
 ) -> None:
     """Compare scenarios side by side against the base case: profit, MW per pool, BTC, GPU-hours, energy, binding constraints."""
@@ -170,7 +170,7 @@ def sweep(
     data: DataOpt = None,
     executor: Annotated[str, typer.Option(help="local or dask")] = "local",
     scheduler: Annotated[Optional[str], typer.Option(help="Dask scheduler address (default: a 2-worker LocalCluster)")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="output folder (default: ./sweep-<params>-<UTC time>, new per run)")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="output folder (default: ./sweep-PARAMS-UTCTIME, e.g. ./sweep-btc_usd-20241203T170000, new per run)")] = None,
     format: FormatOpt = OutputFormat.table,
 ) -> None:
     """Solve the same horizon over a 1-D or 2-D grid of one or two parameters; CSV plus PNG charts, flips marked."""
