@@ -171,6 +171,10 @@ def four_cp_chart(steps: dict[str, pd.DataFrame], load_mw: pd.Series, title: str
         peaks = t[first["four_cp_peak"].to_numpy()[in_year] > 0]
         ax.scatter(peaks, load.reindex(peaks) / 1000.0, color="tab:red", zorder=5, s=40, label="official 4CP peak hour")
         top = float(load.max() / 1000.0) if load.notna().any() else 1.0
+        if not load.notna().any():
+            ax.text(0.5, 0.5, "no ERCOT load in this window: 4CP was priced at the hour-of-day climatology",
+                    transform=ax.transAxes, ha="center", va="center", color="tab:red")
+            ax.set_yticks([])  # the markers' height means nothing without load
         if "rolling" in steps:
             p = steps["rolling"]["four_cp_flag"].to_numpy()[in_year]
             flagged = t[np.nan_to_num(p) >= flag_probability]
@@ -191,6 +195,9 @@ def four_cp_chart(steps: dict[str, pd.DataFrame], load_mw: pd.Series, title: str
         ax2.set_ylabel("site-meter power (MW)")
         ax2.set_xlabel("time (UTC); red dashed: official 4CP peak hours")
         ax2.set_ylim(bottom=0)
+        if len(t):
+            for a in (ax, ax2):  # the two panels share their time axis
+                a.set_xlim(t[0], t[-1])
         ax2.legend(loc="lower left", fontsize=8, ncol=5)
         ax2.grid(alpha=0.3)
     fig.tight_layout()
