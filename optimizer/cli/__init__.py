@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
         if type(exc).__name__ == "NoArgsIsHelpError":  # `hashpivot` or `hashpivot feeds` alone: the help
             typer.echo(exc.format_message())
             sys.exit(0)
-        command = exc.ctx.command_path if getattr(exc, "ctx", None) else "hashpivot"
+        command = exc.ctx.command_path if getattr(exc, "ctx", None) else getattr(exc, "command", "hashpivot")
         typer.echo(f"error: {exc.format_message()}", err=True)
         typer.echo(f"see '{command} --help'", err=True)
         sys.exit(EXIT_USAGE)

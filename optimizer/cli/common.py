@@ -117,6 +117,15 @@ def operator_errors(func):
     return wrapper
 
 
+def bad_choice(command: str, option: str, value: object, allowed: tuple[str, ...]) -> typer.BadParameter:
+    """A usage error (exit 2, and "see '<command> --help'") for an option value outside its choices, as typer
+    gives `--format xml`: raise the returned exception."""
+    choices = " or ".join(allowed) if len(allowed) == 2 else "one of " + ", ".join(allowed)
+    exc = typer.BadParameter(f"{option} {value!r}: must be {choices}")
+    exc.command = command  # type: ignore[attr-defined]  (cli.main names it in the "see --help" line)
+    return exc
+
+
 def setup_logging(verbose: bool) -> None:
     level = logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s", stream=sys.stderr)

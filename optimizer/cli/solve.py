@@ -21,6 +21,7 @@ from hashpivot.optimizer.cli.common import (
     SourceOpt,
     VerboseOpt,
     app,
+    bad_choice,
     emit,
     load_site,
     open_store,
@@ -61,9 +62,9 @@ def solve(
     from hashpivot.optimizer.pipeline.decide import decide
 
     if strategy not in ("auto", "mip"):
-        raise InputError(f"--strategy {strategy!r}: must be auto or mip")
+        raise bad_choice("hashpivot solve", "--strategy", strategy, ("auto", "mip"))
     if source not in ("embedded", "store"):
-        raise InputError(f"--source {source!r}: must be embedded or store")
+        raise bad_choice("hashpivot solve", "--source", source, ("embedded", "store"))
     cfg = load_site(config, set_)
     market, at_ts = _market(cfg, source, data, db, utc(at, "--at") if at is not None else None)
     previous = None
@@ -130,7 +131,7 @@ def fourcp(
     from hashpivot.optimizer.pipeline.four_cp import four_cp_outlook
 
     if source not in ("embedded", "store"):
-        raise InputError(f"--source {source!r}: must be embedded or store")
+        raise bad_choice("hashpivot fourcp", "--source", source, ("embedded", "store"))
     cfg = load_site(config, set_)
     if cfg.power.four_cp is None or not cfg.power.four_cp.enabled:
         raise InputError(f"{config}: [power.four_cp] is not enabled; add it (README: 4CP) to price 4CP peaks")

@@ -19,6 +19,7 @@ from hashpivot.optimizer.cli.common import (
     OutputFormat,
     SetOpt,
     app,
+    bad_choice,
     config_path,
     frame_out,
     load_site,
@@ -70,7 +71,7 @@ def backtest(
     chosen = list(STRATEGIES) if compare else (strategy or ["rolling"])
     unknown = [s for s in chosen if s not in STRATEGIES]
     if unknown:
-        raise InputError(f"--strategy {unknown[0]!r}: must be one of {', '.join(STRATEGIES)}")
+        raise bad_choice("hashpivot backtest", "--strategy", unknown[0], tuple(STRATEGIES))
     start, end = utc(from_, "--from"), utc(to, "--to")
     if end <= start:
         raise InputError(f"--to {to} must be after --from {from_}")
@@ -83,7 +84,7 @@ def backtest(
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: is a file, not a folder")
     if executor not in ("local", "dask"):
-        raise InputError(f"--executor {executor!r}: must be local or dask")
+        raise bad_choice("hashpivot backtest", "--executor", executor, ("local", "dask"))
     results = {}
     with Progress(transient=True, console=Console(stderr=True), disable=not sys.stderr.isatty()) as bar:
         for name in chosen:
