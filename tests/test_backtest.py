@@ -122,6 +122,11 @@ def test_backtest_cli_writes_tables_and_charts(tmp_path):
     assert rows["perfect-foresight"]["ratio_to_perfect_foresight"] == 1.0
     assert set(rows) == {"rolling", "breakeven", "strike-4cp", "always-on", "perfect-foresight"}
     assert all(r["four_cp_peaks"] == 0 and r["four_cp_charge_usd"] == 0 for r in rows.values())  # no peak on Aug 1
+    for r in rows.values():  # the printed terms add up to the profit
+        terms = (r["asic_revenue_usd"] + r["gpu_revenue_usd"] + r["resale_revenue_usd"] + r["reserve_revenue_usd"]
+                 - r["energy_cost_usd"] - r["four_cp_charge_usd"] - r["block_cost_usd"] - r["startup_cost_usd"]
+                 - r["sla_penalty_usd"])
+        assert terms == pytest.approx(r["profit_usd"], abs=0.05), r["strategy"]
     for name in ("summary.csv", "cumulative-profit.png", "power-rolling.png", "steps-rolling.csv", "four-cp.png"):
         assert (tmp_path / name).stat().st_size > 300, name
     steps = pd.read_csv(tmp_path / "steps-rolling.csv")

@@ -118,7 +118,9 @@ def backtest(
                       f"{cfg.site.name}: 4CP", out / "four-cp.png")
         charts += ", four-cp.png"
     columns = ["strategy", "profit_usd", "asic_revenue_usd", "gpu_revenue_usd", "energy_cost_usd", "resale_revenue_usd",
-               "reserve_revenue_usd", "four_cp_charge_usd", "four_cp_peaks", "four_cp_peaks_avoided", "four_cp_hours_curtailed",
+               "reserve_revenue_usd", "four_cp_charge_usd"]
+    columns += [c for c in ("block_cost_usd", "startup_cost_usd", "sla_penalty_usd") if c in table]  # profit adds up
+    columns += ["four_cp_peaks", "four_cp_peaks_avoided", "four_cp_hours_curtailed",
                "mining_revenue_usd", "gpu_hours", "curtailed_asic_unit_hours", "ramp_events",
                "mean_solve_time_s", "hours_without_data"] + (["ratio_to_perfect_foresight"] if "ratio_to_perfect_foresight" in table else [])
     frame_out(table[columns], format, f"backtest {start:%Y-%m-%d} to {end:%Y-%m-%d}")
