@@ -64,3 +64,10 @@ def test_the_ramp_reproduction_on_the_example_site_names_the_ramp():
     assert after.site.site_power_kw - before.site.site_power_kw > 24_900
     assert "ramp_limits[t=0]" in after.binding_constraints
     assert "held by the ramp limit" in after.pool("s21").reason
+
+
+def test_a_breakeven_and_a_price_are_never_printed_equal_when_they_differ():
+    from hashpivot.optimizer.milp.explain import _apart
+
+    assert _apart(69.6, 70.4) == ("69.6", "70.4")  # "breakeven 70 < price 70" read as a contradiction
+    assert _apart(60.2, 85.1) == ("60", "85") and _apart(70.04, 70.01) == ("70.04", "70.01")

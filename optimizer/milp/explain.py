@@ -57,6 +57,13 @@ class Binding:
     words: str
 
 
+def _apart(a: float, b: float) -> tuple[str, str]:
+    """Two USD/MWh figures with the fewest decimals (0-2) that keep them apart, so a sentence never reads
+    "breakeven 70 < price 70"."""
+    digits = next((d for d in (0, 1) if round(a, d) != round(b, d)), 2)
+    return f"{a:,.{digits}f}", f"{b:,.{digits}f}"
+
+
 def _steps_text(steps: np.ndarray) -> str:
     """[0, 1, 2, 5] -> "steps 0–2, 5"."""
     runs: list[list[int]] = []
@@ -232,7 +239,8 @@ class _Context:
         if on >= available:
             if be < p:
                 why = "held on by the ramp limit" if ramp else "kept on: start-up cost / minimum run time / look-ahead"
-                return f"all {available:,} {unit} on ({at_text}breakeven {be:,.0f} < price {p:,.0f} USD/MWh): {why}"
+                be_t, p_t = _apart(be, p)
+                return f"all {available:,} {unit} on ({at_text}breakeven {be_t} < price {p_t} USD/MWh): {why}"
             if hungrier_mode and (site_bound or hall_bound):
                 cap = f"the {hall} cap" if hall_bound else "the interconnect cap"
                 return f"all {available:,} {unit} on, in {mode} mode: {cap} keeps them out of a hungrier mode ({margin})"
@@ -241,9 +249,11 @@ class _Context:
             return f"at its cap: all {available:,} {unit} on ({at_text}{margin})"
         if be < p:
             if on == 0:
-                return f"curtailed: price {p:,.0f} USD/MWh > breakeven {be:,.0f} USD/MWh"
+                p_t, be_t = _apart(p, be)
+                return f"curtailed: price {p_t} USD/MWh > breakeven {be_t} USD/MWh"
             why = "the ramp limit" if ramp else "minimum run time / start-up cost"
-            return f"{on:,}/{available:,} {unit} on although price {p:,.0f} > breakeven {be:,.0f} USD/MWh: held by {why}"
+            p_t, be_t = _apart(p, be)
+            return f"{on:,}/{available:,} {unit} on although price {p_t} > breakeven {be_t} USD/MWh: held by {why}"
         four_cp = self.four_cp_reason(on, available, be, unit)
         if four_cp:
             return four_cp
