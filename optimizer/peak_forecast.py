@@ -421,6 +421,9 @@ def _three_way(known: float | None, rest: tuple[float, float] | None, block_cdf,
     """
     if rest is None and block_cdf is None:
         return 1.0, 0.0, 0.0
+    if block_cdf is None:  # the month's last day: the rest of today takes all the known maximum does not keep
+        p_known = float(_norm_cdf(np.array([(known - rest[0]) / rest[1]]))[0]) if known is not None else 0.0
+        return p_known, 1.0 - p_known, 0.0
     lows, highs = [], []
     if rest is not None:
         lows.append(rest[0] - 6 * rest[1])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from hashpivot.feeds.embedded import load_market_data
@@ -76,6 +76,7 @@ def test_a_decided_month_puts_its_whole_probability_on_the_hourly_maximum(market
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(hour=st.integers(min_value=0, max_value=122 * 24 - 1))
+@example(hour=704)  # 30 June 08:17 CT, the month's last day: the rest of today's integral lost 2.8e-6
 def test_a_month_s_hours_form_a_distribution_and_ended_hours_are_honest(market, hour):
     at = pd.Timestamp("2024-06-01T05:00Z") + hour * HOUR + pd.Timedelta(minutes=17)
     local = at.tz_convert(MARKET_TZ)
