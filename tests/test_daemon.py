@@ -317,13 +317,15 @@ def test_misfires_coalesce_after_a_pause(server, tmp_path):
     proc = _start_daemon(args, tmp_path)
     try:
         assert wait_for(lambda: len(published(tmp_path)) >= 2), (tmp_path / "daemon.log").read_text()
-        proc.send_signal(signal.SIGSTOP)  # a 6 s pause: six decision runs are missed
-        time.sleep(6)
+        proc.send_signal(signal.SIGSTOP)  # a 10 s pause: ten decision runs are missed
+        time.sleep(10)
         before = len(published(tmp_path))
         proc.send_signal(signal.SIGCONT)
         time.sleep(1.5)
         after = len(published(tmp_path))
-        assert after - before <= 2, f"{after - before} decisions right after the pause: misfires were not coalesced"
+        # at most: one run in flight at the pause, the one coalesced run, one at the next second (a loaded machine
+        # can show all three); without coalescing the ten missed runs follow
+        assert after - before <= 3, f"{after - before} decisions right after the pause: misfires were not coalesced"
     finally:
         proc.send_signal(signal.SIGCONT)
         proc.send_signal(signal.SIGTERM)
