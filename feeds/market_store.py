@@ -45,8 +45,10 @@ def latest_covered_time(store: Store, series: list[str], settlement_point: str) 
         have = "; ".join(f"{s} last {k[0]:%Y-%m-%dT%H:%MZ}" for s, k in known.items() if k is not None) or "nothing"
         raise DataError(f"store {store.path}: nothing stored for {', '.join(missing)} (stored: {have}); "
                         "`hashpivot feeds fetch` or `feeds import` fills it")
-    fast = [f"power_rt_usd_per_mwh.{settlement_point}", "btc_usd"]
-    return min(known[s][1] for s in fast if s in known)
+    fast = [s for s in (f"power_rt_usd_per_mwh.{settlement_point}", "btc_usd") if s in known]
+    # never before every fast series has a value: a first fetch pass that crossed a second boundary left the one
+    # fetched later unknown at the other's time ("fetched after ...: the clock moved back")
+    return max(min(known[s][1] for s in fast), max(store.first_known_at(s) for s in fast))
 
 
 def market_from_store(store: Store, settlement_point: str, as_of: datetime | None = None) -> MarketData:

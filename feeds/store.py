@@ -398,6 +398,12 @@ class Store:
                                 (series,)).fetchone()
         return None if row[0] is None else (parse_iso(row[0]), parse_iso(row[1]))
 
+    @_reading
+    def first_known_at(self, series: str) -> datetime | None:
+        """When the first value of `series` became known (its earliest fetch), or None if nothing is stored."""
+        row = self.conn.execute("SELECT MIN(fetched_at_utc) FROM observations WHERE series = ?", (series,)).fetchone()
+        return None if row[0] is None else parse_iso(row[0])
+
     def latest_values(self, series: Iterable[str]) -> dict[str, float]:
         out = {}
         for s in series:

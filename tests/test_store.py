@@ -154,3 +154,21 @@ def test_a_revised_value_replaces_the_old_one_and_the_old_one_is_kept(tmp_path):
 
     assert old[["value", "fetched_at_utc", "replaced_at_utc"]].values.tolist() == [
         [30.0, iso(first.fetched_at_utc), iso(revised.fetched_at_utc)]]
+
+
+def test_the_default_store_time_waits_for_a_series_fetched_a_second_after_the_other(tmp_path):
+    """A first fetch pass that crosses a second boundary (BTC at T0, real-time prices at T0 + 1 s): the default
+    decision time is when both are known, so the store reads both (it read no real-time price: "the clock moved
+    back"); a long-stale series still pulls the time back to its last fetch, as before."""
+    from hashpivot.feeds.market_store import latest_covered_time
+
+    rt, btc = "power_rt_usd_per_mwh.HB_WEST", "btc_usd"
+    with Store(tmp_path / "s.sqlite") as store:
+        store.upsert([Observation(btc, T0, 60_000.0, "USD/BTC", "coinbase", T0),
+                      Observation(rt, T0, 20.0, "USD/MWh", "ercot_mis", T0 + timedelta(seconds=1))])
+        at = latest_covered_time(store, [rt, btc], "HB_WEST")
+        assert at == T0 + timedelta(seconds=1)
+        assert not market_from_store(store, "HB_WEST", as_of=at).power.empty
+        store.upsert([Observation(btc, T0 + timedelta(hours=5), 61_000.0, "USD/BTC", "coinbase", T0 + timedelta(hours=5)),
+                      Observation(rt, T0 + timedelta(hours=2), 21.0, "USD/MWh", "ercot_mis", T0 + timedelta(hours=2))])
+        assert latest_covered_time(store, [rt, btc], "HB_WEST") == T0 + timedelta(hours=2)
