@@ -177,14 +177,15 @@ def four_cp_hourly(market: MarketData, at: pd.Timestamp, hours: pd.DatetimeIndex
     has_load = load is not None and not load.empty and "system_load_mw" in load.columns
     known = load[load.index + market.load_interval <= at].dropna(subset=["system_load_mw"]) if has_load else None
     limit = pd.Timedelta(staleness("ercot_system_load_mw"))
-    if known is None or known.empty or at - (known.index[-1] + pd.Timedelta(hours=1)) > limit:
+    ends = known.index[-1] + pd.Timedelta(hours=1) if known is not None and len(known) else None
+    if ends is None or at - ends > limit:
         if not has_load:
             last = ("none at all (`hashpivot feeds fetch` collects it; --data DIR reads "
                     "ercot_native_load_hourly.csv)")
-        elif known.empty:
+        elif ends is None:
             last = "no hour of it has ended by the decision time"
         else:
-            last = f"the last hour ends {known.index[-1] + pd.Timedelta(hours=1):%Y-%m-%dT%H:%MZ}"
+            last = f"the last hour ends {ends:%Y-%m-%dT%H:%MZ}"
         note = (f"ERCOT system load in {market.source}: {last} (staleness limit {duration_text(limit)}); 4CP "
                 "probability from the hour-of-day climatology, every afternoon of a 4CP month at risk")
         return climatology_probabilities(hours, months=months), note

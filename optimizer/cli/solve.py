@@ -81,7 +81,9 @@ def solve(
 
 def _warn_if_blind(doc) -> None:
     """stderr, whatever the format: the decision priced 4CP at the climatology (ERCOT load missing or stale)."""
-    blind = doc.inputs.forecast_notes.get("four_cp") if doc.inputs else None
+    from hashpivot.optimizer.pipeline.four_cp import four_cp_fallback
+
+    blind = four_cp_fallback(doc)
     if blind:
         typer.echo(f"warning: 4CP risk is the climatology, not a forecast: {blind}", err=True)
 

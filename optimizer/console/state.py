@@ -21,6 +21,7 @@ from hashpivot.feeds.store import Store
 from hashpivot.models.calendar import to_utc
 from hashpivot.models.config import SiteConfig
 from hashpivot.models.decision import Decision
+from hashpivot.optimizer.pipeline.four_cp import four_cp_fallback
 from hashpivot.optimizer.service.overrides import effective_apply
 
 HISTORY_HOURS = 48
@@ -113,7 +114,7 @@ def banners(doc: Decision | None, age_s: float | None, interval_s: float, feeds:
     if age_s is not None and age_s > 2 * interval_s:
         out.append({"kind": "old", "text": f"Last decision is {age_text(age_s)} old (decisions are due every "
                     f"{age_text(interval_s)}): the daemon may be stopped or stuck."})
-    blind = doc.inputs.forecast_notes.get("four_cp") if doc is not None and doc.inputs else None
+    blind = four_cp_fallback(doc)
     if blind:
         out.append({"kind": "stale", "text": f"4CP risk is the climatology, not a forecast: {blind}"})
     stale = [s for s in feeds if s.required and not s.fresh]

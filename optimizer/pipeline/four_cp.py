@@ -59,6 +59,11 @@ def four_cp_outlook(cfg: SiteConfig, market: MarketData, at: pd.Timestamp, decis
     return pd.DataFrame(rows)
 
 
+def four_cp_fallback(doc: Decision | None) -> str | None:
+    """Why the decision priced 4CP at the hour-of-day climatology (ERCOT load missing or stale), else None."""
+    return doc.inputs.forecast_notes.get("four_cp") if doc is not None and doc.inputs else None
+
+
 def peak_risk(doc: Decision, rate_usd_per_kw_year: float | None = None) -> dict | None:
     """Today's 4CP risk from a decision's schedule (the steps in the Central day of its step 0): the highest
     step probability, the step's start, the horizon's expected 4CP cost and, when ERCOT load was missing or stale,
@@ -75,5 +80,5 @@ def peak_risk(doc: Decision, rate_usd_per_kw_year: float | None = None) -> dict 
         "today_max_probability": top.four_cp_probability,
         "today_max_at_utc": top.interval_start_utc,
         "expected_cost_usd": doc.four_cp_expected_cost_usd,
-        "fallback": (doc.inputs.forecast_notes.get("four_cp") if doc.inputs else None),
+        "fallback": four_cp_fallback(doc),
     }
