@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -129,8 +130,22 @@ def test_backtest_cli_writes_tables_and_charts(tmp_path):
         assert terms == pytest.approx(r["profit_usd"], abs=0.05), r["strategy"]
     for name in ("summary.csv", "cumulative-profit.png", "power-rolling.png", "steps-rolling.csv", "four-cp.png"):
         assert (tmp_path / name).stat().st_size > 300, name
+    summary = pd.read_csv(tmp_path / "summary.csv", dtype=str)  # the same columns as the output, each term once
+    assert list(summary.columns) == list(rows["rolling"])
+    assert not {"objective_usd", "mining_revenue_usd", "four_cp_cost_usd"} & set(summary.columns)
+    for count in ("four_cp_peaks", "four_cp_peaks_avoided", "four_cp_hours_curtailed", "ramp_events", "hours_without_data"):
+        assert summary[count].str.fullmatch(r"\d+").all(), (count, list(summary[count]))  # 36, not 36.0
     steps = pd.read_csv(tmp_path / "steps-rolling.csv")
     assert len(steps) == 24 and steps["profit_usd"].sum() == pytest.approx(rows["rolling"]["profit_usd"], abs=0.05)
+
+
+@pytest.mark.e2e
+def test_backtest_table_prints_every_ratio_to_four_decimals(tmp_path):
+    proc = run_cli("backtest", "--from", "2024-08-01", "--to", "2024-08-01T06:00Z", "--strategy", "always-on",
+                   "--strategy", "perfect-foresight", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    line = next(x for x in proc.stdout.splitlines() if "ratio_to_perfect_foresight" in x)
+    assert re.search(r"\b0\.\d{4}\b", line) and "1.0000" in line, proc.stdout  # not 0.8894 beside 1
 
 
 @pytest.mark.e2e

@@ -110,20 +110,25 @@ def backtest(
     if "perfect-foresight" in results:
         pf = results["perfect-foresight"].totals["profit_usd"]
         table["ratio_to_perfect_foresight"] = [round(r["profit_usd"] / pf, 4) if pf else None for r in rows]
-    table.to_csv(out / "summary.csv", index=False)
     cumulative_profit_chart(profits, f"{cfg.site.name}: cumulative profit, {start:%Y-%m-%d} to {end:%Y-%m-%d}", out / "cumulative-profit.png")
     charts = "power-*.png, cumulative-profit.png"
     if cfg.power.four_cp is not None and not market.load.empty:
         four_cp_chart({name: r.steps for name, r in results.items()}, market.load["system_load_mw"],
                       f"{cfg.site.name}: 4CP", out / "four-cp.png")
         charts += ", four-cp.png"
+    # one row per strategy, each term once (objective_usd is profit_usd, four_cp_cost_usd the charge), so the
+    # printed terms add up to profit_usd; summary.csv holds the same columns as the output
     columns = ["strategy", "profit_usd", "asic_revenue_usd", "gpu_revenue_usd", "energy_cost_usd", "resale_revenue_usd",
-               "reserve_revenue_usd", "four_cp_charge_usd"]
-    columns += [c for c in ("block_cost_usd", "startup_cost_usd", "sla_penalty_usd") if c in table]  # profit adds up
-    columns += ["four_cp_peaks", "four_cp_peaks_avoided", "four_cp_hours_curtailed",
-               "mining_revenue_usd", "gpu_hours", "curtailed_asic_unit_hours", "ramp_events",
-               "mean_solve_time_s", "hours_without_data"] + (["ratio_to_perfect_foresight"] if "ratio_to_perfect_foresight" in table else [])
-    frame_out(table[columns], format, f"backtest {start:%Y-%m-%d} to {end:%Y-%m-%d}")
+               "reserve_revenue_usd", "four_cp_charge_usd", "block_cost_usd", "startup_cost_usd", "sla_penalty_usd",
+               "four_cp_peaks", "four_cp_peaks_avoided", "four_cp_hours_curtailed", "gpu_hours", "energy_mwh",
+               "curtailed_asic_unit_hours", "ramp_events", "mean_solve_time_s", "total_solve_time_s", "hours_without_data"]
+    columns += ["ratio_to_perfect_foresight"] if "ratio_to_perfect_foresight" in table else []
+    table = table[columns]
+    table.to_csv(out / "summary.csv", index=False)
+    if format is OutputFormat.table and "ratio_to_perfect_foresight" in table:  # 0.8248 and 1.0000, not 1
+        table = table.assign(ratio_to_perfect_foresight=[
+            "" if v is None or v != v else f"{v:.4f}" for v in table["ratio_to_perfect_foresight"]])
+    frame_out(table, format, f"backtest {start:%Y-%m-%d} to {end:%Y-%m-%d}")
     typer.echo(f"wrote {out}/ (summary.csv, steps-*.csv, {charts})", err=True)
 
 

@@ -458,15 +458,11 @@ def _first_step(f: Forecast, price_usd_per_mwh: float) -> Forecast:
 
 
 def _totals(p: Problem, s: Schedule, parts: dict[str, float], times: list[float]) -> dict[str, float]:
-    hp = p.hashprice_usd_per_th_day
-    th = [u.T @ a.mode_hashrate_th * (1 - a.pool_fee) for a, u in zip(p.asic, s.asic_units)]
-    usd_mined = sum(float((x * hp).sum()) for x in th) * p.step_hours / 24.0
     site = site_kw(p, s)
     ramps = np.abs(np.diff(site))
     out = dict(parts)
     out.update(
         profit_usd=parts["objective_usd"],
-        mining_revenue_usd=usd_mined,
         gpu_hours=float(sum((c + m).sum() for c, m in zip(s.gpu_contract_on, s.gpu_market_on)) * p.step_hours),
         energy_mwh=float(site.sum()) * p.step_hours / 1000.0,
         curtailed_asic_unit_hours=float(sum((a.units_available - u.sum(axis=0)).sum() for a, u in zip(p.asic, s.asic_units))) * p.step_hours,
@@ -500,9 +496,11 @@ class WindowedResult:
 
 
 ADDITIVE = ("objective_usd", "asic_revenue_usd", "gpu_revenue_usd", "reserve_revenue_usd", "resale_revenue_usd", "energy_cost_usd",
-            "block_cost_usd", "startup_cost_usd", "sla_penalty_usd", "four_cp_cost_usd", "profit_usd", "mining_revenue_usd",
+            "block_cost_usd", "startup_cost_usd", "sla_penalty_usd", "four_cp_cost_usd", "profit_usd",
             "gpu_hours", "energy_mwh", "curtailed_asic_unit_hours", "ramp_events", "total_solve_time_s",
             "four_cp_charge_usd", "four_cp_peaks", "four_cp_peaks_avoided", "four_cp_hours_curtailed")
+
+COUNTS = ("ramp_events", "four_cp_peaks", "four_cp_peaks_avoided", "four_cp_hours_curtailed")  # whole numbers in the tables
 
 
 def _window_job(cfg_json: str, market: MarketData, strategy: str, span: tuple[pd.Timestamp, pd.Timestamp]) -> BacktestResult:
@@ -542,10 +540,10 @@ def run_backtest_windows(cfg: SiteConfig, market: MarketData, start, end, strate
         results = [run_backtest(cfg, market, spans[0][0], spans[0][1], strategy, progress=progress)]
     else:
         results = run_jobs(_window_job, [cfg.model_dump_json(), market, strategy], spans, executor, scheduler, progress)
-    totals = {k: float(sum(r.totals[k] for r in results)) for k in ADDITIVE}
+    totals = {k: (int if k in COUNTS else float)(sum(r.totals[k] for r in results)) for k in ADDITIVE}
     times = [t for r in results for t in r.solve_time_s]
     totals["mean_solve_time_s"] = float(np.mean(times)) if times else 0.0
-    totals["hours_without_data"] = float(skipped)
+    totals["hours_without_data"] = int(skipped)
     steps = pd.concat([r.steps for r in results], ignore_index=True)
     profit = np.concatenate([profit_by_step(r.problem, r.schedule)["objective_usd"] for r in results])
     return WindowedResult(strategy, results, totals, steps, profit)

@@ -90,5 +90,5 @@ def peak_outcomes(problem: Problem, schedule: Schedule, intervals: pd.DataFrame,
         breakeven = revenue[k] / (pool.mode_power_kw[k] * problem.step_hours / 1000.0) / problem.pue
         low = units.sum(axis=0) < 0.5 * pool.units_available
         curtailed |= low & (nearby_max < breakeven)
-    return {"four_cp_peaks": float(len(peaks)), "four_cp_peaks_avoided": float(avoided),
-            "four_cp_hours_curtailed": float((curtailed & in_months).sum())}
+    return {"four_cp_peaks": len(peaks), "four_cp_peaks_avoided": int(avoided),
+            "four_cp_hours_curtailed": int((curtailed & in_months).sum())}
