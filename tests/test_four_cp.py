@@ -208,11 +208,22 @@ def test_fourcp_cli_prints_today_and_tomorrow():
     assert len(planned) == 24 and planned[0]["interval_start_utc"] == "2024-08-20T15:00Z"
     for r in planned:
         assert r["planned_expected_cost_usd"] == pytest.approx(r["four_cp_probability"] * 68.547301 / 4 * r["planned_site_kw"], abs=1.0)
+        assert 0.0 <= r["four_cp_curtailment_kw"] <= r["planned_curtailment_kw"] + 0.1  # a part of what the cap leaves
+    by_hour = {r["hour_start_central"][11:]: r for r in planned if r["hour_start_central"].startswith("2024-08-20")}
+    top = max(by_hour, key=lambda h: by_hour[h]["four_cp_curtailment_kw"])
+    assert top == max(by_hour, key=lambda h: by_hour[h]["four_cp_probability"]) == "16:00"  # the likeliest peak hour
+    assert by_hour["16:00"]["four_cp_curtailment_kw"] > 20_000  # curtails most for 4CP
+    assert by_hour["23:00"]["four_cp_curtailment_kw"] == 0.0 < by_hour["23:00"]["four_cp_probability"] < 1e-3
+    assert all(r["four_cp_curtailment_kw"] is None for r in rows if r["planned_site_kw"] is None)
     table = subprocess.run([sys.executable, "-m", "hashpivot.optimizer.cli", "fourcp", "--at", "2024-08-20T15:00Z"],
                            cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "80"})
     lines = table.stdout.splitlines()
     assert table.returncode == 0 and max(len(line) for line in lines) <= 80 and "…" not in table.stdout
     assert any(line.startswith("│ 08-20 16:00 │ 0.0037 │") for line in lines)  # whole hours and numbers at 80 columns
+    assert "4CP kW" in table.stdout and "note:" not in table.stderr
+    november = subprocess.run([sys.executable, "-m", "hashpivot.optimizer.cli", "fourcp", "--at", "2024-11-20T15:00Z",
+                               "--format", "csv"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert november.returncode == 0 and "outside the 4CP months [6, 7, 8, 9]" in november.stderr, november.stderr
     bad = subprocess.run([sys.executable, "-m", "hashpivot.optimizer.cli", "fourcp", "--set", "power.four_cp.enabled=false"],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 1 and "[power.four_cp] is not enabled" in bad.stderr

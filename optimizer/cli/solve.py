@@ -126,7 +126,8 @@ def fourcp(
 ) -> None:
     """ERCOT 4CP outlook: today's and tomorrow's (Central) probability that each hour holds its month's 4CP
     interval, the expected charge of running the site through it (per MW and at the interconnect cap, at
-    `[power.four_cp]` rate / 4), and the curtailment the decision at --at plans for it."""
+    `[power.four_cp]` rate / 4), the decision's planned site load and how much of the curtailment is for 4CP
+    (the same decision with 4CP not priced, minus the plan)."""
     from hashpivot.optimizer.cli.common import frame_out
     from hashpivot.optimizer.forecast import default_at
     from hashpivot.optimizer.pipeline.decide import decide
@@ -140,18 +141,25 @@ def fourcp(
     market, at_ts = _market(cfg, source, data, db, utc(at, "--at") if at is not None else None)
     at_ts = default_at(market) if at_ts is None else at_ts
     decided = decide(cfg, market, at_ts)
-    table = four_cp_outlook(cfg, market, at_ts, decided.document)
+    unpriced = cfg.model_copy(update={"power": cfg.power.model_copy(
+        update={"four_cp": cfg.power.four_cp.model_copy(update={"enabled": False})})})
+    table = four_cp_outlook(cfg, market, at_ts, decided.document, without_four_cp=decide(unpriced, market, at_ts).document)
     _warn_if_blind(decided.document)
+    months = sorted(cfg.power.four_cp.months)
+    days = sorted({h[:10] for h in table["hour_start_central"]})
+    if not any(int(d[5:7]) in months for d in days):
+        typer.echo(f"note: {' and '.join(days)} (Central) are outside the 4CP months {months} of [power.four_cp]: "
+                   "no hour can hold a 4CP interval, so p is 0 and nothing is curtailed for 4CP", err=True)
     if format is OutputFormat.table:  # short headers and cells that fit 80 columns; json/csv keep full keys and values
         table = table.drop(columns=["interval_start_utc", "four_cp_basis"]).assign(
             hour_start_central=table["hour_start_central"].str[5:],
             four_cp_probability=table["four_cp_probability"].round(4),
             **{c: table[c].round(0) for c in ("expected_cost_usd_per_mw", "expected_cost_at_cap_usd", "planned_site_kw",
-                                              "planned_expected_cost_usd", "planned_curtailment_kw")},
-        ).rename(columns={
+                                              "planned_expected_cost_usd", "four_cp_curtailment_kw")},
+        ).drop(columns=["planned_curtailment_kw"]).rename(columns={  # the cap minus the plan: in json/csv
             "hour_start_central": "hour CT", "four_cp_probability": "p", "expected_cost_usd_per_mw": "USD/MW",
             "expected_cost_at_cap_usd": "USD@cap", "planned_site_kw": "plan kW",
-            "planned_expected_cost_usd": "plan USD", "planned_curtailment_kw": "curt kW"})
+            "planned_expected_cost_usd": "plan USD", "four_cp_curtailment_kw": "4CP kW"})
     frame_out(table, format, f"4CP outlook at {at_ts:%Y-%m-%dT%H:%MZ} (rate {cfg.power.four_cp.rate_usd_per_kw_year:g} "
               "USD/kW-year)")
 

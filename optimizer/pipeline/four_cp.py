@@ -22,29 +22,27 @@ def outlook_hours(at: pd.Timestamp, days: int = 2) -> pd.DatetimeIndex:
 
 
 def four_cp_outlook(cfg: SiteConfig, market: MarketData, at: pd.Timestamp, decision: Decision | None = None,
-                    days: int = 2) -> pd.DataFrame:
+                    days: int = 2, without_four_cp: Decision | None = None) -> pd.DataFrame:
     """One row per hour of today and tomorrow (Central): the probability the hour holds its month's 4CP
     interval from data known at `at` (the climatology when ERCOT load is missing or stale), the expected charge
-    of running the site's full interconnect load and the decision's planned load through it (USD), and the
-    planned curtailment below the interconnect cap (kW; empty for hours outside the decision's horizon or
-    already past), and the basis of p (`forecast`, or `climatology` when ERCOT load is missing or stale)."""
+    of running the site's full interconnect load and the decision's planned load through it (USD), the
+    planned load below the interconnect cap (kW) and, given `without_four_cp` (the same decision with 4CP not
+    priced), the part of it that is for 4CP: how much less the plan draws than that decision (kW, >= 0); planned
+    figures are empty for hours outside the decision's horizon or already past; and the basis of p (`forecast`,
+    or `climatology` when ERCOT load is missing or stale)."""
     at = to_utc(at)
     four_cp = cfg.power.four_cp
     months = tuple(four_cp.months) if four_cp is not None else (6, 7, 8, 9)
     rate = four_cp.rate_usd_per_kw_year if four_cp is not None else 0.0
     hours = outlook_hours(at, days)
     p, blind = four_cp_hourly(market, at, hours, months)
-    planned: dict[pd.Timestamp, float] = {}
-    if decision is not None:
-        for step in decision.schedule:
-            start = to_utc(step.interval_start_utc).floor("h")
-            planned.setdefault(start, []).append(step.site_power_kw)  # type: ignore[arg-type]
-        planned = {t: float(np.mean(v)) for t, v in planned.items()}  # type: ignore[arg-type]
+    planned, unpriced = _hourly_site_kw(decision), _hourly_site_kw(without_four_cp)
     cap = cfg.site.interconnect_cap_kw
     rows = []
     for t in hours:
         prob = float(p.get(t, 0.0))
         kw = planned.get(t) if t >= at.floor("h") else None
+        other = unpriced.get(t) if kw is not None else None
         rows.append({
             "hour_start_central": t.tz_convert(MARKET_TZ).strftime("%Y-%m-%d %H:%M"),
             "interval_start_utc": t.strftime("%Y-%m-%dT%H:%MZ"),
@@ -54,9 +52,18 @@ def four_cp_outlook(cfg: SiteConfig, market: MarketData, at: pd.Timestamp, decis
             "planned_site_kw": None if kw is None else round(kw, 1),
             "planned_expected_cost_usd": None if kw is None else round(prob * rate / 4.0 * kw, 2),
             "planned_curtailment_kw": None if kw is None else round(max(cap - kw, 0.0), 1),
+            "four_cp_curtailment_kw": None if other is None else round(max(other - kw, 0.0), 1),
             "four_cp_basis": "climatology" if blind else "forecast",
         })
     return pd.DataFrame(rows)
+
+
+def _hourly_site_kw(decision: Decision | None) -> dict[pd.Timestamp, float]:
+    """A decision's planned site-meter kW by UTC hour (the mean of its steps in the hour)."""
+    steps: dict[pd.Timestamp, list[float]] = {}
+    for step in decision.schedule if decision is not None else ():
+        steps.setdefault(to_utc(step.interval_start_utc).floor("h"), []).append(step.site_power_kw)
+    return {t: float(np.mean(v)) for t, v in steps.items()}
 
 
 def four_cp_fallback(doc: Decision | None) -> str | None:
