@@ -206,3 +206,16 @@ def test_a_hole_in_the_trailing_prices_is_logged_once_per_backtest_not_per_decis
         build_forecast(tiny_site(), market, START)
         build_forecast(tiny_site(), market, START + pd.Timedelta(hours=1))
     assert len([r for r in caplog.records if "have no real-time price" in r.getMessage()]) == 2
+
+
+def test_both_panels_of_the_cumulative_profit_chart_use_one_money_unit():
+    from hashpivot.optimizer.studies.charts import cumulative_profit_figure, usd_scale
+
+    assert usd_scale([5_000.0, -900.0]) == (1.0, "USD")
+    assert usd_scale([-12_000.0]) == (1e3, "thousand USD")
+    assert usd_scale([3e5, -1.2e6]) == (1e6, "million USD")
+    hours = pd.date_range("2024-08-19", periods=48, freq="h", tz="UTC")
+    profits = {"rolling": pd.Series(12_000.0, index=hours), "always-on": pd.Series(11_000.0, index=hours)}
+    fig = cumulative_profit_figure(profits, "t")  # totals reach 576 k, the lead 48 k: both in thousand USD
+    assert [a.get_ylabel() for a in fig.axes] == ["lead over always-on (thousand USD)", "cumulative profit (thousand USD)"]
+    assert max(fig.axes[1].lines[0].get_ydata()) == pytest.approx(576.0)

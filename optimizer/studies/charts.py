@@ -66,25 +66,43 @@ def stacked_power_chart(steps: pd.DataFrame, times: pd.DatetimeIndex, title: str
     return path
 
 
-def cumulative_profit_chart(profits: dict[str, pd.Series], title: str, path: Path) -> Path:
+def usd_scale(values) -> tuple[float, str]:
+    """One unit for money a chart shows: million USD from 1 M, thousand USD from 10 k, else USD."""
+    top = float(np.nanmax(np.abs(np.asarray(values, dtype=float)))) if np.size(values) else 0.0
+    if top >= 1e6:
+        return 1e6, "million USD"
+    return (1e3, "thousand USD") if top >= 1e4 else (1.0, "USD")
+
+
+def cumulative_profit_figure(profits: dict[str, pd.Series], title: str):
     """Each strategy's lead over always-on (top: the totals differ by a few percent, so the difference is
-    what tells them apart) and cumulative realised profit (bottom)."""
+    what tells them apart) and cumulative realised profit (bottom), both panels in one money unit."""
     baseline = "always-on" if "always-on" in profits else next(iter(profits))
     base = profits[baseline].cumsum()
+    totals = {name: series.cumsum() for name, series in profits.items()}
+    leads = {name: total - base for name, total in totals.items()}
+    scale, unit = usd_scale(np.concatenate([v.to_numpy() for v in [*totals.values(), *leads.values()]]))
     fig, (ax, ax2) = plt.subplots(2, 1, figsize=(12, 8), sharex=True, gridspec_kw={"height_ratios": [1.3, 1]})
-    for name, series in profits.items():
-        ax.plot(series.index, (series.cumsum() - base) / 1e3, label=name, linewidth=1.4)
-        ax2.plot(series.index, series.cumsum() / 1e6, label=name, linewidth=1.4)
-    ax.set_ylabel(f"lead over {baseline} (thousand USD)")
+    for name in profits:
+        ax.plot(leads[name].index, leads[name] / scale, label=name, linewidth=1.4)
+        ax2.plot(totals[name].index, totals[name] / scale, label=name, linewidth=1.4)
+    ax.set_ylabel(f"lead over {baseline} ({unit})")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
-    thousands(ax.yaxis)
-    ax2.set_ylabel("cumulative profit (million USD)")
+    ax2.set_ylabel(f"cumulative profit ({unit})")
     ax2.set_xlabel("time (UTC)")
     ax2.grid(alpha=0.3)
+    for a in (ax, ax2):
+        thousands(a.yaxis)
     fig.autofmt_xdate()
     fig.tight_layout()
+    return fig
+
+
+def cumulative_profit_chart(profits: dict[str, pd.Series], title: str, path: Path) -> Path:
+    """`cumulative_profit_figure` written to `path` (PNG)."""
+    fig = cumulative_profit_figure(profits, title)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
