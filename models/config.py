@@ -20,6 +20,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -512,6 +513,12 @@ class FleetConfig(StrictModel):
     apply: Literal["off", "dry-run", "on"] = Field("off", description="what the daemon does with each decision: "
                                                    "nothing, plan and audit it, or command the machines")
     stop_file: str | None = Field(None, description="while this file exists, fleet apply sends nothing more (kill switch)")
+    _apply_pinned: bool = PrivateAttr(False)
+
+    @property
+    def apply_pinned(self) -> bool:
+        """fleet.apply was given with `--set` on the command line: it holds over the console's switch."""
+        return self._apply_pinned
     max_change_fraction: float = Field(1.0, gt=0, le=1, description="at most this share of the fleet's machines is "
                                        "commanded per apply (reductions first); the rest waits for the next decision")
     learn_modes: bool = Field(False, description="decide with each mode's measured W and TH/s (median of the healthy "
@@ -618,6 +625,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> SiteCon
         key_file = getattr(a, "api_key_file", None)
         if key_file is not None and not Path(key_file).expanduser().is_absolute():
             a.api_key_file = str(Path(path).parent / key_file)
+    cfg.fleet._apply_pinned = any(item.partition("=")[0].strip() == "fleet.apply" for item in overrides or [])
     return cfg
 
 

@@ -32,10 +32,11 @@ from hashpivot.feeds.store import Store
 from hashpivot.models.config import load_config
 from hashpivot.models.decision import Decision, SiteState
 from hashpivot.models.errors import ConfigError
+from hashpivot.optimizer.console.app import derived
 from hashpivot.optimizer.console.server import prepare, serve_in_thread
 from hashpivot.optimizer.console.state import banners, feed_rows
 from hashpivot.optimizer.service.daemon import tick
-from hashpivot.optimizer.service.overrides import with_override
+from hashpivot.optimizer.service.overrides import override_path, with_override, write_override
 from tests.feeds_support import loopback_config, serve_all
 from tests.test_fleet import RunningFarm
 
@@ -78,7 +79,8 @@ def normal(feed_server, farm, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("normal")
     inventory = write_inventory(farm, tmp / "fleet.csv", "s19xp", "hall-a")
     cfg = load_config(ROOT / "configs" / "site.toml", site_sets(feed_server.url_for("/"), tmp, f"fleet.inventory='{inventory}'",
-                                                                 "fleet.apply='dry-run'", "fleet.timeout_s=2"))
+                                                                 "fleet.timeout_s=2"))
+    cfg = cfg.model_copy(update={"fleet": cfg.fleet.model_copy(update={"apply": "dry-run"})})  # as if in the file
     db = tmp / "store.sqlite"
 
     def fill():  # in a thread: pyasic runs its own event loop, playwright may have one running here
@@ -460,3 +462,29 @@ def test_actions_need_allow_actions_the_csrf_field_and_this_origin_and_are_audit
     assert set(console_rows["result"]) == {"ok"} and all(d.startswith("from 127.0.0.1: ") for d in console_rows["detail"])
     assert set(applied["decision_seq"]) == {seq} and set(applied["result"]) == {"ok"}  # commanded, not planned
     assert timedelta(0) <= datetime.now(timezone.utc) - datetime.fromisoformat(applied["at_utc"].iloc[0].replace("Z", "+00:00")) < timedelta(minutes=5)
+
+
+def test_fleet_apply_set_on_the_command_line_holds_over_the_console_switch(normal, console, tmp_path, caplog):
+    """An operator who runs `tick --set fleet.apply=off` after someone switched the console to on gets off, a
+    warning naming the switch file, and a console that refuses to switch while the command line pins it."""
+    site = ROOT / "configs" / "site.toml"
+    assert load_config(site, ["fleet.apply='off'"]).fleet.apply_pinned
+    assert not load_config(site, ["fleet.retries=2"]).fleet.apply_pinned and not load_config(site).fleet.apply_pinned
+    cfg, db = normal
+    copy = tmp_path / "store.sqlite"
+    with Store(db) as store:
+        store.backup(copy)
+    write_override(copy, "on", "2026-12-03T00:00:00Z", "console 127.0.0.1", "dry runs looked right")
+    assert with_override(cfg, copy).fleet.apply == "on"  # the switch holds over the config file
+    pinned = cfg.model_copy(update={"fleet": cfg.fleet.model_copy(update={"apply": "off"})})
+    pinned.fleet._apply_pinned = True  # what load_config sets for --set fleet.apply=...
+    with caplog.at_level(logging.WARNING, logger="hashpivot"):
+        seq = in_thread(lambda: tick(pinned, copy))[0]
+    assert str(override_path(copy)) in caplog.text and "is ignored" in caplog.text
+    with Store(copy) as store:
+        commanded = store.fleet_log()
+    assert not (commanded["decision_seq"] == seq).any(), commanded.tail()  # off: nothing planned, nothing sent
+    url = console(_with_token(pinned, tmp_path, actions=True), copy)
+    refused = requests.post(url + "actions/fleet-apply", data={"apply": "on", "reason": "x", "csrf": derived(TOKEN, "csrf")},
+                            headers={"Authorization": f"Bearer {TOKEN}"}, allow_redirects=False, timeout=10)
+    assert refused.status_code == 409 and "pinned to off by --set" in refused.text, refused.text

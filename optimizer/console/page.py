@@ -133,7 +133,8 @@ def _fleet(o: dict, actions: bool, csrf: str, pools: list[str]) -> str:
     else:
         override = f["apply_override"]
         note = (f' (switched from the config\'s {escape(f["apply_config"])} by {escape(override.get("by", "?"))} at '
-                f'{escape(override.get("at_utc", "?"))})') if override else " (from the config)"
+                f'{escape(override.get("at_utc", "?"))})') if override else (
+            " (pinned by --set on the daemon's command line)" if f.get("apply_pinned") else " (from the config)")
         parts.append(f'<p>fleet.apply: <b data-field="fleet_apply">{escape(f["apply"])}</b>{note}</p>')
         if actions:
             choices = "".join(f'<option value="{m}"{" selected" if m == f["apply"] else ""}>{m}</option>'

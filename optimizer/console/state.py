@@ -199,6 +199,7 @@ def overview(cfg: SiteConfig, state: StoreState) -> dict:
     if cfg.fleet.configured or not state.telemetry.empty or not state.last_apply.empty:
         pools = pool_status(cfg, state.telemetry) if not state.telemetry.empty else pd.DataFrame()
         fleet = {"apply": state.apply_mode, "apply_config": cfg.fleet.apply, "apply_override": state.apply_override,
+                 "apply_pinned": cfg.fleet.apply_pinned,
                  "pools": _records(pools), "last_apply": apply_counts(state.last_apply)}
     return {
         "now_utc": to_utc(state.now).isoformat(),

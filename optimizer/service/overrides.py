@@ -1,7 +1,8 @@
 """Run-time switch of `fleet.apply` (off / dry-run / on) without editing the site config: the console writes
 `<store>.fleet-apply` (JSON: apply, at_utc, by, reason; temp file and rename), and every decision of `run` and
 `tick` reads it, so a switch takes effect at the next decision and survives a restart. Deleting the file goes
-back to the config's value."""
+back to the config's value. `--set fleet.apply=…` on the daemon's command line pins the value: the switch file is
+then ignored (with a warning naming it) and the console refuses to switch."""
 
 from __future__ import annotations
 
@@ -40,8 +41,18 @@ def read_override(db: Path) -> dict | None:
 
 
 def effective_apply(cfg: SiteConfig, db: Path) -> tuple[str, dict | None]:
-    """The fleet.apply in force (the switch file's, else the config's) and the switch file's content."""
+    """The fleet.apply in force (the switch file's, else the config's) and the switch file's content (None
+    when there is none or `--set fleet.apply` pinned the config's value)."""
     data = read_override(db)
+    if data and cfg.fleet.apply_pinned:
+        if data["apply"] != cfg.fleet.apply:
+            log.warning("fleet.apply %r from --set holds: the console's switch to %r in %s (by %s at %s) is ignored "
+                        "while the command line sets fleet.apply", cfg.fleet.apply, data["apply"], override_path(db),
+                        data.get("by", "?"), data.get("at_utc", "?"))
+        return cfg.fleet.apply, None
+    if data and data["apply"] != cfg.fleet.apply:
+        log.info("fleet.apply %r from the console's switch in %s (by %s at %s); the config says %r", data["apply"],
+                 override_path(db), data.get("by", "?"), data.get("at_utc", "?"), cfg.fleet.apply)
     return (data["apply"] if data else cfg.fleet.apply), data
 
 
