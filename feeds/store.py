@@ -155,6 +155,12 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE telemetry ADD COLUMN power_target_w REAL;
     """,
+    # 9: each machine's newest *stored* scan, whatever its time: after the clock steps back, the scan just taken
+    # carries an earlier time than the one before it and must still be the one read
+    """
+    CREATE TABLE telemetry_latest (ip TEXT PRIMARY KEY, at_utc TEXT NOT NULL);
+    INSERT INTO telemetry_latest (ip, at_utc) SELECT ip, MAX(at_utc) FROM telemetry GROUP BY ip;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -474,6 +480,8 @@ class Store:
         with self._transaction():
             self.conn.executemany("INSERT OR REPLACE INTO telemetry (ip, pool, at_utc, reachable, mining, watts, hashrate_th, "
                                   "temp_c, error, power_target_w) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", data)
+            self.conn.executemany("INSERT OR REPLACE INTO telemetry_latest (ip, at_utc) VALUES (?, ?)",
+                                  [(d[0], d[2]) for d in data])
         return len(data)
 
     def log_commands(self, at: datetime, decision_seq: int | None, entries: list[tuple]) -> None:
@@ -505,11 +513,14 @@ class Store:
 
     @_reading
     def last_apply(self) -> pd.DataFrame:
-        """The audit rows of the newest apply (all rows sharing the newest time); the console's audited actions
-        (command 'console: …') are not applies."""
+        """The audit rows of the apply stored last (the rows sharing its time and decision); the console's audited
+        actions (command 'console: …') are not applies. Last stored, not latest time: the clock may step back."""
         apply = "command NOT LIKE 'console:%'"
-        return pd.read_sql_query(f"SELECT * FROM fleet_log WHERE {apply} AND at_utc = "
-                                 f"(SELECT MAX(at_utc) FROM fleet_log WHERE {apply}) ORDER BY id", self.conn)
+        last = self.conn.execute(f"SELECT at_utc, decision_seq FROM fleet_log WHERE {apply} ORDER BY id DESC LIMIT 1").fetchone()
+        if last is None:
+            return pd.read_sql_query("SELECT * FROM fleet_log WHERE 0", self.conn)
+        return pd.read_sql_query(f"SELECT * FROM fleet_log WHERE {apply} AND at_utc = ? AND decision_seq IS ? ORDER BY id",
+                                 self.conn, params=list(last))
 
     @_reading
     def fleet_log(self, limit: int = 200) -> pd.DataFrame:
@@ -535,10 +546,10 @@ class Store:
 
     @_reading
     def latest_telemetry(self) -> pd.DataFrame:
-        """The newest telemetry row of every machine."""
+        """Every machine's telemetry row of the scan stored last (not the latest time: the clock may step back)."""
         return pd.read_sql_query(
-            "SELECT t.* FROM telemetry t JOIN (SELECT ip, MAX(at_utc) AS at FROM telemetry GROUP BY ip) l "
-            "ON t.ip = l.ip AND t.at_utc = l.at ORDER BY t.pool, t.ip", self.conn)
+            "SELECT t.* FROM telemetry t JOIN telemetry_latest l ON t.ip = l.ip AND t.at_utc = l.at_utc "
+            "ORDER BY t.pool, t.ip", self.conn)
 
     @_reading
     def revisions(self, series: str) -> pd.DataFrame:

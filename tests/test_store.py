@@ -172,3 +172,34 @@ def test_the_default_store_time_waits_for_a_series_fetched_a_second_after_the_ot
         store.upsert([Observation(btc, T0 + timedelta(hours=5), 61_000.0, "USD/BTC", "coinbase", T0 + timedelta(hours=5)),
                       Observation(rt, T0 + timedelta(hours=2), 21.0, "USD/MWh", "ercot_mis", T0 + timedelta(hours=2))])
         assert latest_covered_time(store, [rt, btc], "HB_WEST") == T0 + timedelta(hours=2)
+
+
+def test_the_scan_and_the_apply_stored_last_win_after_the_clock_steps_back(tmp_path):
+    """A drill stepped the clock back an hour: the scan just taken carried an earlier time than the one before,
+    so fleet apply planned from the old scan (27 mining machines read as 0) and status named an old apply."""
+    from hashpivot.feeds.fleet.scan import Telemetry
+
+    with Store(tmp_path / "s.sqlite") as store:
+        store.add_telemetry([Telemetry("127.0.10.1", "s19xp", T0, True, mining=False, watts=0.0)])
+        store.log_commands(T0, 11, [("127.0.10.1", "s19xp", "sleep", "ok", "", 1)])
+        stepped = T0 - timedelta(hours=1)
+        store.add_telemetry([Telemetry("127.0.10.1", "s19xp", stepped, True, mining=True, watts=3_250.0)])
+        store.log_commands(stepped, 13, [("127.0.10.1", "s19xp", "wake 3250 W", "ok", "", 1)])
+        latest = store.latest_telemetry()
+        assert len(latest) == 1 and bool(latest["mining"].iloc[0]) and latest["watts"].iloc[0] == 3_250.0
+        assert list(store.last_apply()["decision_seq"]) == [13]
+
+
+def test_a_store_from_before_the_latest_scan_table_keeps_each_machines_newest_scan(tmp_path):
+    from hashpivot.feeds.fleet.scan import Telemetry
+
+    path = tmp_path / "s.sqlite"
+    with Store(path) as store:
+        store.add_telemetry([Telemetry(ip, "s19xp", T0 + timedelta(minutes=m), True, mining=bool(m), watts=float(m))
+                             for ip in ("127.0.10.1", "127.0.10.2") for m in (0, 5)])
+    conn = sqlite3.connect(path)  # as schema 8 left it: no telemetry_latest
+    conn.executescript("DROP TABLE telemetry_latest; PRAGMA user_version = 8;")
+    conn.close()
+    with Store(path) as store:
+        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert list(store.latest_telemetry()["watts"]) == [5.0, 5.0]
