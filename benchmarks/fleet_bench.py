@@ -54,7 +54,7 @@ def main() -> None:
                            name="s19xp", kind="asic", hall="hall-a", units_on=on, units_available=args.machines,
                            units_by_mode={"stock": on}, power_kw=0, reason="bench")])
         cap_kw = farm.site_power_kw() + 0.3 * args.machines * 3.0  # room for the raises
-        steps = waves(plan(cfg, doc, telemetry), farm.site_power_kw(), cap_kw, ramp_kw=0.1 * args.machines * 3.0)
+        steps = waves(plan(cfg, doc, telemetry), farm.site_power_kw(), cap_kw, ramp_kw=None)  # 600 machines in one apply
         samples, stop = [], threading.Event()
         sampler = threading.Thread(target=lambda: [samples.append(farm.site_power_kw()) for _ in iter(lambda: stop.wait(0.01), True)],
                                    daemon=True)

@@ -92,3 +92,30 @@ def test_a_machine_that_fails_its_command_is_left_out_of_the_next_decision(tmp_p
     assert doc.fleet["pools"]["s19xp"]["healthy_machines"] == 4 and doc.pool("s19xp").units_available == 4
     assert doc.fleet["last_apply"]["commands"] == {"failed": 1, "ok": 4}
     assert doc.fleet["last_apply"]["failed"][0].startswith(f"{machines[0].ip} set_power 2257.5 W: ")
+
+
+def test_one_apply_raises_at_most_one_ramp_limit_and_the_next_apply_carries_on(tmp_path):
+    """A drill woke 19 machines under a 30 kW ramp limit in three waves stamped the same second: three ramp
+    limits in one step. One apply now raises at most one limit's worth (IT kW x PUE at the meter); the rest is
+    audited as deferred and the next decision, one step later, raises the next share."""
+    cfg = load_config(SITE, ["site.ramp_limit_kw_per_step=10", "fleet.timeout_s=2"])  # about three S19 XPs at PUE 1.07
+    machines = [SimMachine(ip, noise=0.0) for ip in farm_ips(8, "127.0.16.201")]
+    for m in machines:
+        m.sleeping = True
+    inventory = read_inventory(write_inventory(machines, tmp_path / "fleet.csv", "s19xp", "hall-a"), cfg)
+    with Store(tmp_path / "s.sqlite") as store, RunningFarm(machines):
+        first, _ = apply_decision(cfg, store, inventory, _decision({"stock": 8}), 1, False, datetime.now(timezone.utc))
+        awake_after_first = sum(not m.sleeping for m in machines)
+        second, _ = apply_decision(cfg, store, inventory, _decision({"stock": 8}), 2, False, datetime.now(timezone.utc))
+        awake_after_second = sum(not m.sleeping for m in machines)
+    sent = [e for e in first if e[3] == "ok"]
+    assert 1 <= len(sent) == awake_after_first <= 3  # within 10 kW at the meter
+    deferred = [e for e in store_rows(tmp_path, 1) if e["result"] == "deferred"]
+    assert len(deferred) == 8 - len(sent) and all("site.ramp_limit_kw_per_step = 10 kW" in d["detail"] for d in deferred)
+    assert awake_after_second == 2 * awake_after_first  # the next step raises the next share
+
+
+def store_rows(tmp_path: Path, seq: int) -> list[dict]:
+    with Store(tmp_path / "s.sqlite") as store:
+        log = store.fleet_log()
+    return log[log["decision_seq"] == seq].to_dict("records")

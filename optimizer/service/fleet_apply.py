@@ -21,7 +21,7 @@ from hashpivot.feeds.store import Store
 from hashpivot.models.clock import now_utc
 from hashpivot.models.config import SiteConfig
 from hashpivot.models.decision import Decision
-from hashpivot.optimizer.service.fleet_plan import Command, limit_changes, plan, waves
+from hashpivot.optimizer.service.fleet_plan import Command, limit_changes, plan, waves, within_ramp
 from hashpivot.optimizer.service.gpu_actuators import apply_gpu_pools
 from hashpivot.optimizer.service.holds import held_machines
 
@@ -111,17 +111,26 @@ def apply_decision(cfg: SiteConfig, store: Store, machines: list[Machine], doc: 
     planned = plan(cfg, doc, telemetry, held_machines(store.active_holds(now)),
                    commanded=commanded_targets(store.last_ok_commands()))
     commands, deferred = limit_changes(planned, len(telemetry), cfg.fleet.max_change_fraction)
+    commands, beyond_ramp = within_ramp(commands, ramp)
     steps = waves(commands, fleet_kw, max(cap_kw, fleet_kw), ramp)
 
     def label(c: Command) -> str:
         return c.action + (f" {c.watts:g} W" if c.watts else "")
 
+    run = "dry run: " if dry_run else ""
     if deferred:
         log.warning("fleet apply seq=%s: %d commands deferred to the next decision (fleet.max_change_fraction = %g of "
                     "%d machines)", seq, len(deferred), cfg.fleet.max_change_fraction, len(telemetry))
         store.log_commands(now, seq, [(c.ip, c.pool, label(c), "deferred",
-                                       f"fleet.max_change_fraction = {cfg.fleet.max_change_fraction:g}", 0)
+                                       f"{run}fleet.max_change_fraction = {cfg.fleet.max_change_fraction:g}", 0)
                                       for c in deferred])
+    if beyond_ramp:
+        log.warning("fleet apply seq=%s: %d raises (%.0f kW) deferred to the next decision: one apply raises at most "
+                    "site.ramp_limit_kw_per_step = %g kW at the meter", seq, len(beyond_ramp),
+                    sum(c.delta_kw for c in beyond_ramp) * cfg.site.pue, cfg.site.ramp_limit_kw_per_step)
+        store.log_commands(now, seq, [(c.ip, c.pool, label(c), "deferred",
+                                       f"{run}site.ramp_limit_kw_per_step = {cfg.site.ramp_limit_kw_per_step:g} kW", 0)
+                                      for c in beyond_ramp])
 
     if dry_run:
         entries = [(c.ip, c.pool, label(c), "planned", f"wave {n}", 0) for n, wave in enumerate(steps, start=1) for c in wave]

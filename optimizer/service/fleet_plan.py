@@ -4,7 +4,8 @@ and the config in, a plan out).
 Per ASIC pool: the decision's units per mode become machines. Machines keep their state where the counts
 allow (no churn); the least efficient measured machines (W per TH/s) go to sleep first; machines that are
 unreachable, erroring or held by an operator are never commanded. A mode's power target is its `power_w` in
-the config. Commands that reduce power come first, then the raises, in waves (`waves`).
+the config. Commands that reduce power come first, then the raises, in waves (`waves`), at most one ramp
+limit of raises per decision (`within_ramp`).
 """
 
 from __future__ import annotations
@@ -72,6 +73,27 @@ def limit_changes(commands: list[Command], machines: int, fraction: float) -> tu
     first), and the rest, deferred to the next decision: a wrong decision can disturb only that share."""
     allowed = math.ceil(fraction * machines - 1e-9)
     return commands[:allowed], commands[allowed:]
+
+
+def within_ramp(commands: list[Command], ramp_kw: float | None) -> tuple[list[Command], list[Command]]:
+    """Every reduction, and the raises (in the plan's order) whose sum stays within one ramp limit; the rest wait
+    for the next decision, one step later, so the fleet never rises faster than the limit per step however far
+    its measured state is from the decision (a first decision, machines back after a failure). One raise always
+    goes, so a limit below one machine's power still lets the fleet follow."""
+    if ramp_kw is None:
+        return commands, []
+    now: list[Command] = []
+    later: list[Command] = []
+    added = 0.0
+    for c in commands:
+        if c.delta_kw < 0:
+            now.append(c)
+        elif later or (added > 0 and added + c.delta_kw > ramp_kw + 1e-9):
+            later.append(c)
+        else:
+            now.append(c)
+            added += c.delta_kw
+    return now, later
 
 
 def waves(commands: list[Command], site_kw: float, cap_kw: float, ramp_kw: float | None,
