@@ -30,9 +30,12 @@ def _text(path: Path) -> str:
         raise DataError(f"{path}: not a text CSV file (bytes that are not UTF-8 text)") from None
 
 
-def read_table(path: Path, required: Iterable[str], numeric: Iterable[str] = (), times: Iterable[str] = ()) -> pd.DataFrame:
+def read_table(path: Path, required: Iterable[str], numeric: Iterable[str] = (), times: Iterable[str] = (),
+               complete: bool = True) -> pd.DataFrame:
     """The CSV at `path` (plain or .gz) with `required` columns; `numeric` columns as floats and `times`
-    columns as UTC timestamps. DataError naming the file, line and column of the first damaged cell."""
+    columns as UTC timestamps. DataError naming the file, line and column of the first damaged cell.
+    `complete`: market data must end with a line end, since a download or copy cut inside the last number
+    (`…,4245` for 42458.92) leaves a row that parses; hand-written files (the fleet inventory) need not."""
     path = Path(path)
     text = _text(path)
     lines = text.splitlines()
@@ -42,6 +45,9 @@ def read_table(path: Path, required: Iterable[str], numeric: Iterable[str] = (),
     if len(lines) > 1 and lines[-1].strip() and len(lines[-1].split(",")) < len(header):
         raise DataError(f"{path}: line {len(lines)} has {len(lines[-1].split(','))} of {len(header)} columns: "
                         "the file looks cut off")
+    if complete and len(lines) > 1 and not text.endswith(("\n", "\r")):
+        raise DataError(f"{path}: line {len(lines)} has no line end: the file looks cut off (a complete file ends "
+                        "its last line with a newline; add one if the line is whole)")
     try:
         df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:

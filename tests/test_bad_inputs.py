@@ -56,6 +56,8 @@ SETUPS = {
     "data_cut_last_line": lambda w: _data_dir_with(w, "ercot_hub_prices_hourly.csv", _cut_last_line),
     "history_not_a_number": lambda w: (w / "btc_usd_hourly.csv").write_text(
         "interval_start_utc,btc_usd\n2024-01-01T00:00:00Z,42458.92\n2024-01-01T01:00:00Z,4x\n"),
+    "history_cut_mid_number": lambda w: (w / "btc_usd_hourly.csv").write_text(  # 42458.92 cut after four digits
+        "interval_start_utc,btc_usd\n2024-01-01T00:00:00Z,42458.92\n2024-01-01T01:00:00Z,4245"),
     "initial_other_site": lambda w: (w / "d.json").write_text(
         (ROOT / "tests" / "fixtures" / "decision-other-site.json").read_text()),
 }
@@ -97,6 +99,8 @@ CASES = [
     Case("import directory", ["feeds", "import", "adir", "--db", "s.sqlite"], "adir: cannot read", "dir"),
     Case("import not a number", ["feeds", "import", "btc_usd_hourly.csv", "--db", "s.sqlite"],
          "btc_usd_hourly.csv: line 3, column btc_usd: '4x' is not a number", "history_not_a_number"),
+    Case("import cut inside the last number", ["feeds", "import", "btc_usd_hourly.csv", "--db", "s.sqlite"],
+         "btc_usd_hourly.csv: line 3 has no line end: the file looks cut off", "history_cut_mid_number"),
     Case("whatif binary", ["whatif", "bin.dat"], "bin.dat: not a text file", "binary"),
     Case("scenario csv not a number", ["whatif", "s.toml"], "bad.csv: line 2, column value: 'x' is not a number", "scenario_bad_csv"),
     Case("scenario bad op", ["whatif", "s.toml"], "transform[0].op = 'mul': must be 'set', 'scale', 'add' or 'csv'", "scenario_bad_op"),

@@ -69,7 +69,7 @@ def transform_forecast(f: Forecast, series: str, op: str, value: float | None = 
 
 def csv_values(path: Path, f: Forecast) -> np.ndarray:
     """Values for every horizon step from a CSV with columns interval_start_utc,value (hourly or finer)."""
-    df = read_table(path, [])
+    df = read_table(path, [], complete=False)  # a scenario's own values, often written by hand
     if list(df.columns[:2]) != ["interval_start_utc", "value"]:
         raise ConfigError(f"{path}: header must be interval_start_utc,value; got {','.join(df.columns)}")
     df = convert_columns(df, path, numeric=["value"], times=["interval_start_utc"])
