@@ -123,6 +123,8 @@ CASES = [
     Case("unknown feed group", ["feeds", "fetch", "--series", "gold", "--db", "s.sqlite"], "--series 'gold': unknown feed group"),
     Case("bad strategy", ["backtest", "--from", "2024-08-01", "--to", "2024-08-02", "--strategy", "yolo"], "--strategy 'yolo'",
          code=2, lines=2),
+    Case("console port out of range", ["serve", "--port", "99999"], "--port': Input should be less than or equal to 65535",
+         code=2, lines=2),
     Case("bad source", ["solve", "--source", "nope"], "--source 'nope': must be embedded or store", code=2, lines=2),
     Case("bad executor", ["backtest", "--from", "2024-08-01", "--to", "2024-08-02", "--executor", "ray"],
          "--executor 'ray': must be local or dask", code=2, lines=2),

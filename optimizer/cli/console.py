@@ -27,7 +27,7 @@ from hashpivot.optimizer.cli.common import (
 @operator_errors
 def serve(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbOpt = None,
           host: Annotated[Optional[str], typer.Option(help="bind address (default console.host, 127.0.0.1)")] = None,
-          port: Annotated[Optional[int], typer.Option(help="port (default console.port, 8080; 0 = a free one)")] = None,
+          port: Annotated[Optional[int], typer.Option(min=0, max=65535, help="port (default console.port, 8080; 0 = a free one)")] = None,
           verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log requests' actions (default on)")] = True) -> None:
     """Serve the operator console: the last decision and why, a 48 h + horizon chart, feeds, fleet and holds.
 
