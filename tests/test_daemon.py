@@ -192,6 +192,32 @@ def test_daemon_runs_intervals_serves_metrics_and_stops_on_sigterm(server, tmp_p
     assert "daemon stopped" in (tmp_path / "daemon.log").read_text()
 
 
+def test_a_restarted_daemon_serves_the_last_stored_decision_before_its_first_new_one(server, tmp_path):
+    """A drill restarted `run` and read hashpivot_last_decision_timestamp_seconds 0.0 and site power 0.0 until
+    the first new decision: an alert on a stale decision would fire on every restart."""
+    port = free_port()
+    first = json.loads(run(["tick", "--format", "json", *site_args(server.url_for("/"), tmp_path)]).stdout)
+    args = site_args(server.url_for("/"), tmp_path, f"daemon.metrics_port={port}", "daemon.decision_cron.year='2099'")
+    proc = _start_daemon(args, tmp_path)
+    try:
+        def scrape():
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+            except requests.ConnectionError:
+                return None
+        assert wait_for(lambda: scrape() is not None), (tmp_path / "daemon.log").read_text()
+        values = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in scrape().splitlines()
+                  if line.startswith("hashpivot_") and " " in line}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+    decided = dt.datetime.fromisoformat(first["decided_at_utc"].replace("Z", "+00:00")).timestamp()
+    assert values["hashpivot_last_decision_timestamp_seconds"] == pytest.approx(decided, abs=1.0)
+    assert values["hashpivot_site_power_kw"] == pytest.approx(first["site"]["site_power_kw"]) and first["site"]["site_power_kw"] > 0
+    assert values["hashpivot_objective_usd"] == pytest.approx(first["objective_usd"])
+    assert not any(k.startswith("hashpivot_decisions_total") and v > 0 for k, v in values.items())  # nothing new decided
+
+
 def test_kill_9_and_restart_loses_nothing_and_keeps_the_ramp(server, tmp_path):
     args = site_args(server.url_for("/"), tmp_path, "daemon.decision_cron.second='*'", "daemon.feed_crons.btc.second='*/3'",
                      "daemon.feed_crons.power_rt.second='*/3'", "daemon.feed_crons.network.second='*/3'",

@@ -24,11 +24,11 @@ from hashpivot.feeds.collect import collect, status
 from hashpivot.feeds.fleet.inventory import fleet_machines
 from hashpivot.feeds.fleet.scan import scan_into, use_password
 from hashpivot.feeds.fleet.status import pool_status
-from hashpivot.feeds.store import Store, default_db_path
+from hashpivot.feeds.store import Store, default_db_path, parse_iso
 from hashpivot.models.calendar import iso_utc
 from hashpivot.models.clock import check_clock, now_utc
 from hashpivot.models.config import SiteConfig
-from hashpivot.models.decision import Decision
+from hashpivot.models.decision import Decision, load_decision
 from hashpivot.models.errors import HashpivotError
 from hashpivot.optimizer.console.server import prepare, serve_in_thread
 from hashpivot.optimizer.milp.solve import PersistentLP, SolveSettings
@@ -208,6 +208,7 @@ def run(cfg: SiteConfig, db: Path) -> None:
     with InstanceLock(db):
         _check_store(db)
         metrics = Metrics()
+        _show_last_decision(db, metrics)
         if cfg.daemon.metrics_port is not None:
             try:
                 metrics.serve(cfg.daemon.metrics_host, cfg.daemon.metrics_port)
@@ -258,6 +259,16 @@ def run(cfg: SiteConfig, db: Path) -> None:
             if console is not None:
                 console.stop()
         log.info("daemon stopped")
+
+
+def _show_last_decision(db: Path, metrics: Metrics) -> None:
+    """The store's last decision on the gauges before the first new one (a restart must not read as zeros)."""
+    with Store(db) as store:
+        last = store.decisions(limit=1)
+    if not last.empty:
+        row = last.iloc[-1]
+        doc = load_decision(row["document"], f"{db}: decision {row['seq']}")
+        metrics.show_decision(doc, parse_iso(row["decided_at_utc"]).timestamp(), float(row["duration_s"]))
 
 
 def _stop_on_signal(scheduler: BlockingScheduler):

@@ -58,6 +58,12 @@ class Metrics:
         start_http_server(port, addr=host, registry=self.registry)
 
     def record_decision(self, doc: Decision, decided_at_s: float, duration_s: float) -> None:
+        self.show_decision(doc, decided_at_s, duration_s)
+        self.decisions.labels(doc.status).inc()
+
+    def show_decision(self, doc: Decision, decided_at_s: float, duration_s: float) -> None:
+        """The gauges of a decision (at start: the store's last one, so a restarted daemon does not read 0 for
+        the last decision's time, site power and objective until its first decision); counts nothing."""
         self.last_decision.set(decided_at_s)
         self.solve_duration.set(duration_s)
         if doc.objective_usd is not None:
@@ -66,7 +72,6 @@ class Metrics:
         for pool in doc.pools:
             self.pool_power.labels(pool.name).set(pool.power_kw)
         self.safe.set(1 if doc.status == "safe" else 0)
-        self.decisions.labels(doc.status).inc()
         risk = peak_risk(doc)
         if risk is not None:
             self.four_cp_probability.labels("step0").set(risk["step0_probability"] or 0.0)
