@@ -33,8 +33,13 @@ class InputError(HashpivotError, ValueError):
 
 
 class PublishError(HashpivotError):
-    """A stored decision could not be published (disk full, publish_dir unwritable, webhook down); it stays in
-    the outbox and is published by the next pass."""
+    """A stored decision could not be published (disk full, publish_dir unwritable, webhook down) or applied to
+    the fleet; it stays in the outbox and is published by the next pass. `decision` is the (seq, document)
+    the pass stored, when it got that far, so `tick` still prints what was decided."""
+
+    def __init__(self, message: str, decision: tuple | None = None):
+        super().__init__(message)
+        self.decision = decision
 
 
 class StoreError(HashpivotError):

@@ -59,11 +59,17 @@ def tick(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbOpt = No
     the previous one kept (required feeds stale, or the solve failed), 1 for an error.
     """
     setup_logging(verbose)
+    from hashpivot.models.errors import PublishError
     from hashpivot.optimizer.service.daemon import store_path
     from hashpivot.optimizer.service.daemon import tick as run_tick
 
     cfg = load_site(config, set_)
-    seq, doc = run_tick(cfg, store_path(cfg, db))
+    try:
+        seq, doc = run_tick(cfg, store_path(cfg, db))
+    except PublishError as exc:  # stored, but not (all) published or applied: say what was decided, then why
+        if exc.decision is not None:
+            _print_decision(*exc.decision, format)
+        raise
     _print_decision(seq, doc, format)
     if doc.status in ("safe", "kept"):
         reason = " ".join(line.strip() for line in doc.reason.splitlines())

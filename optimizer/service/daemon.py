@@ -29,7 +29,7 @@ from hashpivot.models.calendar import iso_utc
 from hashpivot.models.clock import check_clock, now_utc
 from hashpivot.models.config import SiteConfig
 from hashpivot.models.decision import Decision, load_decision
-from hashpivot.models.errors import HashpivotError
+from hashpivot.models.errors import HashpivotError, PublishError
 from hashpivot.optimizer.console.server import prepare, serve_in_thread
 from hashpivot.optimizer.milp.solve import PersistentLP, SolveSettings
 from hashpivot.optimizer.service import outbox
@@ -110,6 +110,8 @@ def decision_job(cfg: SiteConfig, db: Path, metrics: Metrics | None,
         try:
             outbox.drain(cfg, store, publish_dir(cfg, db),
                          on_apply=metrics.fleet_apply_duration.set if metrics is not None else None)
+        except PublishError as exc:
+            raise PublishError(str(exc), decision=(seq, doc)) from None
         finally:
             if metrics is not None and cfg.fleet.configured:
                 metrics.record_fleet(pool_status(cfg, store.latest_telemetry()), doc, store.last_apply())
