@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import json
 import os
 import signal
@@ -76,6 +78,10 @@ def test_tick_decides_publishes_and_the_next_tick_starts_from_it(server, tmp_pat
     assert [r["seq"] for r in shown] == [1, 2]
     status = json.loads(run(["status", "--format", "json", *args]).stdout)
     assert status["last_decision_seq"] == 2 and not status["safe_allocation"]
+    as_csv = run(["status", "--format", "csv", *args])  # stdout is CSV alone; the summary lines go to stderr
+    rows = list(csv.reader(io.StringIO(as_csv.stdout)))
+    assert rows[0][0] == "series" and len({len(r) for r in rows}) == 1 and len(rows) > 5, as_csv.stdout[:300]
+    assert "last decision #2" in as_csv.stderr
 
 
 def test_webhook_receives_the_published_decision_and_is_retried_after_a_500(server, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Optional
 
 import typer
@@ -142,29 +143,31 @@ def status(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbOpt = 
     if format is OutputFormat.json:
         echo_json(summary)
         return
+    # csv: stdout is the feeds table alone (one header, one row per series); the summary lines go to stderr
+    say = functools.partial(typer.echo, err=format is OutputFormat.csv)
     if doc is not None:
         d = summary["last_decision"]
         objective = "n/a" if d["objective_usd"] is None else f"{d['objective_usd']:,.0f} USD"
         age = f", {summary['last_decision_age_s'] / 60:,.0f} min ago" if summary["last_decision_age_s"] is not None else ""
-        typer.echo(f"last decision #{last[0]} at {d['decided_at_utc']}{age} for {d['interval_start_utc']}: {d['status']}"
+        say(f"last decision #{last[0]} at {d['decided_at_utc']}{age} for {d['interval_start_utc']}: {d['status']}"
                    f" (horizon profit {objective}, site {summary['site_power_kw']:,} kW)"
                    f"{' SAFE ALLOCATION: ' + d['reason'] if summary['safe_allocation'] else ''}")
-        typer.echo("  " + ", ".join(f"{k} {v:,.0f} kW" for k, v in summary["pools_power_kw"].items()))
+        say("  " + ", ".join(f"{k} {v:,.0f} kW" for k, v in summary["pools_power_kw"].items()))
         if summary["four_cp"] is not None:
             r = summary["four_cp"]
             cost = "n/a" if r["expected_cost_usd"] is None else f"{r['expected_cost_usd']:,.0f} USD"
-            typer.echo(f"  4CP peak risk today: up to p = {r['today_max_probability']:.2g} at {r['today_max_at_utc']} "
+            say(f"  4CP peak risk today: up to p = {r['today_max_probability']:.2g} at {r['today_max_at_utc']} "
                        f"(step 0: p = {r['step0_probability']:.2g}; expected 4CP cost over the horizon {cost}; "
                        "`hashpivot fourcp` for the hours)")
     else:
-        typer.echo("no decision yet")
+        say("no decision yet")
     for banner in summary["banners"]:
         if banner["kind"] != "safe":  # the safe allocation is on the decision's line
-            typer.echo(f"! {banner['text']}")
+            say(f"! {banner['text']}")
     if summary["last_fleet_apply"]:
         a = summary["last_fleet_apply"]
-        typer.echo(f"last fleet apply at {a['at_utc']} (decision {a['decision_seq']}): {a['planned']} planned, "
+        say(f"last fleet apply at {a['at_utc']} (decision {a['decision_seq']}): {a['planned']} planned, "
                    f"{a['ok']} applied, {a['failed']} failed")
     if summary["feed_failures"]:
-        typer.echo("feed failures: " + ", ".join(f"{k} {v}" for k, v in summary["feed_failures"].items()))
+        say("feed failures: " + ", ".join(f"{k} {v}" for k, v in summary["feed_failures"].items()))
     frame_out(pd.DataFrame(summary["feeds"]), OutputFormat.csv if format is OutputFormat.csv else OutputFormat.table, "feeds")
