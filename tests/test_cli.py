@@ -163,3 +163,37 @@ def test_hashprice_needs_exactly_one_of_subsidy_or_height():
 def test_bad_times_on_the_command_line_are_clear_errors(args, message):
     proc = run(*args)
     assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _frame_lines(df, monkeypatch, capsys) -> list[str]:
+    from hashpivot.optimizer.cli.common import OutputFormat, frame_out
+
+    monkeypatch.setenv("COLUMNS", "80")
+    frame_out(df, OutputFormat.table, "t")
+    return capsys.readouterr().out.splitlines()
+
+
+def test_a_wide_short_table_is_turned_into_as_many_tables_as_fit_80_columns(monkeypatch, capsys):
+    """`hold list` with 8 holds lost the last ones off the right edge of one turned table."""
+    import pandas as pd
+
+    holds = pd.DataFrame({"id": range(1, 9), "pool": ["s19xp"] * 8, "ip": [f"127.0.10.{20 + i}" for i in range(8)],
+                          "units": [10] * 8, "off": [True] * 8, "mode": ["eco"] * 8, "until_utc": ["2026-12-04T06:00:00Z"] * 8,
+                          "reason": [f"RMA ticket {i}" for i in range(8)], "created_at_utc": ["2026-12-03T19:38:00Z"] * 8})
+    lines = _frame_lines(holds, monkeypatch, capsys)
+    assert max(len(line) for line in lines) <= 80
+    header = " ".join(line for line in lines if line.startswith("┃ id"))
+    assert all(f" {i} ┃" in header for i in range(1, 9)) and "127.0.10.27" in "\n".join(lines)
+    assert sum(line.startswith("┏") and line.endswith("┓") for line in lines) >= 2  # every table has its right edge
+
+
+def test_a_wide_long_table_splits_its_columns_and_keeps_every_number_whole(monkeypatch, capsys):
+    """`decisions show` at 80 columns crushed seq, time and status to nothing and cut 14,672 to '14,67'."""
+    import pandas as pd
+
+    rows = pd.DataFrame({"seq": range(1, 21), "decided_at_utc": ["2025-06-01T00:30:00Z"] * 20, "status": ["optimal"] * 20,
+                         **{f"pool{i}_kw": [14_672.0 + i] * 20 for i in range(8)}})
+    text = "\n".join(_frame_lines(rows, monkeypatch, capsys))
+    assert max(len(line) for line in text.splitlines()) <= 80 and "(columns 1 of" in text
+    assert all(f"14,67{2 + i}" in text for i in range(8)) and "2025-06-01T00:30:00Z" in text and "optimal" in text
+    assert text.count("┃ seq ") >= 2  # each part led by the first column

@@ -437,7 +437,7 @@ def test_actions_need_allow_actions_the_csrf_field_and_this_origin_and_are_audit
     form.locator("input[name=reason]").fill("PDU 3 derated")
     form.locator("button").click()
     assert "hold 1 added on s21" in page.locator('[data-banner="flash"]').inner_text()
-    assert "at most 8,000 units" in page.locator('#holds tr[data-hold="1"]').inner_text()
+    assert "exactly 8,000 units" in page.locator('#holds tr[data-hold="1"]').inner_text()
     with Store(copy) as store:
         holds = store.active_holds(datetime.now(timezone.utc))
         assert list(holds["pool"]) == ["s21"] and list(holds["units"]) == [8000] and list(holds["reason"]) == ["PDU 3 derated"]

@@ -33,7 +33,7 @@ def test_pool_holds_bound_the_model_and_name_themselves_in_the_reasons(tmp_path)
     assert free.pool("s19xp").units_on > 0 and free.pool("s21").units_on > 1000
     assert held.pool("s19xp").units_on == 0
     assert held.pool("s19xp").reason.startswith("held by operator until 2025-05-20T06:00:00Z (off): cooling repair")
-    assert held.pool("s21").units_on == 1000 and held.pool("s21").reason.startswith("held by operator (at 1,000 units)")
+    assert held.pool("s21").units_on == 1000 and held.pool("s21").reason.startswith("held by operator (exactly 1,000 units)")
     assert set(held.pool("m30s").units_by_mode) <= {"eco"} and "noise limit" in held.pool("m30s").reason
     assert later.pool("s19xp").units_on > 0 and "held by operator" not in later.pool("s19xp").reason
 

@@ -178,7 +178,9 @@ def open_store(cfg, db: Optional[Path], create: bool = True):
 
 def cell_text(v) -> str:
     """A table cell: thousands separators, whole numbers above 1,000, never scientific notation for money."""
-    if v is None or (isinstance(v, float) and v != v):
+    import pandas as pd
+
+    if v is None or v is pd.NA or (isinstance(v, float) and v != v):
         return ""
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return str(v)
@@ -192,6 +194,7 @@ def frame_out(df, format: OutputFormat, title: str) -> None:
     and it has few rows, it is printed turned (one line per column), so no header or number is ever cut."""
     import pandas as pd
     from rich.console import Console
+    from rich.measure import Measurement
     from rich.table import Table
 
     from hashpivot.optimizer.cli.render import terminal_width
@@ -207,20 +210,54 @@ def frame_out(df, format: OutputFormat, title: str) -> None:
     needed = sum(max([len(str(c))] + [len(r[i]) for r in cells]) + 3 for i, c in enumerate(df.columns)) + 1
     table = Table(title=title)
     if needed > width and 0 < len(df) <= 12:
-        table.add_column(str(df.columns[0]), justify="left", no_wrap=True,
-                         min_width=max(len(str(c)) for c in df.columns))
-        for row in cells:  # short cells (numbers) keep their width; long text folds
-            short = [len(c) for c in row[1:] if len(c) <= 16] or [8]
-            table.add_column(row[0], justify="right", overflow="fold", min_width=max(short + [min(len(row[0]), 16)]))
-        for i, col in enumerate(df.columns[1:], start=1):
-            table.add_row(str(col), *[row[i] for row in cells])
-    else:
+        # turned: one column per row; as many tables as it takes for every row to fit the width
+        console = Console(width=width)
+        label_w = max(len(str(c)) for c in df.columns)
+        widths = [max([len(c) for c in row[1:] if len(c) <= 16] + [min(len(row[0]), 16), 8]) for row in cells]
+
+        def turned(group: list[int], name: str) -> Table:
+            part = Table(title=name)
+            part.add_column(str(df.columns[0]), justify="left", no_wrap=True, min_width=label_w)
+            for i in group:  # short cells (numbers) keep their width; long text folds
+                part.add_column(cells[i][0], justify="right", overflow="fold", min_width=widths[i])
+            for j, col in enumerate(df.columns[1:], start=1):
+                part.add_row(str(col), *[cells[i][j] for i in group])
+            return part
+
+        groups: list[list[int]] = [[]]
+        for i in range(len(cells)):
+            wide = console.options.update_width(10_000)  # the group's natural width: nothing folded or cut
+            if groups[-1] and Measurement.get(console, wide, turned(groups[-1] + [i], "")).maximum > width:
+                groups.append([])
+            groups[-1].append(i)
+        for n, group in enumerate(groups, start=1):
+            console.print(turned(group, title if len(groups) == 1 else f"{title} ({n} of {len(groups)})"))
+        return
+    if needed <= width or df.shape[1] < 3:
         for col in df.columns:
             numeric = pd.api.types.is_numeric_dtype(df[col])
             table.add_column(str(col), justify="right" if numeric else "left", overflow="fold", no_wrap=numeric)
         for row in cells:
             table.add_row(*row)
-    Console(width=width).print(table)
+        Console(width=width).print(table)
+        return
+    # too wide and too long to turn: the columns in as many tables as it takes, each led by the first column,
+    # every cell whole (a crushed column showed '14,67' for 14,672)
+    natural = [max([len(str(c))] + [len(r[i]) for r in cells]) + 3 for i, c in enumerate(df.columns)]
+    groups: list[list[int]] = [[]]
+    for i in range(1, df.shape[1]):
+        if groups[-1] and natural[0] + 1 + sum(natural[j] for j in groups[-1]) + natural[i] > width:
+            groups.append([])
+        groups[-1].append(i)
+    for n, group in enumerate(groups, start=1):
+        part = Table(title=f"{title} (columns {n} of {len(groups)})")
+        for i in [0, *group]:
+            col = df.columns[i]
+            numeric = pd.api.types.is_numeric_dtype(df[col])
+            part.add_column(str(col), justify="right" if numeric else "left", no_wrap=True)
+        for row in cells:
+            part.add_row(*[row[i] for i in [0, *group]])
+        Console(width=width).print(part)
 
 
 def echo_json(value) -> None:

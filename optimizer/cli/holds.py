@@ -31,7 +31,7 @@ def hold_add(
     reason: Annotated[str, typer.Option(help="why (shown in every decision it changes)")],
     pool: Annotated[Optional[str], typer.Option(help="an ASIC pool")] = None,
     machine: Annotated[Optional[str], typer.Option(help="one machine's IP (fleet apply never commands it)")] = None,
-    units: Annotated[Optional[int], typer.Option(help="at most this many units of the pool run")] = None,
+    units: Annotated[Optional[int], typer.Option(help="exactly this many units of the pool run (a cap and a must-run floor)")] = None,
     off: Annotated[bool, typer.Option("--off", help="the pool (or machine) stays off")] = False,
     mode: Annotated[Optional[str], typer.Option(help="the pool runs in this mode only")] = None,
     until: Annotated[Optional[str], typer.Option(help="UTC ISO 8601 time the hold ends (default: until removed)")] = None,
@@ -54,12 +54,10 @@ def hold_add(
             raise InputError(f"--machine {machine!r}: not an IP address") from None
     if sum([units is not None, off, mode is not None]) != 1 and pool is not None:
         raise InputError("a pool hold takes exactly one of --units N, --off or --mode M")
-    if units is not None and units < 0:
-        raise InputError(f"--units {units}: must be >= 0")
     cfg = load_site(config, set_)
     hold = {"pool": pool, "ip": machine, "units": units, "off": off or machine is not None, "mode": mode,
             "until_utc": iso_utc(utc(until, "--until")) if until is not None else None, "reason": reason}
-    check_hold(cfg, hold)
+    check_hold(cfg, hold, now_utc())
     with open_store(cfg, db) as store:
         hold_id = store.add_hold(hold, now_utc())
     typer.echo(f"hold {hold_id} added")
@@ -74,7 +72,9 @@ def hold_list(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbOpt
 
     cfg = load_site(config, set_)
     with open_store(cfg, db, create=False) as store:
-        frame_out(store.active_holds(now_utc()).drop(columns=["removed_at_utc"]), format, "holds")
+        holds = store.active_holds(now_utc()).drop(columns=["removed_at_utc"])
+    holds = holds.astype({"units": "Int64", "off": bool})  # 10 units, not 10.0; off true/false, not 1/0
+    frame_out(holds, format, "holds")
 
 
 @hold_app.command("remove", epilog="**Examples**\n\n    hashpivot hold remove 3 --db store.sqlite")

@@ -202,18 +202,16 @@ class Console:
             return form
         pool, what, reason = form.get("pool", ""), form.get("what", "off"), form.get("reason", "").strip()
         try:
-            if not reason:
-                raise InputError("a hold needs a reason")
-            units = int(form["units"]) if what == "units" and form.get("units") else None
-            if what == "units" and (units is None or units < 0):
-                raise InputError("units: give a whole number >= 0")
+            if what == "units" and not form.get("units", "").strip().isdigit():
+                raise InputError(f"units {form.get('units', '')!r}: give a whole number of units >= 0")
+            units = int(form["units"]) if what == "units" else None
             mode = form.get("mode") or None if what == "mode" else None
             if what == "mode" and mode is None:
                 raise InputError("mode: name the mode the pool is held in")
             until = iso_utc(_utc(form["until"])) if form.get("until") else None
             hold = {"pool": pool, "ip": None, "units": units, "off": what == "off", "mode": mode, "until_utc": until,
                     "reason": reason}
-            check_hold(self.cfg, hold)
+            check_hold(self.cfg, hold, self.clock())
         except (InputError, ValueError) as exc:
             self._audit(request, "-", pool or "-", "hold add", "refused", str(exc))
             return self._done(f"hold refused: {exc}", 400)

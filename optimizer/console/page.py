@@ -154,7 +154,7 @@ def _fleet(o: dict, actions: bool, csrf: str, pools: list[str]) -> str:
                      f'{a["planned"]:,} planned, {a["ok"]:,} applied, {a["failed"]:,} failed</p>')
     holds = []
     for h in o["holds"]:
-        what = "off" if h.get("off") else (f'at most {int(h["units"]):,} units' if h.get("units") is not None
+        what = "off" if h.get("off") else (f'exactly {int(h["units"]):,} units' if h.get("units") is not None
                                           else f'in {h.get("mode")} mode')
         remove = _form(f'/actions/holds/{int(h["id"])}/remove', csrf, "", "remove") if actions else ""
         holds.append(f'<tr data-hold="{int(h["id"])}">{_cell(h["id"])}{_cell(h.get("pool") or h.get("ip"), None, "t")}'
@@ -166,7 +166,7 @@ def _fleet(o: dict, actions: bool, csrf: str, pools: list[str]) -> str:
     if actions:
         options = "".join(f'<option value="{escape(p)}">{escape(p)}</option>' for p in pools)
         body = (f'<select name="pool">{options}</select> <select name="what"><option value="off">off</option>'
-                '<option value="units">at most N units</option><option value="mode">only mode</option></select> '
+                '<option value="units">exactly N units</option><option value="mode">only mode</option></select> '
                 '<input name="units" type="number" min="0" placeholder="N"> <input name="mode" placeholder="mode"> '
                 '<input name="until" placeholder="until (UTC ISO, optional)"> <input name="reason" placeholder="reason" required> ')
         parts.append("<p>" + _form("/actions/holds", csrf, body, "add hold") + "</p>")
