@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from hashpivot.feeds.base import Observation
+from hashpivot.feeds.collect import derive_hashprice
 from hashpivot.feeds.embedded import (
     ANCILLARY_COLUMNS,
     BTC_COLUMNS,
@@ -154,6 +155,8 @@ def store_files(parsed: list[tuple[Path, str, list[Observation]]], store: Store)
             raise DataError(f"{path}: rejected, nothing imported: {exc.reason}") from None
         results.append(ImportResult(path, kind, len(rows), sorted(by_series)))
     store.upsert([r for _, _, rows in parsed for r in rows])
+    if {"btc", "network"} & {kind for _, kind, _ in parsed}:
+        derive_hashprice(store)  # as a collection pass does, so status does not call it "never received"
     for r in results:
         log.info("imported file=%s kind=%s rows=%d", r.path, r.kind, r.rows)
     return results

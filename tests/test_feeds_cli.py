@@ -65,6 +65,10 @@ def test_import_show_and_solve_from_store(tmp_path):
     store_doc = json.loads(run("solve", "--source", "store", "--db", str(db), "--at", "2024-08-05T14:00Z", "-f", "json").stdout)
     embedded_doc = json.loads(run("solve", "--at", "2024-08-05T14:00Z", "-f", "json").stdout)
     assert store_doc["objective_usd"] == embedded_doc["objective_usd"]
+    status = {r["series"]: r for r in json.loads(run("feeds", "status", "--db", str(db), "--format", "json").stdout)}
+    assert status["hashprice_usd_per_th_day"]["source"] == "computed"  # derived from the imports, not "never received"
+    latest_doc = json.loads(run("solve", "-f", "json").stdout)  # the embedded data's latest time, like the derived row
+    assert status["hashprice_usd_per_th_day"]["value"] == pytest.approx(latest_doc["inputs"]["hashprice_usd_per_th_day"], rel=0.01)
 
 
 def test_import_bad_file_exits_1(tmp_path):
