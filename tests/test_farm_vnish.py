@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+import pandas as pd
 import pyasic
 import pytest
 from pyasic.miners.backends.luxminer import LUXMiner
@@ -237,3 +238,17 @@ def test_the_cli_rehearsal_on_a_mixed_farm_simulate_scan_apply(tmp_path):
     finally:
         sim.terminate()
         sim.wait(timeout=30)
+
+
+def test_a_refused_password_reads_as_erroring_with_the_fix_not_as_unreachable():
+    """A drill's wrong fleet.password_file counted 12 VNish machines 'unreachable', with two pyasic warning lines
+    each on stderr: the machines answer, they refuse the password, and the operator must be told which."""
+    from hashpivot.feeds.fleet.scan import AUTH_REFUSED
+    from hashpivot.feeds.fleet.status import pool_status
+
+    machines = [VNishMachine(ip, noise=0.0, password="not-pyasic's-default") for ip in farm_ips(3, "127.3.210.1")]
+    with RunningFarm(machines):
+        rows = scan([Machine(m.ip, "s19xp") for m in machines], datetime.now(timezone.utc), 5, 3.0)
+    assert all(r.reachable and r.error == AUTH_REFUSED for r in rows)
+    status = pool_status(load_config(SITE), pd.DataFrame([r.__dict__ for r in rows])).iloc[0]
+    assert status["erroring"] == 3 and status["unreachable"] == 0 and status["healthy"] == 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import warnings
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -39,6 +40,12 @@ class Telemetry:
     power_target_w: float | None = None  # the firmware's power target / preset, W
 
 
+AUTH_REFUSED = ("refused the password: check fleet.password_env / fleet.password_file (the miners' web/API "
+                "password)")
+# pyasic also warns once per refused login (two lines on stderr per machine); the telemetry row says it instead
+warnings.filterwarnings("ignore", message="Could not authenticate", category=UserWarning, module="pyasic")
+
+
 async def _read(machine: Machine, now: datetime, timeout_s: float, attempts: int = 2) -> Telemetry:
     """One machine's telemetry; a machine that answers without any telemetry is asked again (`attempts`)."""
     try:
@@ -53,6 +60,8 @@ async def _read(machine: Machine, now: datetime, timeout_s: float, attempts: int
         return Telemetry(machine.ip, machine.pool, now, False, error=f"no answer within {timeout_s:g} s")
     except Exception as exc:  # noqa: BLE001 - one machine's garbage reply (pyasic raises KeyError, ValidationError,
         # …) makes that machine unreadable; it must not stop the scan of every other one
+        if "authenticate" in str(exc):  # it answers but refuses the password: erroring, not unreachable
+            return Telemetry(machine.ip, machine.pool, now, True, error=AUTH_REFUSED)
         return Telemetry(machine.ip, machine.pool, now, False, error=f"{type(exc).__name__}: {exc}"[:200])
     hashrate = float(data.hashrate) if data.hashrate is not None else None
     temps = [b.temp for b in data.hashboards if b.temp]
