@@ -129,6 +129,8 @@ CASES = [
                                      "--db", "s.sqlite"], "--until 2020-01-01T00:00:00Z: already past"),
     Case("hold without a reason", ["hold", "add", "--pool", "s21", "--off", "--reason", " ", "--db", "s.sqlite"],
          "--reason: a hold needs a reason"),
+    Case("backup into a missing folder", ["store", "backup", "--db", "notdb.sqlite", "--to", "nodir/x.sqlite"],
+         "--to nodir/x.sqlite: the directory nodir does not exist", "store_is_not_sqlite"),
     Case("console port out of range", ["serve", "--port", "99999"], "--port': Input should be less than or equal to 65535",
          code=2, lines=2),
     Case("bad source", ["solve", "--source", "nope"], "--source 'nope': must be embedded or store", code=2, lines=2),

@@ -378,3 +378,15 @@ def test_the_daemon_drives_the_farm_and_a_kill_9_mid_apply_continues_from_what_t
     assert sum(m.profile == "290MHz" for m in awake) == pool.units_by_mode.get("eco", 0)
     print(f"\nfleet drill: 3 kill -9, {seq} decisions, {len(audit)} commands audited, farm = last decision "
           f"({pool.units_on} on: {json.dumps(pool.units_by_mode)})")
+
+
+def test_a_simulated_farm_that_cannot_listen_leaves_the_inventory_as_it_was(tmp_path):
+    """A drill's `fleet simulate` failed on a port in use and still overwrote its --inventory file."""
+    inventory = tmp_path / "fleet.csv"
+    inventory.write_text("ip,pool\n10.0.0.1,s19xp\n")
+    with RunningFarm([SimMachine("127.0.19.1", noise=0.0)]):  # holds 127.0.19.1:4028
+        proc = subprocess.run([sys.executable, "-m", "hashpivot.optimizer.cli", "fleet", "simulate", "--machines", "2",
+                               "--first-ip", "127.0.19.1", "--vnish-fraction", "0", "--inventory", str(inventory),
+                               "--seconds", "1"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "cannot listen" in proc.stderr, proc.stderr
+    assert inventory.read_text() == "ip,pool\n10.0.0.1,s19xp\n"

@@ -125,10 +125,6 @@ def fleet_simulate(
     if not first_ip.startswith("127."):
         raise InputError(f"--first-ip {first_ip}: the simulated farm listens on loopback only (127.x.y.z)")
     farm_machines = mixed_farm(machines, first_ip, vnish_fraction, faulty, seed)
-    try:
-        write_inventory(farm_machines, inventory, pool, hall)
-    except OSError as exc:
-        raise InputError(f"--inventory {inventory}: cannot write ({exc.strerror})") from None
     counts = {fw: sum(m.firmware == fw for m in farm_machines) for fw in LABELS}
     what = (f"{machines:,} LuxOS machines" if counts["vnish"] == 0 else
             f"{machines:,} machines ({', '.join(f'{n:,} {LABELS[fw]}' for fw, n in counts.items() if n)})")
@@ -141,6 +137,11 @@ def fleet_simulate(
                              "CAP_NET_BIND_SERVICE, or --vnish-fraction 0)") from None
         except OSError as exc:
             raise InputError(f"cannot listen on {exc.strerror}: another farm or miner API there? choose --first-ip") from None
+        try:  # only once the farm listens: a farm that cannot start leaves an existing inventory as it was
+            write_inventory(farm_machines, inventory, pool, hall)
+        except OSError as exc:
+            await farm.stop()
+            raise InputError(f"--inventory {inventory}: cannot write ({exc.strerror})") from None
         ports = "port 4028" if counts["vnish"] == 0 else "ports 4028 (LuxOS) and 80 + 4028 (VNish)"
         typer.echo(f"simulating {what} on {farm_machines[0].ip} .. {farm_machines[-1].ip} {ports}; "
                    f"inventory {inventory}; Ctrl-C stops", err=True)

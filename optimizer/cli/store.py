@@ -46,6 +46,7 @@ def store_check(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbO
 def store_backup(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbOpt = None,
                  to: Annotated[Optional[Path], typer.Option(help="backup file (default: daemon.backup_dir/store-<UTC time>.sqlite)")] = None) -> None:
     """A consistent online copy of the store (SQLite's backup API; the daemon may keep running), mode 0600."""
+    from hashpivot.models.errors import InputError
     from hashpivot.optimizer.service.daemon import backup_job, store_path
 
     cfg = load_site(config, set_)
@@ -54,7 +55,11 @@ def store_backup(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: Db
         with open_store(cfg, db, create=False):
             pass
         target = backup_job(cfg, path)
-    else:
+    else:  # like solve --output: an explicit file goes into a folder that exists (a typo must not make one)
+        if to.is_dir():
+            raise InputError(f"--to {to}: is a directory; give the backup file's name")
+        if not to.parent.is_dir():
+            raise InputError(f"--to {to}: the directory {to.parent} does not exist")
         with open_store(cfg, db, create=False) as store:
             target = store.backup(to)
     typer.echo(f"wrote {target}")
