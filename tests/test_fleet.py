@@ -127,6 +127,8 @@ def test_the_daemon_decides_on_the_healthy_machines_the_fleet_reports(tmp_path, 
     now = datetime(2025, 6, 1, 0, 0, tzinfo=timezone.utc)
     with Store(tmp_path / "s.sqlite") as store:
         import_files(sorted(embedded_data_dir().glob("*.csv*")), store)
+        blind = decide_interval(cfg, store, now)  # a fleet configured but never scanned: the document says so
+        assert any("no fleet telemetry stored yet" in w for w in blind.fleet["warnings"]), blind.fleet
         with RunningFarm(machines):
             store.add_telemetry(scan(read_inventory(inventory, cfg), now, timeout_s=2.0))
         doc = decide_interval(cfg, store, now)

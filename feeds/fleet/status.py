@@ -103,7 +103,7 @@ def healthy_units(telemetry: pd.DataFrame, now: datetime, staleness_s: float) ->
     (reachable, no error): the units the model may use. Pools whose telemetry is all stale are left out, with
     a warning each (the config's figure then holds)."""
     if telemetry.empty:
-        return {}, []
+        return {}, ["no fleet telemetry stored yet (no scan has run): the config's units_available is used for every pool"]
     at = pd.to_datetime(telemetry["at_utc"], utc=True)
     fresh = (pd.Timestamp(now) - at).dt.total_seconds() <= staleness_s
     out, warnings = {}, []
