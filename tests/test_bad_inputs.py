@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from hashpivot.feeds.store import Store
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "feeds" / "data"
 pytestmark = pytest.mark.e2e
@@ -58,6 +60,7 @@ SETUPS = {
         "interval_start_utc,btc_usd\n2024-01-01T00:00:00Z,42458.92\n2024-01-01T01:00:00Z,4x\n"),
     "history_cut_mid_number": lambda w: (w / "btc_usd_hourly.csv").write_text(  # 42458.92 cut after four digits
         "interval_start_utc,btc_usd\n2024-01-01T00:00:00Z,42458.92\n2024-01-01T01:00:00Z,4245"),
+    "empty_store": lambda w: Store(w / "s.sqlite").close(),
     "initial_other_site": lambda w: (w / "d.json").write_text(
         (ROOT / "tests" / "fixtures" / "decision-other-site.json").read_text()),
 }
@@ -131,6 +134,8 @@ CASES = [
          "--reason: a hold needs a reason"),
     Case("backup into a missing folder", ["store", "backup", "--db", "notdb.sqlite", "--to", "nodir/x.sqlite"],
          "--to nodir/x.sqlite: the directory nodir does not exist", "store_is_not_sqlite"),
+    Case("feeds show of an unknown series", ["feeds", "show", "--db", "s.sqlite", "--series", "nosuch"],
+         "--series 'nosuch': no such series or family in the store", "empty_store"),
     Case("console port out of range", ["serve", "--port", "99999"], "--port': Input should be less than or equal to 65535",
          code=2, lines=2),
     Case("bad source", ["solve", "--source", "nope"], "--source 'nope': must be embedded or store", code=2, lines=2),

@@ -197,3 +197,13 @@ def test_a_wide_long_table_splits_its_columns_and_keeps_every_number_whole(monke
     assert max(len(line) for line in text.splitlines()) <= 80 and "(columns 1 of" in text
     assert all(f"14,67{2 + i}" in text for i in range(8)) and "2025-06-01T00:30:00Z" in text and "optimal" in text
     assert text.count("┃ seq ") >= 2  # each part led by the first column
+
+
+def test_json_tables_keep_slashes_and_whole_numbers(capsys):
+    import pandas as pd
+
+    from hashpivot.optimizer.cli.common import OutputFormat, frame_out
+
+    frame_out(pd.DataFrame({"unit": ["TH/s"], "decision_seq": pd.array([13], dtype="Int64")}), OutputFormat.json, "t")
+    out = capsys.readouterr().out
+    assert '"TH/s"' in out and '"decision_seq": 13' in out, out

@@ -199,8 +199,8 @@ def frame_out(df, format: OutputFormat, title: str) -> None:
 
     from hashpivot.optimizer.cli.render import terminal_width
 
-    if format is OutputFormat.json:
-        typer.echo(df.to_json(orient="records", date_format="iso", indent=2))
+    if format is OutputFormat.json:  # through json: pandas escapes '/' ("TH\\/s"), json.dumps does not
+        typer.echo(json.dumps(json.loads(df.to_json(orient="records", date_format="iso")), indent=2))
         return
     if format is OutputFormat.csv:
         typer.echo(df.to_csv(index=False), nl=False)

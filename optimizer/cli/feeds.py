@@ -81,9 +81,15 @@ def feeds_show(
     """Stored observations: interval, value, unit, which source supplied it and when it was fetched."""
     import pandas as pd
 
+    from hashpivot.models.errors import InputError
+
     cfg = load_site(config, set_)
     since_ts = utc(since, "--since") if since else None
     with open_store(cfg, db, create=False) as store:
+        stored = sorted(store.series_names())
+        for name in series or []:  # a typo is an error, not an empty table
+            if not any(s == name or s.startswith(name + ".") for s in stored):
+                raise InputError(f"--series {name!r}: no such series or family in the store; stored: {', '.join(stored) or 'none'}")
         frames = [store.history(s, since=since_ts) for s in (series or [None])]
     df = pd.concat([f for f in frames if not f.empty], ignore_index=True) if any(not f.empty for f in frames) else pd.DataFrame(
         columns=["series", "interval_start_utc", "value", "unit", "source", "fetched_at_utc"])

@@ -196,7 +196,7 @@ def fleet_apply(
             seq, doc = last
         results, n_waves = apply_decision(cfg, store, machines, doc, seq, dry_run, now_utc())
     df = pd.DataFrame(results, columns=["ip", "pool", "command", "result", "detail", "attempts"])
-    frame_out(df, format, f"fleet apply{' (dry run: nothing sent)' if dry_run else ''}: {len(df)} commands in {n_waves} waves")
+    frame_out(df, format, f"fleet apply{' (dry run: nothing sent)' if dry_run else ''}: {len(df)} commands in {n_waves} wave{'' if n_waves == 1 else 's'}")
     failed = int((df["result"] == "failed").sum()) if not df.empty else 0
     if failed:
         typer.echo(f"error: {failed} of {len(df)} commands failed (see `hashpivot fleet log`); those machines are "
@@ -211,4 +211,5 @@ def fleet_log(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbOpt
     """The audit log: every command sent to a machine (time, decision, machine, command, result, detail)."""
     cfg = load_site(config, set_)
     with open_store(cfg, db, create=False) as store:
-        frame_out(store.fleet_log(limit), format, "fleet log")
+        log = store.fleet_log(limit)
+    frame_out(log.astype({"decision_seq": "Int64"}), format, "fleet log")  # 13, not 13.0 beside the console's rows
