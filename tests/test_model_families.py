@@ -189,4 +189,4 @@ def test_a_floor_the_site_cannot_honour_is_diagnosed():
     with pytest.raises(InfeasibleError) as info:
         solve(problem([1000], [held], site_cap_kw=5))
     assert info.value.groups == ["unit_floors", "site_cap"]
-    assert "asic pool A: 8 units must run (8 kW at least)" in str(info.value)
+    assert "asic pool A: 8 units must run (8 kW IT, 8 kW at the meter at least)" in str(info.value)  # PUE 1 here

@@ -44,7 +44,8 @@ def _floor_conflict(problem: Problem, groups: list[str]) -> list[str]:
     for a in problem.asic:
         if a.min_units_on:
             kw = a.min_units_on * float(a.mode_power_kw.min())
-            out.append(f"asic pool {a.name}: {a.min_units_on:,} units must run ({kw:,.0f} kW at least), "
+            out.append(f"asic pool {a.name}: {a.min_units_on:,} units must run ({kw:,.0f} kW IT, "
+                       f"{kw * problem.pue:,.0f} kW at the meter at least), "
                        f"{a.units_available:,} available; site cap {problem.site_cap_kw:,.0f} kW at the meter, hall "
                        f"{a.hall} cap {float(problem.hall_cap_kw[a.hall].min()):,.0f} kW")
     return out
