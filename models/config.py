@@ -546,7 +546,7 @@ class ConsoleConfig(StrictModel):
     host: str = Field("127.0.0.1", description="bind address; anything but loopback needs a token")
     port: int = Field(8080, ge=0, le=65535, description="0 picks a free port (logged at start)")
     token: str | None = Field(None, min_length=16, description="bearer token; prefer token_file or token_env")
-    token_file: str | None = Field(None, description="file holding the bearer token (one line)")
+    token_file: str | None = Field(None, description="file holding the bearer token (one line); relative to the config file")
     token_env: str = Field("HASHPIVOT_CONSOLE_TOKEN", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
                            description="environment variable holding the token when token and token_file are unset")
     allow_actions: bool = Field(False, description="holds and fleet.apply may be changed from the page (needs a token)")
@@ -621,6 +621,9 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> SiteCon
     password_file = cfg.fleet.password_file
     if password_file is not None and not Path(password_file).expanduser().is_absolute():
         cfg = cfg.model_copy(update={"fleet": cfg.fleet.model_copy(update={"password_file": str(Path(path).parent / password_file)})})
+    token_file = cfg.console.token_file  # like the miners' password file
+    if token_file is not None and not Path(token_file).expanduser().is_absolute():
+        cfg = cfg.model_copy(update={"console": cfg.console.model_copy(update={"token_file": str(Path(path).parent / token_file)})})
     for a in cfg.fleet.gpu_actuators:  # a secret file, like the inventory, is relative to the config file
         key_file = getattr(a, "api_key_file", None)
         if key_file is not None and not Path(key_file).expanduser().is_absolute():

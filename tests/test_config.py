@@ -163,3 +163,14 @@ def test_urls_must_be_http_with_a_host_and_no_credentials(key, url, expected):
     with pytest.raises(ConfigError, match=expected) as err:
         load_config(EXAMPLE, [f"{key}='{url}'"])
     assert "secret" not in str(err.value)
+
+
+def test_secret_files_are_relative_to_the_config_file_not_the_working_directory(tmp_path):
+    """A drill found console.token_file read from the working directory while fleet.password_file was read
+    beside the config: one rule for both."""
+    from hashpivot.models.config import load_config
+
+    site = Path(__file__).resolve().parents[1] / "configs" / "site.toml"
+    cfg = load_config(site, ["console.token_file='console.token'", "fleet.password_file='miners.pw'"])
+    assert cfg.console.token_file == str(site.parent / "console.token")
+    assert cfg.fleet.password_file == str(site.parent / "miners.pw")

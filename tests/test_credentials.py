@@ -70,6 +70,6 @@ def test_no_secret_reaches_output_logs_store_documents_or_audit(tmp_path):
     with sqlite3.connect(db) as conn:
         texts.append("\n".join(conn.iterdump()))
     texts += [p.read_text() for p in out.glob("*.json")]
-    assert len(texts) >= 7 and '"command":"sleep"' in texts[2]
+    assert len(texts) >= 7 and '"command": "sleep"' in texts[2]
     for text in texts:
         assert password not in text and key not in text
