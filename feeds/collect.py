@@ -221,7 +221,7 @@ def status(cfg: SiteConfig, store: Store, now: datetime | None = None) -> list[S
     out = []
     for series in sorted(set(store.series_names()) | required):
         s = spec(series)
-        last = store.latest(series)
+        last = store.latest(series, as_of=now)  # what was known by now: after a clock step back, not later rows
         age = None if last is None else max((now - last.interval_start_utc).total_seconds(), 0.0)
         out.append(SeriesStatus(series, None if last is None else last.value, s.unit,
                                 None if last is None else last.interval_start_utc, None if last is None else last.source,

@@ -203,3 +203,17 @@ def test_a_store_from_before_the_latest_scan_table_keeps_each_machines_newest_sc
     with Store(path) as store:
         assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert list(store.latest_telemetry()["watts"]) == [5.0, 5.0]
+
+
+def test_feed_status_after_the_clock_steps_back_reads_only_what_was_known_by_then(tmp_path):
+    """A drill at a stepped-back 00:35Z saw a row fetched at 05:00Z as 'age 0, fresh': status must agree with
+    the decision, which cannot see rows fetched after its now."""
+    from hashpivot.feeds.collect import status
+
+    cfg = load_config(EXAMPLE)
+    with Store(tmp_path / "s.sqlite") as store:
+        store.upsert([obs(60_000.0, start=T0, fetched=T0 + timedelta(hours=1)),
+                      obs(61_000.0, start=T0 + timedelta(hours=4), fetched=T0 + timedelta(hours=5))])
+        rows = {r.series: r for r in status(cfg, store, T0 + timedelta(hours=1, minutes=35))}
+    btc = rows["btc_usd"]
+    assert btc.value == 60_000.0 and btc.age_s == pytest.approx(95 * 60)
