@@ -155,7 +155,8 @@ def store_files(parsed: list[tuple[Path, str, list[Observation]]], store: Store)
             raise DataError(f"{path}: rejected, nothing imported: {exc.reason}") from None
         results.append(ImportResult(path, kind, len(rows), sorted(by_series)))
     store.upsert([r for _, _, rows in parsed for r in rows])
-    if {"btc", "network"} & {kind for _, kind, _ in parsed}:
+    inputs = ("difficulty", "subsidy_btc", "fees_btc_per_block", "btc_usd")
+    if {"btc", "network"} & {kind for _, kind, _ in parsed} and all(store.latest(s) is not None for s in inputs):
         derive_hashprice(store)  # as a collection pass does, so status does not call it "never received"
     for r in results:
         log.info("imported file=%s kind=%s rows=%d", r.path, r.kind, r.rows)
