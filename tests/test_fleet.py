@@ -392,3 +392,15 @@ def test_a_simulated_farm_that_cannot_listen_leaves_the_inventory_as_it_was(tmp_
                                "--seconds", "1"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and "cannot listen" in proc.stderr, proc.stderr
     assert inventory.read_text() == "ip,pool\n10.0.0.1,s19xp\n"
+
+
+def test_one_apply_raises_at_most_one_ramp_limit_net_of_its_reductions():
+    from hashpivot.optimizer.service.fleet_plan import Command, within_ramp
+
+    cuts = [Command(f"127.0.9.{i}", "s19xp", "sleep", None, -3.0) for i in range(1, 5)]  # frees 12 kW
+    raises = [Command(f"127.0.9.{i}", "s21", "wake", 3500.0, 3.5) for i in range(10, 20)]  # 35 kW wanted
+    now, later = within_ramp(cuts + raises, ramp_kw=10.0)
+    assert now[:4] == cuts and sum(c.delta_kw for c in now) <= 10.0 + 1e-9  # the net rise within one limit
+    assert len(now) - 4 == 6 and later == raises[6:]  # 6 x 3.5 = 21 kW <= 12 + 10
+    assert within_ramp(raises, None) == (raises, [])
+    assert within_ramp([raises[0]], 1.0) == ([raises[0]], [])  # one machine always goes

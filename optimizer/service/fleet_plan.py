@@ -76,12 +76,14 @@ def limit_changes(commands: list[Command], machines: int, fraction: float) -> tu
 
 
 def within_ramp(commands: list[Command], ramp_kw: float | None) -> tuple[list[Command], list[Command]]:
-    """Every reduction, and the raises (in the plan's order) whose sum stays within one ramp limit; the rest wait
-    for the next decision, one step later, so the fleet never rises faster than the limit per step however far
-    its measured state is from the decision (a first decision, machines back after a failure). One raise always
-    goes, so a limit below one machine's power still lets the fleet follow."""
+    """Every reduction, and the raises (in the plan's order) whose sum stays within one ramp limit above what the
+    reductions free (the net rise, as the model's ramp limit counts it, so a mode swap still goes in one apply);
+    the rest wait for the next decision, one step later, so the fleet never rises faster than the limit per step
+    however far its measured state is from the decision (a first decision, machines back after a failure). One
+    raise always goes, so a limit below one machine's power still lets the fleet follow."""
     if ramp_kw is None:
         return commands, []
+    ramp_kw += -sum(c.delta_kw for c in commands if c.delta_kw < 0)
     now: list[Command] = []
     later: list[Command] = []
     added = 0.0
