@@ -125,8 +125,8 @@ def apply_decision(cfg: SiteConfig, store: Store, machines: list[Machine], doc: 
                                        f"{run}fleet.max_change_fraction = {cfg.fleet.max_change_fraction:g}", 0)
                                       for c in deferred])
     if beyond_ramp:
-        log.warning("fleet apply seq=%s: %d raises (%.0f kW) deferred to the next decision: one apply raises at most "
-                    "site.ramp_limit_kw_per_step = %g kW at the meter", seq, len(beyond_ramp),
+        log.warning("fleet apply seq=%s: %d raises (%.0f kW) deferred to the next decision: one apply raises the meter, net of "
+                    "its reductions, by at most site.ramp_limit_kw_per_step = %g kW", seq, len(beyond_ramp),
                     sum(c.delta_kw for c in beyond_ramp) * cfg.site.pue, cfg.site.ramp_limit_kw_per_step)
         store.log_commands(now, seq, [(c.ip, c.pool, label(c), "deferred",
                                        f"{run}site.ramp_limit_kw_per_step = {cfg.site.ramp_limit_kw_per_step:g} kW", 0)
