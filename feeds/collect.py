@@ -141,10 +141,13 @@ def _reject(store: Store, result: GroupResult, group: str, source: str, now: dat
     store.log_fetch(group, source, now, False, 0, reason)
 
 
+HASHPRICE_INPUTS = ("difficulty", "subsidy_btc", "fees_btc_per_block", "btc_usd")
+
+
 def derive_hashprice(store: Store, now: datetime | None = None) -> Observation | None:
     """Hashprice from the latest stored difficulty, subsidy, fees and BTC price; stored with source 'computed'."""
     now = now or now_utc()
-    inputs = {s: store.latest(s) for s in ("difficulty", "subsidy_btc", "fees_btc_per_block", "btc_usd")}
+    inputs = {s: store.latest(s) for s in HASHPRICE_INPUTS}
     missing = [s for s, o in inputs.items() if o is None]
     if missing:
         log.warning("hashprice not derived: no stored %s", ", ".join(missing))

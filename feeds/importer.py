@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from hashpivot.feeds.base import Observation
-from hashpivot.feeds.collect import derive_hashprice
+from hashpivot.feeds.collect import HASHPRICE_INPUTS, derive_hashprice
 from hashpivot.feeds.embedded import (
     ANCILLARY_COLUMNS,
     BTC_COLUMNS,
@@ -155,8 +155,7 @@ def store_files(parsed: list[tuple[Path, str, list[Observation]]], store: Store)
             raise DataError(f"{path}: rejected, nothing imported: {exc.reason}") from None
         results.append(ImportResult(path, kind, len(rows), sorted(by_series)))
     store.upsert([r for _, _, rows in parsed for r in rows])
-    inputs = ("difficulty", "subsidy_btc", "fees_btc_per_block", "btc_usd")
-    if {"btc", "network"} & {kind for _, kind, _ in parsed} and all(store.latest(s) is not None for s in inputs):
+    if {"btc", "network"} & {kind for _, kind, _ in parsed} and all(store.latest(s) is not None for s in HASHPRICE_INPUTS):
         derive_hashprice(store)  # as a collection pass does, so status does not call it "never received"
     for r in results:
         log.info("imported file=%s kind=%s rows=%d", r.path, r.kind, r.rows)

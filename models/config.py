@@ -513,12 +513,6 @@ class FleetConfig(StrictModel):
     apply: Literal["off", "dry-run", "on"] = Field("off", description="what the daemon does with each decision: "
                                                    "nothing, plan and audit it, or command the machines")
     stop_file: str | None = Field(None, description="while this file exists, fleet apply sends nothing more (kill switch)")
-    _apply_pinned: bool = PrivateAttr(False)
-
-    @property
-    def apply_pinned(self) -> bool:
-        """fleet.apply was given with `--set` on the command line: it holds over the console's switch."""
-        return self._apply_pinned
     max_change_fraction: float = Field(1.0, gt=0, le=1, description="at most this share of the fleet's machines is "
                                        "commanded per apply (reductions first); the rest waits for the next decision")
     learn_modes: bool = Field(False, description="decide with each mode's measured W and TH/s (median of the healthy "
@@ -526,6 +520,7 @@ class FleetConfig(StrictModel):
     learn_window_s: float = Field(3600.0, gt=0, description="how far back learned modes look")
     gpu_actuators: list[GpuActuator] = Field([], description="per GPU pool: how its target reaches the GPUs "
                                              "(kinds: vastai, command)")
+    _apply_pinned: bool = PrivateAttr(False)  # set by load_config, not a config key
 
     @model_validator(mode="after")
     def _one_password_source(self) -> "FleetConfig":
@@ -537,6 +532,11 @@ class FleetConfig(StrictModel):
     def configured(self) -> bool:
         """The site has machines hashpivot reads: an inventory file or address ranges."""
         return self.inventory is not None or bool(self.ranges)
+
+    @property
+    def apply_pinned(self) -> bool:
+        """fleet.apply was given with `--set` on the command line: it holds over the console's switch."""
+        return self._apply_pinned
 
 
 class ConsoleConfig(StrictModel):

@@ -208,7 +208,6 @@ def frame_out(df, format: OutputFormat, title: str) -> None:
     width = terminal_width()
     cells = [[cell_text(v) for v in row] for row in df.itertuples(index=False)]
     needed = sum(max([len(str(c))] + [len(r[i]) for r in cells]) + 3 for i, c in enumerate(df.columns)) + 1
-    table = Table(title=title)
     if needed > width and 0 < len(df) <= 12:
         # turned: one column per row; as many tables as it takes for every row to fit the width
         console = Console(width=width)
@@ -225,8 +224,8 @@ def frame_out(df, format: OutputFormat, title: str) -> None:
             return part
 
         groups: list[list[int]] = [[]]
+        wide = console.options.update_width(10_000)  # to measure a group's natural width: nothing folded or cut
         for i in range(len(cells)):
-            wide = console.options.update_width(10_000)  # the group's natural width: nothing folded or cut
             if groups[-1] and Measurement.get(console, wide, turned(groups[-1] + [i], "")).maximum > width:
                 groups.append([])
             groups[-1].append(i)
@@ -234,6 +233,7 @@ def frame_out(df, format: OutputFormat, title: str) -> None:
             console.print(turned(group, title if len(groups) == 1 else f"{title} ({n} of {len(groups)})"))
         return
     if needed <= width or df.shape[1] < 3:
+        table = Table(title=title)
         for col in df.columns:
             numeric = pd.api.types.is_numeric_dtype(df[col])
             table.add_column(str(col), justify="right" if numeric else "left", overflow="fold", no_wrap=numeric)

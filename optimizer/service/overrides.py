@@ -40,25 +40,34 @@ def read_override(db: Path) -> dict | None:
     return data
 
 
-def effective_apply(cfg: SiteConfig, db: Path) -> tuple[str, dict | None]:
-    """The fleet.apply in force (the switch file's, else the config's) and the switch file's content (None
-    when there is none or `--set fleet.apply` pinned the config's value)."""
-    data = read_override(db)
+def _in_force(cfg: SiteConfig, data: dict | None) -> tuple[str, dict | None]:
+    """The fleet.apply in force given the switch file's content, and that content as it counts (None when there is
+    none or `--set fleet.apply` pinned the config's value)."""
     if data and cfg.fleet.apply_pinned:
-        if data["apply"] != cfg.fleet.apply:
-            log.warning("fleet.apply %r from --set holds: the console's switch to %r in %s (by %s at %s) is ignored "
-                        "while the command line sets fleet.apply", cfg.fleet.apply, data["apply"], override_path(db),
-                        data.get("by", "?"), data.get("at_utc", "?"))
         return cfg.fleet.apply, None
-    if data and data["apply"] != cfg.fleet.apply:
-        log.info("fleet.apply %r from the console's switch in %s (by %s at %s); the config says %r", data["apply"],
-                 override_path(db), data.get("by", "?"), data.get("at_utc", "?"), cfg.fleet.apply)
     return (data["apply"] if data else cfg.fleet.apply), data
 
 
+def effective_apply(cfg: SiteConfig, db: Path) -> tuple[str, dict | None]:
+    """The fleet.apply in force (the switch file's, else the config's) and the switch file's content (None
+    when there is none or `--set fleet.apply` pinned the config's value). Logs nothing: the console calls it
+    on every page."""
+    return _in_force(cfg, read_override(db))
+
+
 def with_override(cfg: SiteConfig, db: Path) -> SiteConfig:
-    """The config a decision is taken and applied with: fleet.apply as switched, if it was."""
-    mode, data = effective_apply(cfg, db)
+    """The config a decision is taken and applied with: fleet.apply as switched, if it was; logged once per
+    decision when the switch file and the config disagree."""
+    data = read_override(db)
+    mode, used = _in_force(cfg, data)
+    if data and data["apply"] != cfg.fleet.apply:
+        who = (override_path(db), data.get("by", "?"), data.get("at_utc", "?"))
+        if used is None:
+            log.warning("fleet.apply %r from --set holds: the console's switch to %r in %s (by %s at %s) is ignored "
+                        "while the command line sets fleet.apply", cfg.fleet.apply, data["apply"], *who)
+        else:
+            log.info("fleet.apply %r from the console's switch in %s (by %s at %s); the config says %r", mode, *who,
+                     cfg.fleet.apply)
     if mode == cfg.fleet.apply:
         return cfg
     return cfg.model_copy(update={"fleet": cfg.fleet.model_copy(update={"apply": mode})})
