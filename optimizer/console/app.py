@@ -236,18 +236,17 @@ class Console:
         if isinstance(form, Response):
             return form
         mode, reason = form.get("apply", ""), form.get("reason", "").strip()
+        detail, status = None, 400
         if mode not in APPLY_MODES:
             detail = f"apply {mode!r}: must be one of {', '.join(APPLY_MODES)}"
         elif not reason:
             detail = f"switching fleet.apply to {mode} needs a reason (it goes into the audit log)"
         elif self.cfg.fleet.apply_pinned:
-            detail = (f"fleet.apply is pinned to {self.cfg.fleet.apply} by --set on the daemon's command line; "
-                      "restart it without that --set to switch here")
-        else:
-            detail = None
+            detail, status = (f"fleet.apply is pinned to {self.cfg.fleet.apply} by --set on the daemon's command line; "
+                              "restart it without that --set to switch here"), 409
         if detail is not None:
             self._audit(request, "-", "*", "fleet.apply", "refused", detail)
-            return self._done(detail, 409 if self.cfg.fleet.apply_pinned and mode in APPLY_MODES and reason else 400)
+            return self._done(detail, status)
         client = request.client.host if request.client else "?"
         write_override(self.db, mode, iso_utc(self.clock()), f"console {client}", reason)
         self._audit(request, "-", "*", f"fleet.apply {mode}", "ok", reason)
