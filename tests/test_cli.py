@@ -207,3 +207,12 @@ def test_json_tables_keep_slashes_and_whole_numbers(capsys):
     frame_out(pd.DataFrame({"unit": ["TH/s"], "decision_seq": pd.array([13], dtype="Int64")}), OutputFormat.json, "t")
     out = capsys.readouterr().out
     assert '"TH/s"' in out and '"decision_seq": 13' in out, out
+
+
+def test_a_day_with_no_4cp_risk_says_so_instead_of_naming_an_hour():
+    from hashpivot.optimizer.cli.render import today_peak_text
+
+    zero = {"today_max_probability": 0.0, "today_max_at_utc": "2025-06-01T00:00:00Z"}
+    assert today_peak_text(zero) == "no 4CP risk today (p = 0 in every step of today, Central)"
+    risky = {"today_max_probability": 0.1234, "today_max_at_utc": "2024-08-20T21:00:00Z"}
+    assert today_peak_text(risky) == "today's highest 0.12 at 16:00 CT"

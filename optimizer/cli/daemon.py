@@ -128,6 +128,7 @@ def status(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbOpt = 
 
     from hashpivot.feeds.collect import status as feed_status
     from hashpivot.models.clock import now_utc
+    from hashpivot.optimizer.cli.render import today_peak_text
     from hashpivot.optimizer.console.state import banners, decision_interval_s, status_summary
     from hashpivot.optimizer.pipeline.four_cp import peak_risk
 
@@ -156,9 +157,8 @@ def status(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbOpt = 
         if summary["four_cp"] is not None:
             r = summary["four_cp"]
             cost = "n/a" if r["expected_cost_usd"] is None else f"{r['expected_cost_usd']:,.0f} USD"
-            say(f"  4CP peak risk today: up to p = {r['today_max_probability']:.2g} at {r['today_max_at_utc']} "
-                       f"(step 0: p = {r['step0_probability']:.2g}; expected 4CP cost over the horizon {cost}; "
-                       "`hashpivot fourcp` for the hours)")
+            say(f"  4CP: {today_peak_text(r)} (step 0: p = {r['step0_probability']:.2g}; expected 4CP cost over "
+                f"the horizon {cost}; `hashpivot fourcp` for the hours)")
     else:
         say("no decision yet")
     for banner in summary["banners"]:

@@ -59,19 +59,28 @@ def _money(x: float | None) -> str:
     return "" if x is None else f"{x:,.0f}"
 
 
+def today_peak_text(risk: dict) -> str:
+    """Today's (Central) highest step probability and when, or that no step of today can hold a 4CP interval
+    (a day outside the 4CP months, or whose hours are all past the month's peak)."""
+    from hashpivot.models.calendar import MARKET_TZ, to_utc
+
+    if not risk["today_max_probability"]:
+        return "no 4CP risk today (p = 0 in every step of today, Central)"
+    top = to_utc(risk["today_max_at_utc"]).tz_convert(MARKET_TZ)
+    return f"today's highest {risk['today_max_probability']:.2g} at {top:%H:%M} CT"
+
+
 def _four_cp_text(doc: Decision) -> str | None:
     """One line on 4CP when the decision priced it: step 0's p, today's highest (Central), the expected charge, and
     why when the probabilities are the climatology (ERCOT load missing or stale)."""
-    from hashpivot.models.calendar import MARKET_TZ, to_utc
     from hashpivot.optimizer.pipeline.four_cp import peak_risk
 
     risk = peak_risk(doc)
     if risk is None:
         return None
-    top = to_utc(risk["today_max_at_utc"]).tz_convert(MARKET_TZ)
     cost = "n/a" if risk["expected_cost_usd"] is None else f"{risk['expected_cost_usd']:,.0f} USD"
-    text = (f"4CP: p = {risk['step0_probability']:.2g} at step 0, today's highest {risk['today_max_probability']:.2g} "
-            f"at {top:%H:%M} CT; expected 4CP charge over the horizon {cost}")
+    text = (f"4CP: p = {risk['step0_probability']:.2g} at step 0, {today_peak_text(risk)}; "
+            f"expected 4CP charge over the horizon {cost}")
     return text + (f". Risk is the climatology, not a forecast: {risk['fallback']}" if risk["fallback"] else "")
 
 
