@@ -12,6 +12,7 @@ import logging
 import re
 import tomllib
 import typing
+from datetime import date, time
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -780,7 +781,8 @@ def format_validation_error(label: str, raw: dict, err: dict, root: type[BaseMod
     if isinstance(value, str) and "://" in value and "@" in value.split("://", 1)[1].split("/", 1)[0]:
         scheme, rest = value.split("://", 1)
         value = f"{scheme}://***@{rest.split('@', 1)[1]}"  # never echo a password into a log
-    return f"{label}: {path} = {value!r}: {msg}"
+    shown = value.isoformat() if isinstance(value, (date, time)) else repr(value)  # as TOML wrote it
+    return f"{label}: {path} = {shown}: {msg}"
 
 
 # --------------------------------------------------------------------------- overrides

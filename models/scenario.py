@@ -12,11 +12,13 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from hashpivot.models.calendar import iso_utc
 from hashpivot.models.config import StrictModel, format_validation_error, read_toml
 from hashpivot.models.errors import ConfigError
 
@@ -52,6 +54,19 @@ class Scenario(StrictModel):
     set: dict[str, Any] = {}
     transform: list[Transform] = []
     at: str | None = Field(None, description="decision time, UTC ISO 8601 (default: the CLI's --at)")
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _time(cls, v: Any) -> str | None:
+        """A TOML date-time or an ISO 8601 string, as the UTC text every document uses."""
+        if v is None:
+            return None
+        if not isinstance(v, (str, date)):
+            raise ValueError("must be a date/time such as \"2024-08-05T14:00Z\"")
+        try:
+            return iso_utc(v)
+        except (ValueError, TypeError):
+            raise ValueError("not a date/time (use ISO 8601, e.g. \"2024-08-05T14:00Z\")") from None
 
 
 def load_scenario(path: str | Path) -> tuple[Scenario, Path]:
