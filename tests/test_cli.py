@@ -216,3 +216,15 @@ def test_a_day_with_no_4cp_risk_says_so_instead_of_naming_an_hour():
     assert today_peak_text(zero) == "no 4CP risk today (p = 0 in every step of today, Central)"
     risky = {"today_max_probability": 0.1234, "today_max_at_utc": "2024-08-20T21:00:00Z"}
     assert today_peak_text(risky) == "today's highest 0.12 at 16:00 CT"
+
+
+def test_table_cells_are_text_not_rich_markup(capsys, monkeypatch):
+    import pandas as pd
+
+    from hashpivot.optimizer.cli.common import OutputFormat, frame_out
+
+    monkeypatch.setenv("COLUMNS", "120")
+    frame_out(pd.DataFrame({"case": ["[b]base[/b]"], "binding": ["unit_limits[s21,t=0], site_cap[t=0]"]}),
+              OutputFormat.table, "what-if [x]")
+    out = capsys.readouterr().out
+    assert "unit_limits[s21,t=0], site_cap[t=0]" in out and "[b]base[/b]" in out and "what-if [x]" in out

@@ -139,3 +139,54 @@ def test_persistent_lp_gives_the_same_solutions_in_any_order(forecast):
     assert [solve(p, persistent=forward).objective_usd for p in problems] == fresh
     backward = PersistentLP(forward.settings, problems[-1])
     assert [solve(p, persistent=backward).objective_usd for p in reversed(problems)][::-1] == fresh
+
+
+def test_a_scenario_at_may_be_a_toml_date_time_and_each_row_says_its_hour(tmp_path):
+    (tmp_path / "t.toml").write_text('name = "later"\nat = 2024-08-05T16:00:00Z\n')
+    scenario, _ = load_scenario(tmp_path / "t.toml")
+    assert scenario.at == "2024-08-05T16:00:00Z"
+    from hashpivot.optimizer.studies.whatif import run_whatif
+
+    _, rows = run_whatif(EXAMPLE, [], [tmp_path / "t.toml"], at=AT)
+    assert [(r["case"], r["at_utc"]) for r in rows] == [("base", "2024-08-05T14:00:00Z"), ("later", "2024-08-05T16:00:00Z")]
+
+
+def test_an_infeasible_scenario_or_point_is_a_row_not_the_end_of_the_study(tmp_path, forecast):
+    from hashpivot.optimizer.studies.whatif import run_whatif
+
+    (tmp_path / "inf.toml").write_text('name = "too small"\n'
+                                       'set = { "asic_pools.s21.min_units_on" = 9500, "site.interconnect_cap_kw" = 20000 }\n')
+    _, rows = run_whatif(EXAMPLE, [], [tmp_path / "inf.toml", ROOT / "scenarios" / "btc-crash.toml"], at=AT)
+    by_case = {r["case"]: r for r in rows}
+    assert by_case["too small"]["status"] == "infeasible" and np.isnan(by_case["too small"]["profit_usd"])
+    assert "unit_floors" in by_case["too small"]["binding"] and "site_cap" in by_case["too small"]["binding"]
+    assert by_case["BTC -50 %"]["status"] == "optimal" and by_case["BTC -50 %"]["profit_usd"] > 0
+    raw, _ = load_raw_config(EXAMPLE, ["site.interconnect_cap_kw=20000"])
+    df = run_sweep(raw, forecast, [parse_param("set:asic_pools.s21.min_units_on=0,9500")])
+    assert list(df["status"]) == ["optimal", "infeasible"] and df["profit_usd"].iloc[0] > 0
+
+
+@pytest.mark.e2e
+def test_sweep_file_and_stdout_carry_the_same_columns_and_default_folders_are_new_per_run(tmp_path):
+    args = ["sweep", "--param", "btc_usd=20000,40000", "--param", "gpu_rate.h100=1.0,3.0", "--at", AT, "--format", "csv"]
+    first = subprocess.run([sys.executable, "-m", "hashpivot.optimizer.cli", *args], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=300)
+    again = subprocess.run([sys.executable, "-m", "hashpivot.optimizer.cli", *args], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=300)
+    assert first.returncode == 0 and again.returncode == 0, first.stderr + again.stderr
+    folders = sorted(tmp_path.glob("sweep-*"))
+    assert len(folders) == 2  # never the first run's folder again, even within the same second
+    import io
+
+    stdout = pd.read_csv(io.StringIO(first.stdout))
+    written = pd.read_csv(folders[0] / "sweep.csv")
+    assert list(stdout.columns) == list(written.columns) and "asic_mw" in written and "s21_mean_mw" in written
+
+
+def test_the_fresh_default_folder_is_never_one_that_exists(tmp_path):
+    from hashpivot.optimizer.cli.common import out_dir
+
+    first = out_dir(tmp_path / "whatif-20260101T000000", fresh=True)
+    (first / "whatif.csv").write_text("kept\n")
+    second = out_dir(tmp_path / "whatif-20260101T000000", fresh=True)
+    assert second.name == "whatif-20260101T000000-2" and (first / "whatif.csv").read_text() == "kept\n"

@@ -153,8 +153,20 @@ def emit(text: str, output: Optional[Path]) -> None:
     typer.echo(f"wrote {output}", err=True)
 
 
-def out_dir(out: Path, option: str = "--out") -> Path:
-    """A study's output folder, made once its results exist (a failed run leaves no empty folder)."""
+def out_dir(out: Path, option: str = "--out", fresh: bool = False) -> Path:
+    """A study's output folder, made once its results exist (a failed run leaves no empty folder). `fresh` (a
+    default name): never a folder that exists, so a second run in the same second gets `NAME-2`, not the first's."""
+    if fresh:
+        for n in range(1, 1000):
+            path = out if n == 1 else out.with_name(f"{out.name}-{n}")
+            try:
+                path.mkdir(parents=True)
+                return path
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise InputError(f"cannot create the output folder {path} ({exc.strerror})") from None
+        raise InputError(f"{out}: 999 output folders of this name exist already; give --out")
     if out.exists() and not out.is_dir():
         raise InputError(f"{option} {out}: is a file, not a folder")
     try:
@@ -191,13 +203,17 @@ def cell_text(v) -> str:
 
 def frame_out(df, format: OutputFormat, title: str) -> None:
     """A DataFrame as JSON, CSV or a table that fits the terminal: when its columns do not fit side by side
-    and it has few rows, it is printed turned (one line per column), so no header or number is ever cut."""
+    and it has few rows, it is printed turned (one line per column), so no header or number is ever cut. Cells,
+    headers and the title are plain text, never rich markup (`unit_limits[s21,t=0]` keeps its brackets)."""
     import pandas as pd
     from rich.console import Console
     from rich.measure import Measurement
     from rich.table import Table
+    from rich.text import Text
 
     from hashpivot.optimizer.cli.render import terminal_width
+
+    FOLD_WIDTH = 30  # a long text cell of a turned table folds, but not narrower than this
 
     if format is OutputFormat.json:  # through json: pandas escapes '/' ("TH\\/s"), json.dumps does not
         typer.echo(json.dumps(json.loads(df.to_json(orient="records", date_format="iso")), indent=2))
@@ -212,33 +228,34 @@ def frame_out(df, format: OutputFormat, title: str) -> None:
         # turned: one column per row; as many tables as it takes for every row to fit the width
         console = Console(width=width)
         label_w = max(len(str(c)) for c in df.columns)
-        widths = [max([len(c) for c in row[1:] if len(c) <= 16] + [min(len(row[0]), 16), 8]) for row in cells]
+        widths = [max([len(c) for c in row[1:] if len(c) <= 16] + [min(len(row[0]), 16), 8]
+                      + [min(len(c), FOLD_WIDTH) for c in row[1:] if len(c) > 16]) for row in cells]
 
         def turned(group: list[int], name: str) -> Table:
-            part = Table(title=name)
-            part.add_column(str(df.columns[0]), justify="left", no_wrap=True, min_width=label_w)
-            for i in group:  # short cells (numbers) keep their width; long text folds
-                part.add_column(cells[i][0], justify="right", overflow="fold", min_width=widths[i])
+            part = Table(title=Text(name))
+            part.add_column(Text(str(df.columns[0])), justify="left", no_wrap=True, min_width=label_w)
+            for i in group:  # short cells (numbers) keep their width; long text folds, at FOLD_WIDTH or wider
+                part.add_column(Text(cells[i][0]), justify="right", overflow="fold", min_width=widths[i])
             for j, col in enumerate(df.columns[1:], start=1):
-                part.add_row(str(col), *[cells[i][j] for i in group])
+                part.add_row(Text(str(col)), *[Text(cells[i][j]) for i in group])
             return part
 
         groups: list[list[int]] = [[]]
-        wide = console.options.update_width(10_000)  # to measure a group's natural width: nothing folded or cut
+        wide = console.options.update_width(10_000)  # to measure a group's narrowest width: long text folded
         for i in range(len(cells)):
-            if groups[-1] and Measurement.get(console, wide, turned(groups[-1] + [i], "")).maximum > width:
+            if groups[-1] and Measurement.get(console, wide, turned(groups[-1] + [i], "")).minimum > width:
                 groups.append([])
             groups[-1].append(i)
         for n, group in enumerate(groups, start=1):
             console.print(turned(group, title if len(groups) == 1 else f"{title} ({n} of {len(groups)})"))
         return
     if needed <= width or df.shape[1] < 3:
-        table = Table(title=title)
+        table = Table(title=Text(title))
         for col in df.columns:
             numeric = pd.api.types.is_numeric_dtype(df[col])
-            table.add_column(str(col), justify="right" if numeric else "left", overflow="fold", no_wrap=numeric)
+            table.add_column(Text(str(col)), justify="right" if numeric else "left", overflow="fold", no_wrap=numeric)
         for row in cells:
-            table.add_row(*row)
+            table.add_row(*[Text(c) for c in row])
         Console(width=width).print(table)
         return
     # too wide and too long to turn: the columns in as many tables as it takes, each led by the first column,
@@ -250,13 +267,13 @@ def frame_out(df, format: OutputFormat, title: str) -> None:
             groups.append([])
         groups[-1].append(i)
     for n, group in enumerate(groups, start=1):
-        part = Table(title=f"{title} (columns {n} of {len(groups)})")
+        part = Table(title=Text(f"{title} (columns {n} of {len(groups)})"))
         for i in [0, *group]:
             col = df.columns[i]
             numeric = pd.api.types.is_numeric_dtype(df[col])
-            part.add_column(str(col), justify="right" if numeric else "left", no_wrap=True)
+            part.add_column(Text(str(col)), justify="right" if numeric else "left", no_wrap=True)
         for row in cells:
-            part.add_row(*[row[i] for i in [0, *group]])
+            part.add_row(*[Text(row[i]) for i in [0, *group]])
         Console(width=width).print(part)
 
 

@@ -30,6 +30,18 @@ from hashpivot.optimizer.cli.common import (
 )
 
 
+def stamp(t) -> str:
+    """A backtest folder's time: the day, with the hour and minute when it is not midnight."""
+    return f"{t:%Y%m%d}" if t == t.normalize() else f"{t:%Y%m%dT%H%M}"
+
+
+def period_text(start, end) -> str:
+    """`2024-08-01 to 2024-08-08`, with hours (UTC) when either end is not midnight."""
+    if start == start.normalize() and end == end.normalize():
+        return f"{start:%Y-%m-%d} to {end:%Y-%m-%d}"
+    return f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
+
+
 @app.command(epilog=(
     "**Examples**\n\n"
     "    hashpivot backtest --from 2024-08-01 --to 2024-08-08 --strategy rolling\n\n"
@@ -60,6 +72,7 @@ def backtest(
 
     from hashpivot.feeds.embedded import load_market_data
     from hashpivot.feeds.market_store import market_from_store
+    from hashpivot.models.calendar import MARKET_TZ
     from hashpivot.optimizer.studies.backtest import STRATEGIES, run_backtest_windows
     from hashpivot.optimizer.studies.charts import (
         cumulative_profit_chart,
@@ -80,7 +93,7 @@ def backtest(
             market = market_from_store(store, cfg.site.settlement_point)
     else:
         market = load_market_data(data, cfg.site.settlement_point)
-    out = out or Path(f"backtest-{start:%Y%m%d}-{end:%Y%m%d}")
+    out = out or Path(f"backtest-{stamp(start)}-{stamp(end)}")
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: is a file, not a folder")
     if executor not in ("local", "dask"):
@@ -94,6 +107,7 @@ def backtest(
                 progress=lambda done, total, task=task: bar.update(task, completed=done, total=total))
             bar.update(task, completed=1, total=1)
     out = out_dir(out)
+    period = period_text(start, end)
     rows = []
     profits = {}
     for name, r in results.items():
@@ -103,19 +117,26 @@ def backtest(
         steps["profit_usd"] = r.hourly_profit_usd
         steps.to_csv(out / f"steps-{name}.csv", index=False)
         profits[name] = pd.Series(r.hourly_profit_usd, index=times)
-        stacked_power_chart(r.steps, times, f"{cfg.site.name}: {name}, {start:%Y-%m-%d} to {end:%Y-%m-%d}", out / f"power-{name}.png",
+        stacked_power_chart(r.steps, times, f"{cfg.site.name}: {name}, {period}", out / f"power-{name}.png",
                             cap_kw=cfg.site.interconnect_cap_kw, pue=cfg.site.pue)
         rows.append({"strategy": name, **{k: round(v, 2) if isinstance(v, float) else v for k, v in r.totals.items()}})
     table = pd.DataFrame(rows)
     if "perfect-foresight" in results:
         pf = results["perfect-foresight"].totals["profit_usd"]
         table["ratio_to_perfect_foresight"] = [round(r["profit_usd"] / pf, 4) if pf else None for r in rows]
-    cumulative_profit_chart(profits, f"{cfg.site.name}: cumulative profit, {start:%Y-%m-%d} to {end:%Y-%m-%d}", out / "cumulative-profit.png")
+    cumulative_profit_chart(profits, f"{cfg.site.name}: cumulative profit, {period}", out / "cumulative-profit.png")
     charts = "power-*.png, cumulative-profit.png"
-    if cfg.power.four_cp is not None and not market.load.empty:
+    four_cp = cfg.power.four_cp
+    hours = pd.DatetimeIndex(next(iter(results.values())).steps["interval_start_utc"]).tz_convert(MARKET_TZ)
+    if four_cp is not None and not market.load.empty and hours.month.isin(four_cp.months).any():
+        priced = "" if four_cp.enabled else " (not priced: power.four_cp.enabled = false; the realised charge is applied)"
         four_cp_chart({name: r.steps for name, r in results.items()}, market.load["system_load_mw"],
-                      f"{cfg.site.name}: 4CP", out / "four-cp.png")
+                      f"{cfg.site.name}: 4CP, {period}{priced}", out / "four-cp.png")
         charts += ", four-cp.png"
+    if four_cp is not None and not four_cp.enabled:
+        typer.echo("note: 4CP is not priced (power.four_cp.enabled = false), but each strategy is still charged the "
+                   "realised 4CP charge of the official intervals in the period; remove [power.four_cp] to leave it out",
+                   err=True)
     # one row per strategy, each term once (objective_usd is profit_usd, four_cp_cost_usd the charge), so the
     # printed terms add up to profit_usd; summary.csv holds the same columns as the output
     columns = ["strategy", "profit_usd", "asic_revenue_usd", "gpu_revenue_usd", "energy_cost_usd", "resale_revenue_usd",
@@ -128,8 +149,18 @@ def backtest(
     if format is OutputFormat.table and "ratio_to_perfect_foresight" in table:  # 0.8248 and 1.0000, not 1
         table = table.assign(ratio_to_perfect_foresight=[
             "" if v is None or v != v else f"{v:.4f}" for v in table["ratio_to_perfect_foresight"]])
-    frame_out(table, format, f"backtest {start:%Y-%m-%d} to {end:%Y-%m-%d}")
+    frame_out(table, format, f"backtest {period}")
     typer.echo(f"wrote {out}/ (summary.csv, steps-*.csv, {charts})", err=True)
+
+
+def warn_infeasible(table, name_column: str) -> None:
+    """Say on stderr which cases had no feasible allocation (their rows carry status `infeasible` and, in
+    `binding`, the constraint groups that conflict), so a study with a few impossible points still reports the rest."""
+    bad = table[table["status"] == "infeasible"]
+    if len(bad):
+        shown = ", ".join(str(x) for x in bad[name_column].head(5)) + (", …" if len(bad) > 5 else "")
+        typer.echo(f"warning: {len(bad)} of {len(table)} cases have no feasible allocation ({shown}); "
+                   "their rows say `infeasible` and `binding` names the conflicting constraint groups", err=True)
 
 
 @app.command(epilog=(
@@ -155,8 +186,9 @@ def whatif(
     if at is not None:
         utc(at, "--at")
     base_cfg, rows = run_whatif(config_path(config), set_ or [], scenarios, at, data)
-    out = out_dir(out or Path(f"whatif-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}"))
+    out = out_dir(out, fresh=False) if out else out_dir(Path(f"whatif-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}"), fresh=True)
     table = pd.DataFrame(rows)
+    warn_infeasible(table, "case")
     table.to_csv(out / "whatif.csv", index=False)
     pools = [c.removesuffix("_mw") for c in table.columns if c.endswith("_mw") and not c.startswith("energy")]
     whatif_chart(rows, pools, f"{base_cfg.site.name}: what-if scenarios", out / "whatif.png")
@@ -204,10 +236,13 @@ def sweep(
     with Progress(transient=True, console=Console(stderr=True), disable=not sys.stderr.isatty()) as bar:
         task = bar.add_task("sweep", total=None)
         df = run_sweep(raw, forecast, params, executor, scheduler, progress=lambda d, t: bar.update(task, completed=d, total=t))
-    out = out or Path("sweep-" + "-".join(p.name.replace(":", "_").replace(".", "_") for p in params)
-                      + f"-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}")
-    out = out_dir(out)
+    default = Path("sweep-" + "-".join(p.name.replace(":", "_").replace(".", "_") for p in params)
+                   + f"-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}")
+    out = out_dir(out) if out else out_dir(default, fresh=True)
+    if len(params) == 2:
+        df["asic_mw"] = df[[f"{p.name}_mw" for p in cfg.asic_pools]].sum(axis=1, min_count=1)
     df.to_csv(out / "sweep.csv", index=False)
+    warn_infeasible(df, "case")
     pools = [p.name for p in cfg.asic_pools] + [g.name for g in cfg.gpu_pools]
     title = f"{cfg.site.name}: sweep of {' x '.join(axis_label(p.name) for p in params)} at {forecast.interval_start_utc[0]:%Y-%m-%d %H:%M}Z"
     if len(params) == 1:
@@ -217,8 +252,9 @@ def sweep(
             typer.echo("allocation flips at " + params[0].name + " = " + ", ".join(f"{x:g}" for x in marks), err=True)
     else:
         x, y = params[0].name, params[1].name
-        df["asic_mw"] = df[[f"{p.name}_mw" for p in cfg.asic_pools]].sum(axis=1)
         sweep_heatmap(df, x, y, "profit_usd", "horizon profit (USD)", title, out / "sweep-profit.png")
         sweep_heatmap(df, x, y, "asic_mw", "ASIC IT power at step 0 (MW)", title, out / "sweep-asic-mw.png")
-    frame_out(df.drop(columns=[c for c in df.columns if c.endswith("_mean_mw")]), format, "sweep")
+    # sweep.csv and --format csv|json carry the same columns; the table leaves out the horizon means (*_mean_mw)
+    frame_out(df.drop(columns=[c for c in df.columns if c.endswith("_mean_mw")]) if format is OutputFormat.table else df,
+              format, "sweep")
     typer.echo(f"wrote {out}/", err=True)

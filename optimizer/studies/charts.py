@@ -3,6 +3,7 @@ with what they show and its unit, thousands separators, the interconnect cap on 
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -32,6 +33,12 @@ def axis_label(name: str) -> str:
     return f"{key} ({unit})" if unit else key
 
 
+def wrapped(title: str, fig) -> str:
+    """A title broken into lines that fit the figure's width (about 9 characters an inch at the default size), so
+    a long site name or parameter list is never clipped at the figure's edge."""
+    return "\n".join(textwrap.wrap(title, max(int(fig.get_figwidth() * 9), 30)))
+
+
 def thousands(axis) -> None:
     """Tick labels with thousands separators (and no scientific notation)."""
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.4g}"))
@@ -56,9 +63,10 @@ def stacked_power_chart(steps: pd.DataFrame, times: pd.DatetimeIndex, title: str
     ax2.step(times, steps["power_price_usd_per_mwh"], where="post", color="black", linewidth=0.8, label="real-time price")
     ax2.set_ylabel("real-time power price (USD/MWh)")
     thousands(ax2.yaxis)
-    ax.legend(loc="upper left", fontsize=8, ncol=4)
-    ax2.legend(loc="upper right", fontsize=8)
-    ax.set_title(title)
+    handles, labels = ax.get_legend_handles_labels()
+    more, more_labels = ax2.get_legend_handles_labels()
+    ax.legend(handles + more, labels + more_labels, loc="upper left", bbox_to_anchor=(1.08, 1.0), fontsize=8)
+    ax.set_title(wrapped(title, fig))
     fig.autofmt_xdate()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -82,18 +90,27 @@ def cumulative_profit_figure(profits: dict[str, pd.Series], title: str):
     totals = {name: series.cumsum() for name, series in profits.items()}
     leads = {name: total - base for name, total in totals.items()}
     scale, unit = usd_scale(np.concatenate([v.to_numpy() for v in [*totals.values(), *leads.values()]]))
-    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(12, 8), sharex=True, gridspec_kw={"height_ratios": [1.3, 1]})
+    if len(profits) == 1:  # nothing to lead: the cumulative profit alone
+        fig, ax2 = plt.subplots(figsize=(12, 5))
+        axes = (ax2,)
+        ax2.set_title(wrapped(title, fig))
+    else:
+        fig, axes = plt.subplots(2, 1, figsize=(12, 8), sharex=True, gridspec_kw={"height_ratios": [1.3, 1]})
+        ax, ax2 = axes
+        for name in profits:
+            ax.plot(leads[name].index, leads[name] / scale, label=name, linewidth=1.4)
+        ax.set_ylabel(f"lead over {baseline} ({unit})")
+        ax.set_title(wrapped(title, fig))
+        ax.grid(alpha=0.3)
+        ax.legend()
     for name in profits:
-        ax.plot(leads[name].index, leads[name] / scale, label=name, linewidth=1.4)
         ax2.plot(totals[name].index, totals[name] / scale, label=name, linewidth=1.4)
-    ax.set_ylabel(f"lead over {baseline} ({unit})")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
     ax2.set_ylabel(f"cumulative profit ({unit})")
     ax2.set_xlabel("time (UTC)")
     ax2.grid(alpha=0.3)
-    for a in (ax, ax2):
+    if len(profits) == 1:
+        ax2.legend()
+    for a in axes:
         thousands(a.yaxis)
     fig.autofmt_xdate()
     fig.tight_layout()
@@ -122,7 +139,7 @@ def sweep_chart(df: pd.DataFrame, param: str, pools: list[str], flips: list[floa
     for x in flips:
         for a in (ax, ax2):
             a.axvline(x, color="red", linestyle="--", linewidth=0.8)
-    ax.set_title(title + ("  (red: allocation flips)" if flips else ""))
+    ax.set_title(wrapped(title + ("  (red: allocation flips)" if flips else ""), fig))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -139,7 +156,7 @@ def sweep_heatmap(df: pd.DataFrame, x: str, y: str, value: str, label: str, titl
     ax.set_ylabel(axis_label(y))
     thousands(ax.xaxis)
     thousands(ax.yaxis)
-    ax.set_title(title)
+    ax.set_title(wrapped(title, fig))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -152,17 +169,21 @@ def whatif_chart(rows: list[dict], pools: list[str], title: str, path: Path) -> 
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 5))
     bottom = [0.0] * len(rows)
     for p in pools:
-        values = [r.get(f"{p}_mw", 0.0) for r in rows]
+        values = list(np.nan_to_num([r.get(f"{p}_mw", 0.0) for r in rows]))
         ax.bar(names, values, bottom=bottom, label=p)
         bottom = [b + v for b, v in zip(bottom, values)]
     ax.set_ylabel("IT power at step 0 (MW)")
     ax.legend(fontsize=8)
     ax.tick_params(axis="x", rotation=20)
-    ax2.bar(names, [r["profit_usd"] / 1000.0 for r in rows], color="tab:gray")
+    ax2.bar(names, list(np.nan_to_num([r["profit_usd"] / 1000.0 for r in rows])), color="tab:gray")
+    for i, r in enumerate(rows):
+        if r.get("status") == "infeasible":
+            for a in (ax, ax2):
+                a.text(i, 0, "infeasible", rotation=90, ha="center", va="bottom", color="tab:red", fontsize=9)
     ax2.set_ylabel("horizon profit (thousand USD)")
     thousands(ax2.yaxis)
     ax2.tick_params(axis="x", rotation=20)
-    fig.suptitle(title)
+    fig.suptitle(wrapped(title, fig))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -173,7 +194,8 @@ def four_cp_chart(steps: dict[str, pd.DataFrame], load_mw: pd.Series, title: str
                   flag_probability: float = 0.01) -> Path:
     """Per summer in the period, two panels: ERCOT load (GW) with the official 4CP peak hours, the hours the
     rolling strategy's forecast flagged (step-0 probability >= `flag_probability`) and strike-4cp's call-window
-    hours; below, each strategy's site-meter MW, so a peak hour with the site still on shows at a glance."""
+    hours; below, each strategy's site-meter MW, so a peak hour with the site still on shows at a glance. Legends
+    sit to the right of the panels, off the curves."""
     first = next(iter(steps.values()))
     times = pd.DatetimeIndex(first["interval_start_utc"])
     summers = sorted(set(times[first["four_cp_peak"].to_numpy() > 0].year) | set(times[times.month.isin([6, 7, 8, 9])].year))
@@ -203,20 +225,20 @@ def four_cp_chart(steps: dict[str, pd.DataFrame], load_mw: pd.Series, title: str
             ax.scatter(called, np.full(len(called), top * 1.05), marker="|", color="tab:gray", s=60,
                        label=f"strike-4cp: call-window hours ({len(called)} h)")
         ax.set_ylabel("ERCOT load (GW)")
-        ax.set_title(f"{title}: summer {year}")
-        ax.legend(loc="lower left", fontsize=8, ncol=2)
+        ax.set_title(wrapped(title + (f" (summer {year})" if len(summers) > 1 else ""), fig))
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
         ax.grid(alpha=0.3)
         for name, df in steps.items():
             ax2.plot(t, df["site_power_kw"].to_numpy()[in_year] / 1000.0, linewidth=0.6, label=name, alpha=0.8)
         for x in peaks:
             ax2.axvline(x, color="tab:red", linestyle="--", linewidth=0.8)
         ax2.set_ylabel("site-meter power (MW)")
-        ax2.set_xlabel("time (UTC); red dashed: official 4CP peak hours")
+        ax2.set_xlabel("time (UTC); dashed red lines: the official 4CP peak hours (red dots above)")
         ax2.set_ylim(bottom=0)
         if len(t):
             for a in (ax, ax2):  # the two panels share their time axis
                 a.set_xlim(t[0], t[-1])
-        ax2.legend(loc="lower left", fontsize=8, ncol=5)
+        ax2.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
         ax2.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

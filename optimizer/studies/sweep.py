@@ -115,7 +115,11 @@ def run_sweep(cfg_raw: dict, forecast: Forecast, params: list[Param], executor: 
 
 
 def flips(df: pd.DataFrame, param: str, asic_pools: list[str], gpu_pools: list[str]) -> list[float]:
-    """Parameter values where the step-0 allocation changes which pools run (a pool switches on or off)."""
+    """Parameter values where the step-0 allocation changes which pools run (a pool switches on or off), among
+    the feasible points (an infeasible one has no allocation to flip to)."""
+    df = df[df["status"] != "infeasible"]
+    if df.empty:
+        return []
     running = df[[f"{p}_mw" for p in asic_pools + gpu_pools]].gt(1e-6)
     changed = (running != running.shift()).any(axis=1)
     changed.iloc[0] = False

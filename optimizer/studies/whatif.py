@@ -14,6 +14,7 @@ import pandas as pd
 
 from hashpivot.feeds.embedded import load_market_data
 from hashpivot.feeds.tables import convert_columns, read_table
+from hashpivot.models.calendar import iso_utc
 from hashpivot.models.config import (
     SiteConfig,
     apply_override,
@@ -21,7 +22,7 @@ from hashpivot.models.config import (
     load_raw_config,
     validate_config,
 )
-from hashpivot.models.errors import ConfigError
+from hashpivot.models.errors import ConfigError, InfeasibleError
 from hashpivot.models.hashprice import blocks_per_day_per_th
 from hashpivot.models.scenario import load_scenario
 from hashpivot.optimizer.forecast import Forecast, build_forecast
@@ -102,9 +103,22 @@ class CaseResult:
         return out
 
 
+def infeasible_case(name: str, cfg: SiteConfig, exc: InfeasibleError) -> CaseResult:
+    """A case the model cannot satisfy: status `infeasible`, no figures, the conflicting constraint groups as its
+    binding list (so one bad point or scenario does not cost the others)."""
+    pools = [p.name for p in cfg.asic_pools] + [g.name for g in cfg.gpu_pools]
+    nan = math.nan
+    return CaseResult(name=name, profit_usd=nan, power_kw=dict.fromkeys(pools, nan),
+                      mean_power_kw=dict.fromkeys(pools, nan), btc_mined=nan, gpu_hours=nan, energy_bought_mwh=nan,
+                      energy_sold_mwh=nan, binding=list(exc.groups), status="infeasible")
+
+
 def solve_case(name: str, cfg: SiteConfig, forecast: Forecast, persistent: PersistentLP | None = None) -> CaseResult:
-    """Decide one case from a free start and summarise it."""
-    decided = decide_on_forecast(cfg, forecast, kept=persistent)
+    """Decide one case from a free start and summarise it (an infeasible case as `infeasible_case`)."""
+    try:
+        decided = decide_on_forecast(cfg, forecast, kept=persistent)
+    except InfeasibleError as exc:
+        return infeasible_case(name, cfg, exc)
     sol = decided.solution
     p, s = sol.problem, sol.schedule
     kw = {pool.name: x for pool, x in zip(p.asic, asic_it_kw(p, s))}
@@ -136,13 +150,17 @@ def _toml_value(value) -> str:
 def run_whatif(config_path: Path, overrides: list[str], scenario_paths: list[Path], at: str | None = None,
                data: Path | None = None) -> tuple[SiteConfig, list[dict]]:
     """The base case and each scenario (its `set` keys over its `base` config or `config_path`, its transforms
-    over the forecast at its `at` or `at`), as one summary row each."""
+    over the forecast at its `at` or `at`), as one summary row each (an infeasible one with status `infeasible`)."""
     base_cfg = load_config(config_path, overrides)
 
     def forecast_for(cfg: SiteConfig, when: str | None) -> Forecast:
         return build_forecast(cfg, load_market_data(data, cfg.site.settlement_point), when)
 
-    rows = [solve_case("base", base_cfg, forecast_for(base_cfg, at)).row()]
+    def row(name: str, cfg: SiteConfig, forecast: Forecast) -> dict:  # each case says which hour it decided
+        out = solve_case(name, cfg, forecast).row()
+        return {"case": out.pop("case"), "at_utc": iso_utc(forecast.interval_start_utc[0]), **out}
+
+    rows = [row("base", base_cfg, forecast_for(base_cfg, at))]
     for path in scenario_paths:
         scenario, spath = load_scenario(path)
         cfg_path = (spath.parent / scenario.base) if scenario.base else config_path
@@ -157,5 +175,5 @@ def run_whatif(config_path: Path, overrides: list[str], scenario_paths: list[Pat
                 forecast = transform_forecast(forecast, t.series, t.op, t.value, values)
             except ConfigError as exc:
                 raise ConfigError(f"{spath}: transform[{i}].series = {t.series!r}: {exc}") from None
-        rows.append(solve_case(scenario.name, cfg, forecast).row())
+        rows.append(row(scenario.name, cfg, forecast))
     return base_cfg, rows
