@@ -328,3 +328,42 @@ def test_a_backtest_on_stale_load_says_how_many_hours_were_priced_blind(caplog):
     with caplog.at_level(logging.WARNING):
         run_backtest(cfg, market, "2024-08-20T12:00Z", "2024-08-20T18:00Z", "rolling")
     assert "climatology" not in caplog.text
+
+
+def two_mode_site(**site):
+    raw = tiny_site(**site).model_dump()
+    raw["asic_pools"][0]["modes"] = [{"name": "eco", "power_w": 2000, "hashrate_th": 80},
+                                     {"name": "stock", "power_w": 3000, "hashrate_th": 100}]
+    return raw
+
+
+@pytest.mark.parametrize("strategy", ["breakeven", "strike-4cp", "always-on"])
+def test_rule_strategies_keep_a_drop_within_the_ramp_when_every_unit_is_on(strategy):
+    # 10 units in stock = 30 kW; breakeven sees the 500 USD/MWh spike an hour late and turns them off, but the
+    # 5 kW ramp allows 25 kW: all 10 in eco is only 20 kW, so 5 stay in stock (5 x 2 + 5 x 3 = 25 kW)
+    cfg = validate_config(two_mode_site(ramp_limit_kw_per_step=5))
+    r = run_backtest(cfg, tiny_market([20.0, 20.0, 500.0, 20.0]), START, START + pd.Timedelta(hours=4), strategy)
+    site = r.steps["site_power_kw"].to_numpy()
+    assert np.abs(np.diff(site)).max() <= 5 + 1e-6
+    if strategy == "breakeven":
+        np.testing.assert_array_equal(r.schedule.asic_units[0][:, 3], [5, 5])
+
+
+@pytest.mark.parametrize("strategy", ["breakeven", "strike-4cp"])
+def test_rule_strategies_run_the_must_run_floor_at_any_price(strategy):
+    raw = two_mode_site(ramp_limit_kw_per_step=None)
+    raw["asic_pools"][0]["min_units_on"] = 4
+    r = run_backtest(validate_config(raw), tiny_market([500.0] * 4), START, START + pd.Timedelta(hours=4), strategy)
+    assert r.schedule.asic_units[0].sum(axis=0).tolist()[1:] == [4, 4, 4]  # hour 0 reads the 20 USD/MWh before
+
+
+def test_a_strike_4cp_window_keeps_the_floor_on():
+    from hashpivot.optimizer.milp.problem import make_problem
+    from hashpivot.optimizer.studies.backtest import _rule_step, realised_forecast
+
+    raw = two_mode_site(ramp_limit_kw_per_step=None)
+    raw["asic_pools"][0]["min_units_on"] = 3
+    cfg = validate_config(raw)
+    one = make_problem(cfg, realised_forecast(cfg, tiny_market([20.0]), START, 1))
+    step = _rule_step(one, "strike-4cp", None, None, asics_off=True)
+    assert step.asic_units[0][:, 0].sum() == 3  # the window turns every other unit off

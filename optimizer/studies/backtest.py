@@ -208,7 +208,9 @@ def _copy_step(dst: Schedule, t: int, src: Schedule, s: int = 0) -> None:
 def _rule_step(p1: Problem, strategy: str, prev_site_kw: float | None, ramp_kw: float | None,
                asics_off: bool = False, site_ceiling_kw: float | None = None) -> Schedule:
     """One hour of a rule-based strategy on a 1-step problem (prices as known then). `asics_off`: a 4CP call
-    window (strike-4cp); `site_ceiling_kw`: the most site-meter kW this hour may run (ramping down ahead of one)."""
+    window (strike-4cp); `site_ceiling_kw`: the most site-meter kW this hour may run (ramping down ahead of one).
+    Each pool's must-run floor (`min_units_on`, an operator hold) runs first, whatever the price or the window;
+    a drop larger than the ramp limit is held back by more units or hungrier modes (`_limit_ramp_down`)."""
     s = _empty(p1)
     price = float(p1.price_usd_per_mwh[0]) + p1.adder_usd_per_mwh
     hall_left = {h: float(c[0]) for h, c in p1.hall_cap_kw.items()}
@@ -232,8 +234,10 @@ def _rule_step(p1: Problem, strategy: str, prev_site_kw: float | None, ramp_kw: 
             if strategy == "always-on" or margin > 0:
                 options.append((1, margin, "gm", g, 0, x.market_power_kw, x.market_ub))
     for a, x in enumerate(p1.asic):
-        k = x.mode_names.index("stock") if "stock" in x.mode_names else int(np.argmax(x.mode_hashrate_th / x.mode_power_kw))
+        k = _rule_mode(x)
         kw = float(x.mode_power_kw[k])
+        if x.min_units_on:
+            options.append((-1, 0.0, "n", a, k, kw, min(x.min_units_on, x.units_available)))
         breakeven = float(revenue[a][k, 0]) / (kw * p1.step_hours / 1000.0) / p1.pue  # USD/MWh at the site meter
         if not asics_off and (strategy == "always-on" or price < breakeven):
             options.append((1, breakeven - price, "n", a, k, kw, x.units_available))
@@ -243,11 +247,15 @@ def _rule_step(p1: Problem, strategy: str, prev_site_kw: float | None, ramp_kw: 
         fit = int(min(units, np.floor(room_kw / kw + 1e-9)))
         if fit <= 0:
             continue
-        if kind == "n":
-            s.asic_units[i][k, 0] = fit
-            if fair and fit < units:
-                _leaner_mix(p1.asic[i], s.asic_units[i], k, units, room_kw)
-            used = float(p1.asic[i].mode_power_kw @ s.asic_units[i][:, 0])
+        if kind == "n":  # `units` is the pool's target count: its floor, then all it has
+            before = float(pool.mode_power_kw @ s.asic_units[i][:, 0])
+            fit = int(min(units - s.asic_units[i][:, 0].sum(), np.floor(room_kw / kw + 1e-9)))
+            if fit <= 0:
+                continue
+            s.asic_units[i][k, 0] += fit
+            if fair and s.asic_units[i][:, 0].sum() < units:
+                _leaner_mix(pool, s.asic_units[i], k, units, room_kw + before)
+            used = float(pool.mode_power_kw @ s.asic_units[i][:, 0]) - before
             hall_left[pool.hall] -= used
             site_left -= used
             continue
@@ -266,6 +274,17 @@ def _rule_step(p1: Problem, strategy: str, prev_site_kw: float | None, ramp_kw: 
         asic_site_kw = sum((float(x.mode_power_kw @ u[:, 0]) for x, u in zip(p1.asic, s.asic_units)), 0.0) * p1.pue
         s.reserve_kw[0] = min(p1.reserve_max_kw, asic_site_kw)
     return s
+
+
+def _rule_mode(pool) -> int:
+    """The mode a rule-based strategy runs a pool in: stock, else its most efficient."""
+    names = pool.mode_names
+    return names.index("stock") if "stock" in names else int(np.argmax(pool.mode_hashrate_th / pool.mode_power_kw))
+
+
+def floor_site_kw(p: Problem) -> float:
+    """Site-meter kW of every pool's must-run floor in its rule mode (what a strike-4cp window still runs)."""
+    return sum(float(x.mode_power_kw[_rule_mode(x)]) * min(x.min_units_on, x.units_available) for x in p.asic) * p.pue
 
 
 def _leaner_mix(pool, units: np.ndarray, k: int, available: int, room_kw: float) -> None:
@@ -288,9 +307,11 @@ def _leaner_mix(pool, units: np.ndarray, k: int, available: int, room_kw: float)
 
 
 def _limit_ramp_down(p1: Problem, s: Schedule, floor_site_kw: float) -> None:
-    """If the step drops below what the ramp allows, keep extra ASIC units on (cheapest loss first)."""
+    """If the step drops below what the ramp allows, keep extra ASIC units on (cheapest loss first); when every
+    unit is already on (a whole pool moving to a leaner mode at once), move units back to a hungrier mode."""
     site = float(site_kw(p1, s)[0])
-    for a, x in sorted(enumerate(p1.asic), key=lambda ax: -float(p1.asic_revenue_usd()[ax[0]][:, 0].max())):
+    order = sorted(enumerate(p1.asic), key=lambda ax: -float(p1.asic_revenue_usd()[ax[0]][:, 0].max()))
+    for a, x in order:
         k = int(np.argmax(x.mode_hashrate_th / x.mode_power_kw))
         kw = float(x.mode_power_kw[k]) * p1.pue
         room = x.units_available - s.asic_units[a][:, 0].sum()
@@ -301,6 +322,18 @@ def _limit_ramp_down(p1: Problem, s: Schedule, floor_site_kw: float) -> None:
             site += add * kw
         if site >= floor_site_kw - 1e-6:
             return
+    for a, x in order:
+        hungry = int(np.argmax(x.mode_power_kw))
+        for j in np.argsort(x.mode_power_kw):  # from the leanest mode up
+            step_kw = float(x.mode_power_kw[hungry] - x.mode_power_kw[j]) * p1.pue
+            if j == hungry or step_kw <= 0 or s.asic_units[a][j, 0] == 0:
+                continue
+            move = int(min(s.asic_units[a][j, 0], np.ceil((floor_site_kw - site) / step_kw - 1e-9)))
+            s.asic_units[a][j, 0] -= move
+            s.asic_units[a][hungry, 0] += move
+            site += move * step_kw
+            if site >= floor_site_kw - 1e-6:
+                return
 
 
 class _OncePerHole(logging.Filter):
@@ -425,8 +458,8 @@ def _replay(cfg: SiteConfig, market: MarketData, start: pd.Timestamp | str, end:
 def _strike_window(market: MarketData, at: pd.Timestamp, months, call_days: dict, realised: Problem, applied: Schedule,
                    t: int, ramp_kw: float | None) -> tuple[bool, float | None]:
     """strike-4cp at the hour starting `at`: (all ASICs off?, site-meter ceiling). On a call day the window's
-    hours run no ASIC, and the hours before it stay within the ramp of the GPU load the window keeps (the last
-    hour's GPU kW), so the site reaches it in time."""
+    hours run no ASIC but the must-run floors, and the hours before it stay within the ramp of the load the window
+    keeps (the last hour's GPU kW and the floors), so the site reaches it in time."""
     day = at.tz_convert(MARKET_TZ).normalize()
     if day not in call_days:
         call_days[day] = is_call_day(market.load["system_load_mw"], day.tz_convert("UTC"), months,
@@ -440,7 +473,7 @@ def _strike_window(market: MarketData, at: pd.Timestamp, months, call_days: dict
     if first is None or ramp_kw is None:
         return False, None
     gpu_kw = 0.0 if t == 0 else float(sum(kw[t - 1] for kw in gpu_it_kw(realised, applied))) * realised.pue
-    return False, gpu_kw + ramp_kw * first
+    return False, gpu_kw + floor_site_kw(realised) + ramp_kw * first
 
 
 def _first_step(f: Forecast, price_usd_per_mwh: float) -> Forecast:
