@@ -136,3 +136,33 @@ def test_the_time_limit_is_per_solve_not_per_instance_lifetime():
         assert inst.solve().status == "optimal", f"run {runs + 1} after {inst.highs.getRunTime():.3f} s of solving"
         runs += 1
     assert inst.highs.getRunTime() >= 0.1
+
+
+def hard_knapsacks(n: int = 80) -> pyo.ConcreteModel:
+    """Five random knapsack rows over n binaries: branch-and-bound runs for seconds, so a time limit stops it."""
+    rng = np.random.default_rng(0)
+    weight = rng.integers(1000, 2000, n).astype(float)
+    value = weight + rng.integers(0, 50, n)
+    m = pyo.ConcreteModel()
+    m.i = pyo.RangeSet(0, n - 1)
+    m.x = pyo.Var(m.i, domain=pyo.Binary)
+    m.rows = pyo.ConstraintList()
+    for k in range(5):
+        w = rng.permutation(weight)
+        m.rows.add(pyo.quicksum(float(w[i]) * m.x[i] for i in m.i) <= float(weight.sum() / 2 + k * 0.5))
+    m.obj = pyo.Objective(expr=pyo.quicksum(float(value[i]) * m.x[i] for i in m.i), sense=pyo.maximize)
+    return m
+
+
+def test_every_solve_of_a_kept_instance_stops_at_its_time_limit():
+    # HiGHS bounds each run by time_limit; the limit used to be set to the instance's run time so far plus the
+    # budget, so the third solve of a kept model could run 3 budgets (17 s on a 3 s limit in a backtest)
+    import time
+
+    inst = HighsInstance(hard_knapsacks(), time_limit_s=0.3)
+    for run in range(4):
+        t0 = time.perf_counter()
+        result = inst.solve()
+        took = time.perf_counter() - t0
+        assert result.status == "time_limit" and took < 0.6, f"solve {run + 1} took {took:.2f} s on a 0.3 s limit"
+        inst.set_objective()  # as each decision does: the same model, new objective numbers
