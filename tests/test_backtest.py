@@ -219,3 +219,12 @@ def test_both_panels_of_the_cumulative_profit_chart_use_one_money_unit():
     fig = cumulative_profit_figure(profits, "t")  # totals reach 576 k, the lead 48 k: both in thousand USD
     assert [a.get_ylabel() for a in fig.axes] == ["lead over always-on (thousand USD)", "cumulative profit (thousand USD)"]
     assert max(fig.axes[1].lines[0].get_ydata()) == pytest.approx(576.0)
+
+
+def test_a_first_decision_that_fails_names_its_hour_and_says_no_plan_covers_it():
+    from hashpivot.models.errors import SolverError
+
+    raw = tiny_site().model_dump()
+    raw["solver"] = {"time_limit_s": 1e-9}  # no LP solves in a nanosecond
+    with pytest.raises(SolverError, match="the decision for 2024-08-06T15:00Z failed and no earlier plan covers that hour"):
+        run_backtest(validate_config(raw), tiny_market([20.0] * 3), START, START + pd.Timedelta(hours=3), "rolling")

@@ -142,7 +142,7 @@ def backtest(
     columns = ["strategy", "profit_usd", "asic_revenue_usd", "gpu_revenue_usd", "energy_cost_usd", "resale_revenue_usd",
                "reserve_revenue_usd", "four_cp_charge_usd", "block_cost_usd", "startup_cost_usd", "sla_penalty_usd",
                "four_cp_peaks", "four_cp_peaks_avoided", "four_cp_hours_curtailed", "gpu_hours", "energy_mwh",
-               "curtailed_asic_unit_hours", "ramp_events", "mean_solve_time_s", "total_solve_time_s", "hours_without_data"]
+               "curtailed_asic_unit_hours", "ramp_events", "mean_solve_time_s", "total_solve_time_s", "hours_without_data", "hours_kept_previous_plan"]
     columns += ["ratio_to_perfect_foresight"] if "ratio_to_perfect_foresight" in table else []
     table = table[columns]
     table.to_csv(out / "summary.csv", index=False)

@@ -34,7 +34,7 @@ import pandas as pd
 from hashpivot.models.calendar import MARKET_TZ, to_utc
 from hashpivot.models.config import SiteConfig
 from hashpivot.models.decision import Decision
-from hashpivot.models.errors import ConfigError, DataError, SolverError
+from hashpivot.models.errors import ConfigError, DataError, InfeasibleError, SolverError
 from hashpivot.models.hashprice import (
     block_subsidy_btc,
     blocks_per_day_per_th,
@@ -401,6 +401,7 @@ def _replay(cfg: SiteConfig, market: MarketData, start: pd.Timestamp | str, end:
     flags = np.full(hours, np.nan)  # rolling: step 0's 4CP probability; strike-4cp: 1 in a call window
     blind: list[str] = []  # rolling: why each hour priced 4CP at the climatology (ERCOT load missing or stale)
     times: list[float] = []
+    kept_hours: list[int] = []  # rolling: hours whose decision failed, run on the previous plan
     if strategy == "perfect-foresight":
         t0 = time.perf_counter()
         sol = solve(realised, settings)
@@ -411,12 +412,28 @@ def _replay(cfg: SiteConfig, market: MarketData, start: pd.Timestamp | str, end:
         state: InitialState | None = None
         previous: Decision | None = None
         kept = PersistentLP(settings)  # one model for the whole replay: each hour only moves its numbers
+        plan: tuple[int, Schedule] | None = None  # rolling: the last decision's hour and schedule
         for t in range(hours):
             at = start + pd.Timedelta(hours=t)
             t0 = time.perf_counter()
             if strategy == "rolling":  # the daemon's loop: the pipeline, from the previous hour's document
-                decided = decide(cfg, market, at, previous, kept)  # the forecast sees only what was published by `at`
+                try:
+                    decided = decide(cfg, market, at, previous, kept)  # the forecast sees only what was published by `at`
+                except (SolverError, InfeasibleError) as exc:  # as the daemon does: the last plan's step for this hour
+                    if plan is None or t - plan[0] >= plan[1].reserve_kw.shape[0]:
+                        raise SolverError(f"rolling: the decision for {at:%Y-%m-%dT%H:%MZ} failed and no earlier plan "
+                                          f"covers that hour: {exc}") from None
+                    if not kept_hours:
+                        log.warning("rolling: the decision for %s failed (%s); the previous plan's step is applied, "
+                                    "as the daemon keeps it", f"{at:%Y-%m-%dT%H:%MZ}", str(exc).splitlines()[0])
+                    kept_hours.append(t)
+                    times.append(time.perf_counter() - t0)
+                    _copy_step(applied, t, plan[1], t - plan[0])
+                    if progress is not None:
+                        progress(t + 1, hours)
+                    continue
                 step, previous = decided.solution.schedule, decided.document
+                plan = (t, step)
                 if decided.forecast.four_cp_probability is not None:
                     flags[t] = float(decided.forecast.four_cp_probability[0])
                 if "four_cp" in decided.forecast.notes:
@@ -439,6 +456,8 @@ def _replay(cfg: SiteConfig, market: MarketData, start: pd.Timestamp | str, end:
                 state = _state_after(realised, applied, t)
             if progress is not None:
                 progress(t + 1, hours)
+    if len(kept_hours) > 1:
+        log.warning("rolling: %d of %d decisions failed and kept the previous plan", len(kept_hours), hours)
     if blind:
         log.warning("%s: %d of %d hours priced 4CP at the hour-of-day climatology, not a forecast (first: %s)",
                     strategy, len(blind), hours, blind[0])
@@ -448,6 +467,7 @@ def _replay(cfg: SiteConfig, market: MarketData, start: pd.Timestamp | str, end:
     totals = evaluate(realised, applied)
     result_totals = _totals(realised, applied, totals, times)
     result_totals["four_cp_charge_usd"] = totals["four_cp_cost_usd"]
+    result_totals["hours_kept_previous_plan"] = len(kept_hours)
     result_totals.update(peak_outcomes(realised, applied, market.four_cp_intervals, grid, months))
     steps = _steps(realised, applied, times, start)
     steps["four_cp_peak"] = realised_probability(market.four_cp_intervals, grid, months) if months else 0.0
@@ -531,9 +551,10 @@ class WindowedResult:
 ADDITIVE = ("objective_usd", "asic_revenue_usd", "gpu_revenue_usd", "reserve_revenue_usd", "resale_revenue_usd", "energy_cost_usd",
             "block_cost_usd", "startup_cost_usd", "sla_penalty_usd", "four_cp_cost_usd", "profit_usd",
             "gpu_hours", "energy_mwh", "curtailed_asic_unit_hours", "ramp_events", "total_solve_time_s",
-            "four_cp_charge_usd", "four_cp_peaks", "four_cp_peaks_avoided", "four_cp_hours_curtailed")
+            "four_cp_charge_usd", "four_cp_peaks", "four_cp_peaks_avoided", "four_cp_hours_curtailed",
+            "hours_kept_previous_plan")
 
-COUNTS = ("ramp_events", "four_cp_peaks", "four_cp_peaks_avoided", "four_cp_hours_curtailed")  # whole numbers in the tables
+COUNTS = ("ramp_events", "four_cp_peaks", "four_cp_peaks_avoided", "four_cp_hours_curtailed", "hours_kept_previous_plan")  # whole numbers in the tables
 
 
 def _window_job(cfg_json: str, market: MarketData, strategy: str, span: tuple[pd.Timestamp, pd.Timestamp]) -> BacktestResult:
