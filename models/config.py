@@ -49,6 +49,8 @@ class CoolingDerate(StrictModel):
 
 
 MARKETS = ("ERCOT", "NYISO")  # markets whose real-time prices a collector fetches (feeds/registry.py)
+# NYISO's zones as its real-time zonal LBMP report names them (feeds/nyiso.py): a NYISO site settles at one of them
+NYISO_ZONES = ("CAPITL", "CENTRL", "DUNWOD", "GENESE", "HUD VL", "LONGIL", "MHK VL", "MILLWD", "N.Y.C.", "NORTH", "WEST")
 
 
 class Hall(StrictModel):
@@ -63,7 +65,8 @@ class Site(StrictModel):
     pue: float = Field(1.0, ge=1.0, le=3.0)
     ramp_limit_kw_per_step: float | None = Field(None, gt=0, description="max change of site-meter kW per step")
     market: str = Field("ERCOT", description="the ISO whose real-time prices the site pays")
-    settlement_point: str = "HB_WEST"
+    settlement_point: str = Field("HB_WEST", min_length=1, description="ERCOT hub, load zone or node (HB_WEST); "
+                                  "a NYISO zone (N.Y.C.)")
     latitude: float | None = Field(None, ge=-90, le=90)
     longitude: float | None = Field(None, ge=-180, le=180)
     halls: list[Hall] = Field(min_length=1)
@@ -669,9 +672,22 @@ def _reference_problems(cfg: SiteConfig) -> list[str]:
             seen.add(p.name)
             if p.hall not in halls:
                 out.append(f"{kind}[{i}].hall = {p.hall!r}: must be one of the halls: {', '.join(halls)}")
+    site = cfg.site
+    if site.market == "NYISO" and site.settlement_point not in NYISO_ZONES:
+        out.append(f"site.settlement_point = {site.settlement_point!r}: a NYISO site settles at a NYISO zone: "
+                   f"{', '.join(NYISO_ZONES)}")
+    if site.market == "ERCOT" and site.settlement_point in NYISO_ZONES and site.settlement_point != "WEST":
+        out.append(f"site.settlement_point = {site.settlement_point!r}: a NYISO zone; with site.market = 'ERCOT' give "
+                   "an ERCOT hub, load zone or node (e.g. HB_WEST), or set site.market = 'NYISO'")
+    if cfg.power.four_cp is not None and cfg.power.four_cp.enabled and site.market != "ERCOT":
+        out.append(f"power.four_cp: 4CP is ERCOT's transmission charge; site.market = {site.market!r} has none "
+                   "(remove [power.four_cp] or set power.four_cp.enabled = false)")
     for i, p in enumerate(cfg.asic_pools):
         if p.units_available > p.units_installed:
             out.append(f"asic_pools[{i}].units_available = {p.units_available}: must be <= units_installed ({p.units_installed})")
+        if p.min_units_on > p.units_available:
+            out.append(f"asic_pools[{i}].min_units_on = {p.min_units_on}: must be <= units_available ({p.units_available}); "
+                       "the must-run floor cannot exceed the units the pool has")
         names = [m.name for m in p.modes]
         if len(set(names)) != len(names):
             out.append(f"asic_pools[{i}].modes: mode names must be unique, got {names}")
@@ -774,7 +790,8 @@ def format_validation_error(label: str, raw: dict, err: dict, root: type[BaseMod
     if kind == "missing":
         return f"{label}: {path}: required key is missing"
     msg = err["msg"]
-    msg = re.sub(r"^(Input should be|Value error, )", lambda m: "must be" if m.group(1).startswith("Input") else "", msg)
+    msg = re.sub(r"^(Input should be|String should have|List should have|Value error, )",
+                 lambda m: {"Input": "must be", "Strin": "must have", "List ": "must have"}.get(m.group(1)[:5], ""), msg)
     value = err.get("input")
     if isinstance(value, dict):
         return f"{label}: {path}: {msg}"

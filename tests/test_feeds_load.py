@@ -158,7 +158,7 @@ def test_registered_once_for_ercot_sites_with_a_schedule():
     for group, cls in (("load", ErcotActualLoad), ("load_rt", ErcotSystemDemand), ("load_forecast", ErcotLoadForecast)):
         assert [type(c) for c in collectors_for(cfg, group)] == [cls]
         assert group in cfg.daemon.feed_crons  # the daemon collects it on its own schedule
-    nyiso = load_config(EXAMPLE, ["site.market='NYISO'", "site.settlement_point='N.Y.C.'"])
+    nyiso = load_config(EXAMPLE, ["site.market='NYISO'", "site.settlement_point='N.Y.C.'", "power.four_cp.enabled=false"])
     assert all(not collectors_for(nyiso, g) for g in ("load", "load_rt", "load_forecast"))
     off = load_config(EXAMPLE, ["feeds.sources.ercot_mis.enabled=false"])
     assert not collectors_for(off, "load_forecast")

@@ -392,7 +392,8 @@ def _replay(cfg: SiteConfig, market: MarketData, start: pd.Timestamp | str, end:
     four_cp = cfg.power.four_cp
     months = tuple(four_cp.months) if four_cp is not None else ()
     grid = pd.date_range(start, periods=hours, freq="h", tz="UTC")
-    if four_cp is not None:  # every strategy pays the realised charge, also when decisions ignore it (enabled = false)
+    if four_cp is not None and cfg.site.market == "ERCOT":  # every strategy pays the realised charge, also when
+        # decisions ignore it (enabled = false); a NYISO site has no 4CP
         realised.four_cp_probability = realised_probability(market.four_cp_intervals, grid, months)
         realised.four_cp_rate_usd_per_kw_year = four_cp.rate_usd_per_kw_year
     # rule-based strategies read no 4CP forecast (strike-4cp calls its days by its own rule)
