@@ -71,3 +71,18 @@ def test_a_breakeven_and_a_price_are_never_printed_equal_when_they_differ():
 
     assert _apart(69.6, 70.4) == ("69.6", "70.4")  # "breakeven 70 < price 70" read as a contradiction
     assert _apart(60.2, 85.1) == ("60", "85") and _apart(70.04, 70.01) == ("70.04", "70.01")
+
+
+def test_a_pool_held_at_its_must_run_floor_names_the_floor():
+    # 10 units of 1 kW earning 5 USD/h each (breakeven 5,000 USD/MWh) at 9,000 USD/MWh: only the floor of 4 runs
+    a = asic("a", 10, [(1.0, 5.0)])
+    a.min_units_on = 4
+    why, _, _ = reasons(problem([9000.0, 9000.0], [a]))
+    assert why["a"] == ("4/10 units on although price 9,000 > breakeven 5,000 USD/MWh: held by the must-run floor "
+                        "(min_units_on = 4)")
+
+
+def test_a_unit_bigger_than_the_interconnect_says_so_not_crowded_out():
+    # one unit draws 2 kW even in its leanest mode; the site cap is 1.5 kW: nothing fits, no pool crowds it out
+    why, _, _ = reasons(problem([10.0], [asic("a", 10, [(2.0, 6.0), (3.0, 8.0)])], site_cap_kw=1.5))
+    assert why["a"] == "off: one unit draws 2.00 kW in its leanest mode, more than the interconnect cap allows (1.50 kW IT)"

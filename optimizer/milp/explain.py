@@ -137,7 +137,8 @@ def explain(sol: Solution) -> Explanation:
     reach = int(np.ceil(p.site_cap_kw / p.ramp_limit_kw)) if down else 0
     ctx = _Context(names, marginal, shadow, hall_shadow, dt, p.four_cp_usd_per_kw() * 1000.0,
                    np.zeros(p.steps) if p.four_cp_probability is None else np.asarray(p.four_cp_probability, dtype=float),
-                   reach)
+                   reach, site_cap_it_kw=p.site_cap_kw / p.pue,
+                   hall_cap_it_kw={h: float(c[0]) for h, c in p.hall_cap_kw.items()})
 
     pools: list[PoolDecision] = []
     revenue = p.asic_revenue_usd()
@@ -160,7 +161,8 @@ def explain(sol: Solution) -> Explanation:
                 margin_usd_per_mwh=be - marginal,
                 reason=ctx.reason(pool.name, pool.hall, on, pool.units_available, be,
                                   " + ".join(m for m, n in counts.items() if n) or None,
-                                  hungrier_mode=bool((u[pool.mode_power_kw < pool.mode_power_kw.max(), 0] > 0).any())),
+                                  hungrier_mode=bool((u[pool.mode_power_kw < pool.mode_power_kw.max(), 0] > 0).any()),
+                                  floor=pool.min_units_on, unit_kw=float(pool.mode_power_kw.min())),
             )
         )
     for g, c, mk in zip(p.gpu, s.gpu_contract_on, s.gpu_market_on):
@@ -205,6 +207,8 @@ class _Context:
     four_cp_usd_per_mw_step: np.ndarray | None = None  # expected 4CP charge per MW of site load, per step
     four_cp_probability: np.ndarray | None = None
     ramp_down_reach_steps: int = 0  # ramping down at step 0: how many steps ahead a 4CP peak can explain it
+    site_cap_it_kw: float = float("inf")  # the interconnect cap in IT kW (cap / PUE)
+    hall_cap_it_kw: dict[str, float] | None = None  # each hall's cap at step 0
 
     def four_cp_reason(self, on: int, available: int, be: float, unit: str) -> str | None:
         """Why units are off for 4CP: the step's expected 4CP charge per MW is above the margin per MW-step, or
@@ -225,13 +229,20 @@ class _Context:
         return None
 
     def reason(self, name: str, hall: str, on: int, available: int, be: float, mode: str | None, unit: str = "units",
-               hungrier_mode: bool = False) -> str:
+               hungrier_mode: bool = False, floor: int = 0, unit_kw: float | None = None) -> str:
         """One sentence an operator can act on: what holds this pool where it is. `mode`: the modes its units
-        run in; `hungrier_mode`: some run a mode that draws less than the pool's hungriest."""
+        run in; `hungrier_mode`: some run a mode that draws less than the pool's hungriest; `floor`: its must-run
+        floor (min_units_on); `unit_kw`: one unit's IT kW in its leanest mode."""
         p, b = self.price, self.binding
         at_text = f"{mode} mode, " if mode else ""
         if available == 0:
             return f"no {unit} available"
+        room = min(self.site_cap_it_kw, (self.hall_cap_it_kw or {}).get(hall, float("inf")))
+        if on == 0 and unit_kw is not None and unit_kw > room + 1e-9:
+            where = "the interconnect cap" if room == self.site_cap_it_kw else f"the {hall} cap"
+            return (f"off: one unit draws {unit_kw:,.2f} kW in its leanest mode, more than {where} allows "
+                    f"({room:,.2f} kW IT)")
+        at_floor = 0 < floor == on < available
         ramp = any(x.startswith("ramp_limits") for x in b)
         hall_bound = f"hall_caps[{hall},t=0]" in b
         site_bound = "site_cap[t=0]" in b
@@ -251,12 +262,13 @@ class _Context:
             if on == 0:
                 p_t, be_t = _apart(p, be)
                 return f"curtailed: price {p_t} USD/MWh > breakeven {be_t} USD/MWh"
-            why = "the ramp limit" if ramp else "minimum run time / start-up cost"
+            why = (f"the must-run floor (min_units_on = {floor:,})" if at_floor else
+                   "the ramp limit" if ramp else "minimum run time / start-up cost")
             p_t, be_t = _apart(p, be)
             return f"{on:,}/{available:,} {unit} on although price {p_t} > breakeven {be_t} USD/MWh: held by {why}"
         four_cp = self.four_cp_reason(on, available, be, unit)
         if four_cp:
-            return four_cp
+            return four_cp + (f"; {floor:,} must run (min_units_on)" if at_floor else "")
         share = f"{on:,}/{available:,} {unit} on" if on else "off"
         if hall_bound:
             value = self.hall_shadow.get(hall)
