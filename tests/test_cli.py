@@ -132,6 +132,7 @@ def test_infeasible_site_names_the_conflicting_constraint_groups(tmp_path):
     assert "contract_floors" in proc.stderr and "hall_caps" in proc.stderr
     assert "hall gpu-h100: firm contracts need" in proc.stderr
     assert "ramp_limits" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1  # one error line: the figures, then the groups
 
 
 @pytest.mark.parametrize("command", ["solve", "hashprice"])

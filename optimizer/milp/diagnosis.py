@@ -30,9 +30,10 @@ def conflicting_groups(problem: Problem, settings: SolveSettings | None = None, 
 
 def diagnose_infeasibility(problem: Problem, settings: SolveSettings | None = None, relax: bool = True) -> InfeasibleError:
     groups = conflicting_groups(problem, settings, relax)
-    lines = [f"  - {g}: {BY_NAME[g].meaning}" for g in groups]
+    """One line (an operator's `error:` line, a daemon log line): the figures that conflict first, where a group
+    can give them, then every conflicting group with what it means."""
+    groups = conflicting_groups(problem, settings, relax)
+    meanings = "; ".join(f"{g} ({BY_NAME[g].meaning})" for g in groups)
     details = [d for g in groups if BY_NAME[g].conflict for d in BY_NAME[g].conflict(problem, groups)]
-    message = "no feasible allocation: these constraint groups conflict:\n" + "\n".join(lines)
-    if details:
-        message += "\n" + "\n".join(f"  {d}" for d in details)
-    return InfeasibleError(message, groups)
+    lead = "; ".join(details) + "; " if details else ""
+    return InfeasibleError(f"no feasible allocation: {lead}these constraint groups conflict: {meanings}", groups)
