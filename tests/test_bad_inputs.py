@@ -138,6 +138,8 @@ CASES = [
     Case("store is not sqlite", ["status", "--db", "notdb.sqlite"], "store notdb.sqlite: cannot open (file is not a database)",
          "store_is_not_sqlite"),
     Case("unknown feed group", ["feeds", "fetch", "--series", "gold", "--db", "s.sqlite"], "--series 'gold': unknown feed group"),
+    Case("backtest from a time off the hour", ["backtest", "--from", "2024-08-01T00:30Z", "--to", "2024-08-02"],
+         "--from 2024-08-01T00:30Z: a backtest decides hour by hour; give a time on the hour (e.g. 2024-08-01T00:00Z)"),
     Case("bad strategy", ["backtest", "--from", "2024-08-01", "--to", "2024-08-02", "--strategy", "yolo"], "--strategy 'yolo'",
          code=2, lines=2),
     Case("hold more units than the pool has", ["hold", "add", "--pool", "s21", "--units", "99999", "--reason", "x", "--db", "s.sqlite"],

@@ -75,6 +75,8 @@ def test_scenario_errors_name_file_key_and_allowed(tmp_path, text, message):
         ("gold=1:2:1", "'gold' must be one of"),
         ("btc_usd=a:b:c", "values must be numbers"),
         ("btc_usd", "expected name=start:stop:step"),
+        ("btc_usd=-100,0", "btc_usd must be >= 0 \\(only power_price_usd_per_mwh can be negative\\)"),
+        ("gpu_rate.h100=nan,1", "values must be finite numbers"),
     ],
 )
 def test_sweep_bounds_errors(text, message):
@@ -190,3 +192,19 @@ def test_the_fresh_default_folder_is_never_one_that_exists(tmp_path):
     (first / "whatif.csv").write_text("kept\n")
     second = out_dir(tmp_path / "whatif-20260101T000000", fresh=True)
     assert second.name == "whatif-20260101T000000-2" and (first / "whatif.csv").read_text() == "kept\n"
+
+
+def test_negative_prices_only_where_markets_have_them(forecast):
+    with pytest.raises(ConfigError, match="btc_usd would be -"):
+        transform_forecast(forecast, "btc_usd", "scale", -1.0)
+    assert transform_forecast(forecast, "power_price_usd_per_mwh", "set", -25.0).power_price_usd_per_mwh.max() == -25.0
+    assert parse_param("power_price_usd_per_mwh=-50,0").values == (-50.0, 0.0)
+
+
+def test_two_scenarios_may_not_share_a_name(tmp_path):
+    from hashpivot.optimizer.studies.whatif import run_whatif
+
+    crash = ROOT / "scenarios" / "btc-crash.toml"
+    (tmp_path / "again.toml").write_text(crash.read_text())
+    with pytest.raises(ConfigError, match="again.toml: name = 'BTC -50 %' is already used by .*btc-crash.toml"):
+        run_whatif(EXAMPLE, [], [crash, tmp_path / "again.toml"], at=AT)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -187,8 +188,8 @@ def hashprice(
         raise InputError("give exactly one of --subsidy-btc or --height")
     if height is not None and height < 0:
         raise InputError(f"--height {height}: must be >= 0")
-    if not difficulty > 0:
-        raise InputError(f"--difficulty {difficulty}: must be > 0")
+    if not (difficulty > 0 and math.isfinite(difficulty)):
+        raise InputError(f"--difficulty {difficulty}: must be a finite number > 0")
     if btc_usd < 0 or fees_btc_per_block < 0 or (subsidy_btc is not None and subsidy_btc < 0):
         raise InputError("--btc-usd, --fees-btc-per-block and --subsidy-btc must be >= 0")
     subsidy = subsidy_btc if subsidy_btc is not None else block_subsidy_btc(height)

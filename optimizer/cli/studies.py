@@ -86,6 +86,10 @@ def backtest(
     if unknown:
         raise bad_choice("hashpivot backtest", "--strategy", unknown[0], tuple(STRATEGIES))
     start, end = utc(from_, "--from"), utc(to, "--to")
+    for option, text, t in (("--from", from_, start), ("--to", to, end)):
+        if t != t.floor("h"):
+            raise InputError(f"{option} {text}: a backtest decides hour by hour; give a time on the hour "
+                             f"(e.g. {t.floor('h'):%Y-%m-%dT%H:%MZ})")
     if end <= start:
         raise InputError(f"--to {to} must be after --from {from_}")
     if source == "store":

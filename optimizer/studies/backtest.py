@@ -584,7 +584,7 @@ def run_backtest_windows(cfg: SiteConfig, market: MarketData, start, end, strate
         spans = [(a, b) for a, b in cut if b > a]
     skipped = hours - sum(int((b - a) / pd.Timedelta(hours=1)) for a, b in spans)
     if not spans:
-        raise DataError(f"no real-time prices between {start} and {end}")
+        raise DataError(f"no real-time prices between {start:%Y-%m-%dT%H:%MZ} and {end:%Y-%m-%dT%H:%MZ}")
     if skipped:
         holes = ", ".join(f"{a:%Y-%m-%dT%H:%MZ} .. {b:%Y-%m-%dT%H:%MZ}" for a, b in data_gaps(market, start, end))
         log.warning("backtest: %d of %d hours cut out: no real-time prices %s (and the hour after each hole)",

@@ -58,6 +58,10 @@ def parse_param(text: str) -> Param:
             values = tuple(float(x) for x in spec.split(","))
     except ValueError:
         raise ConfigError(f"--param {text}: values must be numbers (start:stop:step or v1,v2,…)") from None
+    if not all(np.isfinite(values)):
+        raise ConfigError(f"--param {text}: values must be finite numbers")
+    if not name.startswith("set:") and name != "power_price_usd_per_mwh" and min(values) < 0:
+        raise ConfigError(f"--param {text}: {name} must be >= 0 (only power_price_usd_per_mwh can be negative)")
     return Param(name, values)
 
 

@@ -37,9 +37,19 @@ from hashpivot.optimizer.pipeline.decide import decide_on_forecast
 
 
 def transform_forecast(f: Forecast, series: str, op: str, value: float | None = None, values: np.ndarray | None = None) -> Forecast:
-    """A copy of `f` with one series set / scaled / shifted / replaced. BTC changes carry into hashprice."""
+    """A copy of `f` with one series set / scaled / shifted / replaced. BTC changes carry into hashprice. Only the
+    power price may go below zero (ERCOT prices do); a negative BTC price, hashprice, GPU rate or reserve price
+    is refused."""
     def apply(x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=float)
+        out = _applied(np.asarray(x, dtype=float))
+        if series != "power_price_usd_per_mwh" and (out < 0).any():
+            raise ConfigError(f"{series} would be {float(out.min()):g} after {op} {value if op != 'csv' else 'csv'}: "
+                              "must be >= 0 (only the power price can be negative)")
+        if not np.isfinite(out).all():
+            raise ConfigError(f"{series} would not be a finite number after {op} {value}")
+        return out
+
+    def _applied(x: np.ndarray) -> np.ndarray:
         if op == "set":
             return np.full_like(x, float(value))
         if op == "scale":
@@ -161,8 +171,14 @@ def run_whatif(config_path: Path, overrides: list[str], scenario_paths: list[Pat
         return {"case": out.pop("case"), "at_utc": iso_utc(forecast.interval_start_utc[0]), **out}
 
     rows = [row("base", base_cfg, forecast_for(base_cfg, at))]
+    names: dict[str, Path] = {}
     for path in scenario_paths:
         scenario, spath = load_scenario(path)
+        if scenario.name in names or scenario.name == "base":
+            other = names.get(scenario.name, "the base case")
+            raise ConfigError(f"{spath}: name = {scenario.name!r} is already used by {other}; give each scenario its "
+                              "own name")
+        names[scenario.name] = spath
         cfg_path = (spath.parent / scenario.base) if scenario.base else config_path
         raw, label = load_raw_config(cfg_path, overrides)
         for key, value in scenario.set.items():
