@@ -104,7 +104,10 @@ def load_market_data(directory: str | Path | None = None, settlement_point: str 
     available = sorted(df["settlement_point"].unique())
     df = df[df["settlement_point"] == settlement_point]
     if df.empty:
-        raise DataError(f"{path}: no prices for settlement point {settlement_point!r}; available: {', '.join(available)}")
+        hint = ("; other nodes: `hashpivot feeds fetch`, then --source store" if directory == embedded_data_dir()
+                else "")
+        raise DataError(f"site.settlement_point = {settlement_point!r}: {path} has no prices for it; it has "
+                        f"{', '.join(available)}{hint}")
     power = df.set_index(_index(df["interval_start_utc"]))[["rt_price_usd_per_mwh", "da_price_usd_per_mwh"]]
     power = power[~power.index.duplicated(keep="last")].sort_index()
 

@@ -17,9 +17,10 @@ EXAMPLE = ROOT / "configs" / "site.toml"
 pytestmark = pytest.mark.e2e
 
 
-def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+def run(*args: str, cwd: Path = ROOT, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "hashpivot.optimizer.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "hashpivot.optimizer.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=120,
+        env=env,
     )
 
 
@@ -229,3 +230,18 @@ def test_table_cells_are_text_not_rich_markup(capsys, monkeypatch):
               OutputFormat.table, "what-if [x]")
     out = capsys.readouterr().out
     assert "unit_limits[s21,t=0], site_cap[t=0]" in out and "[b]base[/b]" in out and "what-if [x]" in out
+
+
+def test_a_single_kind_site_prints_only_its_own_inputs(tmp_path):
+    site = ('[site]\nname = "one kind"\ninterconnect_cap_kw = 20000\n'
+            '[[site.halls]]\nname = "h"\ncap_kw = 20000\n')
+    asic_only = tmp_path / "asic.toml"
+    asic_only.write_text(site + '[[asic_pools]]\nname = "s19"\nmodel = "Antminer S19j Pro"\nunits_installed = 100\nhall = "h"\n')
+    gpu_only = tmp_path / "gpu.toml"
+    gpu_only.write_text(site + '[[gpu_pools]]\nname = "h100"\nmodel = "H100 80GB SXM"\ngpus_installed = 64\nhall = "h"\n'
+                               'rate_series = "H100"\n')
+    asic = run("solve", "--config", str(asic_only), env=dict(os.environ, COLUMNS="200"))
+    gpu = run("solve", "--config", str(gpu_only), env=dict(os.environ, COLUMNS="200"))
+    assert asic.returncode == 0 and gpu.returncode == 0, asic.stderr + gpu.stderr
+    assert "hashprice" in asic.stdout and "GPU USD/h" not in asic.stdout
+    assert "GPU USD/h: h100" in gpu.stdout and "hashprice" not in gpu.stdout.splitlines()[1]

@@ -97,8 +97,12 @@ def to_table(doc: Decision, width: int | None = None) -> str:
         console.print(escape(f"why: {doc.reason}"))
     if inp is not None:
         gpu_rates = ", ".join(f"{k} {v:.2f}" for k, v in inp.gpu_rates_usd_per_gpu_hour.items())
-        console.print(f"BTC {inp.btc_usd:,.0f} USD | hashprice {inp.hashprice_usd_per_ph_day:.2f} USD/PH/day | "
-                      f"power {inp.power_price_usd_per_mwh:.2f} USD/MWh | GPU USD/h: {gpu_rates}")
+        parts = [f"power {inp.power_price_usd_per_mwh:.2f} USD/MWh"]
+        if any(pool.kind == "asic" for pool in doc.pools):  # a GPU-only site has no use for the mining inputs
+            parts.insert(0, f"BTC {inp.btc_usd:,.0f} USD | hashprice {inp.hashprice_usd_per_ph_day:.2f} USD/PH/day")
+        if gpu_rates:
+            parts.append(f"GPU USD/h: {gpu_rates}")
+        console.print(" | ".join(parts))
         console.print(escape(_marginal_text(doc)))
     four_cp = _four_cp_text(doc)
     if four_cp:

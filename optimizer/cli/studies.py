@@ -257,7 +257,8 @@ def sweep(
     else:
         x, y = params[0].name, params[1].name
         sweep_heatmap(df, x, y, "profit_usd", "horizon profit (USD)", title, out / "sweep-profit.png")
-        sweep_heatmap(df, x, y, "asic_mw", "ASIC IT power at step 0 (MW)", title, out / "sweep-asic-mw.png")
+        if cfg.asic_pools:  # a GPU-only site: no ASIC power to map
+            sweep_heatmap(df, x, y, "asic_mw", "ASIC IT power at step 0 (MW)", title, out / "sweep-asic-mw.png")
     # sweep.csv and --format csv|json carry the same columns; the table leaves out the horizon means (*_mean_mw)
     frame_out(df.drop(columns=[c for c in df.columns if c.endswith("_mean_mw")]) if format is OutputFormat.table else df,
               format, "sweep")

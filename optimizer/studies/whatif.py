@@ -72,7 +72,8 @@ def transform_forecast(f: Forecast, series: str, op: str, value: float | None = 
     if series.startswith("gpu_rate."):
         pool = series.split(".", 1)[1]
         if pool not in f.gpu_rate_usd_per_gpu_hour:
-            raise ConfigError(f"gpu_rate.{pool}: no GPU pool named {pool!r}; pools: {', '.join(f.gpu_rate_usd_per_gpu_hour)}")
+            pools = ", ".join(f.gpu_rate_usd_per_gpu_hour) or "none (this site has no GPU pools)"
+            raise ConfigError(f"gpu_rate.{pool}: no GPU pool named {pool!r}; GPU pools: {pools}")
         rates = dict(f.gpu_rate_usd_per_gpu_hour, **{pool: apply(f.gpu_rate_usd_per_gpu_hour[pool])})
         return dataclasses.replace(f, gpu_rate_usd_per_gpu_hour=rates)
     raise ConfigError(f"unknown series {series!r}")
