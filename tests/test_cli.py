@@ -245,3 +245,9 @@ def test_a_single_kind_site_prints_only_its_own_inputs(tmp_path):
     assert asic.returncode == 0 and gpu.returncode == 0, asic.stderr + gpu.stderr
     assert "hashprice" in asic.stdout and "GPU USD/h" not in asic.stdout
     assert "GPU USD/h: h100" in gpu.stdout and "hashprice" not in gpu.stdout.splitlines()[1]
+
+
+def test_a_short_horizon_says_its_4cp_high_is_only_within_the_horizon():
+    proc = run("solve", "--at", "2024-08-05T14:00Z", "--set", "horizon.steps=1", env=dict(os.environ, COLUMNS="200"))
+    assert proc.returncode == 0, proc.stderr
+    assert "today's highest within the horizon (to 10:00 CT) 0.00062 at 09:00 CT" in proc.stdout

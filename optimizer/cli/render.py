@@ -64,10 +64,12 @@ def today_peak_text(risk: dict) -> str:
     (a day outside the 4CP months, or whose hours are all past the month's peak)."""
     from hashpivot.models.calendar import MARKET_TZ, to_utc
 
+    end = risk.get("horizon_ends_today_utc")
+    within = f" within the horizon (to {to_utc(end).tz_convert(MARKET_TZ):%H:%M} CT)" if end else ""
     if not risk["today_max_probability"]:
-        return "no 4CP risk today (p = 0 in every step of today, Central)"
+        return f"no 4CP risk today{within} (p = 0 in every step of today, Central)"
     top = to_utc(risk["today_max_at_utc"]).tz_convert(MARKET_TZ)
-    return f"today's highest {risk['today_max_probability']:.2g} at {top:%H:%M} CT"
+    return f"today's highest{within} {risk['today_max_probability']:.2g} at {top:%H:%M} CT"
 
 
 def _four_cp_text(doc: Decision) -> str | None:

@@ -82,10 +82,13 @@ def peak_risk(doc: Decision, rate_usd_per_kw_year: float | None = None) -> dict 
     day = to_utc(doc.interval_start_utc).tz_convert(MARKET_TZ).normalize()
     today = [s for s in steps if to_utc(s.interval_start_utc).tz_convert(MARKET_TZ).normalize() == day] or steps[:1]
     top = max(today, key=lambda s: s.four_cp_probability or 0.0)
+    horizon_end = to_utc(doc.schedule[-1].interval_start_utc) + pd.Timedelta(minutes=doc.step_minutes)
     return {
         "step0_probability": steps[0].four_cp_probability,
         "today_max_probability": top.four_cp_probability,
         "today_max_at_utc": top.interval_start_utc,
+        # a horizon shorter than the rest of today shows only part of it: its end, else None
+        "horizon_ends_today_utc": None if horizon_end >= day + pd.Timedelta(days=1) else horizon_end.isoformat(),
         "expected_cost_usd": doc.four_cp_expected_cost_usd,
         "fallback": four_cp_fallback(doc),
     }
