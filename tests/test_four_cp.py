@@ -219,14 +219,16 @@ def test_fourcp_cli_prints_today_and_tomorrow():
                            cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "80"})
     lines = table.stdout.splitlines()
     assert table.returncode == 0 and max(len(line) for line in lines) <= 80 and "…" not in table.stdout
-    assert any(line.startswith("│ 08-20 16:00 │ 0.0037 │") for line in lines)  # whole hours and numbers at 80 columns
+    cells = {c[0]: c[1:] for c in ([x.strip() for x in line.strip("│").split("│")] for line in lines if line.startswith("│"))}
+    assert cells["08-20 16:00"][0] == "0.0037"  # whole hours and numbers at 80 columns
+    assert all(p != "0" or cap == "0" for p, _, cap, *_ in cells.values())  # a p that costs something is never "0"
     assert "4CP kW" in table.stdout and "note:" not in table.stderr
     november = subprocess.run([sys.executable, "-m", "hashpivot.optimizer.cli", "fourcp", "--at", "2024-11-20T15:00Z",
                                "--format", "csv"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert november.returncode == 0 and "outside the 4CP months [6, 7, 8, 9]" in november.stderr, november.stderr
     bad = subprocess.run([sys.executable, "-m", "hashpivot.optimizer.cli", "fourcp", "--set", "power.four_cp.enabled=false"],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert bad.returncode == 1 and "[power.four_cp] is not enabled" in bad.stderr
+    assert bad.returncode == 1 and "power.four_cp.enabled = false; set it to true" in bad.stderr
 
 
 def test_the_decision_metrics_and_status_show_todays_peak_risk():

@@ -137,8 +137,10 @@ def fourcp(
     if source not in ("embedded", "store"):
         raise bad_choice("hashpivot fourcp", "--source", source, ("embedded", "store"))
     cfg = load_site(config, set_)
-    if cfg.power.four_cp is None or not cfg.power.four_cp.enabled:
-        raise InputError(f"{config}: [power.four_cp] is not enabled; add it (README: 4CP) to price 4CP peaks")
+    if cfg.power.four_cp is None:
+        raise InputError(f"{config}: no [power.four_cp] table; add one (README: 4CP) to price 4CP peaks")
+    if not cfg.power.four_cp.enabled:
+        raise InputError(f"{config}: power.four_cp.enabled = false; set it to true to price 4CP peaks")
     market, at_ts = _market(cfg, source, data, db, utc(at, "--at") if at is not None else None)
     at_ts = default_at(market) if at_ts is None else at_ts
     decided = decide(cfg, market, at_ts)
@@ -154,7 +156,7 @@ def fourcp(
     if format is OutputFormat.table:  # short headers and cells that fit 80 columns; json/csv keep full keys and values
         table = table.drop(columns=["interval_start_utc", "four_cp_basis"]).assign(
             hour_start_central=table["hour_start_central"].str[5:],
-            four_cp_probability=table["four_cp_probability"].round(4),
+            four_cp_probability=table["four_cp_probability"].map(lambda v: float(f"{v:.2g}")),  # a tiny p is not 0
             **{c: table[c].round(0) for c in ("expected_cost_usd_per_mw", "expected_cost_at_cap_usd", "planned_site_kw",
                                               "planned_expected_cost_usd", "four_cp_curtailment_kw")},
         ).drop(columns=["planned_curtailment_kw"]).rename(columns={  # the cap minus the plan: in json/csv
