@@ -102,19 +102,18 @@ class AsicPool(StrictModel):
     min_units_on: int = Field(0, ge=0, description="units that must run every step (a must-run floor; an operator "
                               "hold at N units sets it)")
 
-    @field_validator("model")
-    @classmethod
-    def _known_model(cls, v: str | None) -> str | None:
-        if v is not None and v not in ASIC_MODELS:
-            raise ValueError(f"unknown ASIC model; must be one of: {', '.join(ASIC_MODELS)}")
-        return v
-
     @model_validator(mode="after")
     def _resolve_modes(self) -> "AsicPool":
+        """Modes from `modes`, else from `hashrate_th` and `power_w` (any model name, catalogued or not), else from
+        the catalogue's figures for `model`."""
         if self.units_available is None:
             self.units_available = self.units_installed
+        custom = self.modes is not None or (self.hashrate_th is not None and self.power_w is not None)
+        if self.model is not None and self.model not in ASIC_MODELS and not custom:
+            raise ValueError(f"model = {self.model!r}: unknown ASIC model; must be one of: {', '.join(ASIC_MODELS)} "
+                             "(for another model give its hashrate_th and power_w, or modes)")
         if self.modes is None:
-            if self.model is not None:
+            if self.model in ASIC_MODELS:
                 stock = ASIC_MODELS[self.model]
                 hashrate, power = self.hashrate_th or stock.hashrate_th, self.power_w or stock.power_w
             elif self.hashrate_th is not None and self.power_w is not None:

@@ -70,7 +70,8 @@ def test_example_site_loads():
         ("asic_pools[0].units_installed=-3", r"asic_pools\[0\]\.units_installed = -3: must be greater than or equal to 0"),
         ("site.pue=0.8", r"site\.pue = 0\.8: must be greater than or equal to 1"),
         ("horizon.step_minutes=7", r"horizon\.step_minutes = 7: must be 5, 15, 30 or 60"),
-        ("asic_pools[1].model='Antminer S99'", r"asic_pools\[1\]\.model = 'Antminer S99': .*must be one of: .*Antminer S19 XP"),
+        ("asic_pools[1].model='Antminer S99'",
+         r"asic_pools\[1\]: model = 'Antminer S99': .*must be one of: .*Antminer S19 XP.* give its hashrate_th and power_w"),
         ("gpu_pools[0].hall='nowhere'", r"gpu_pools\[0\]\.hall = 'nowhere': must be one of the halls: hall-a"),
         ("asic_pools[0].units_available=7000", r"asic_pools\[0\]\.units_available = 7000: must be <= units_installed \(6000\)"),
         ("gpu_pools[1].contract.committed_gpus=5000", r"gpu_pools\[1\]\.contract\.committed_gpus = 5000: must be <= gpus_installed \(4096\)"),
@@ -174,3 +175,10 @@ def test_secret_files_are_relative_to_the_config_file_not_the_working_directory(
     cfg = load_config(site, ["console.token_file='console.token'", "fleet.password_file='miners.pw'"])
     assert cfg.console.token_file == str(site.parent / "console.token")
     assert cfg.fleet.password_file == str(site.parent / "miners.pw")
+
+
+def test_a_model_outside_the_catalogue_runs_on_its_own_figures(tmp_path):
+    cfg = load_config(_edited(tmp_path, "asic_pools[1].model='Antminer S99'"), [
+        "asic_pools[1].hashrate_th=300", "asic_pools[1].power_w=4500"])
+    stock = next(m for m in cfg.asic_pools[1].modes if m.name == "stock")
+    assert (cfg.asic_pools[1].model, stock.hashrate_th, stock.power_w) == ("Antminer S99", 300, 4500)
