@@ -169,7 +169,10 @@ class GpuPool(StrictModel):
             self.board_power_w = self.board_power_w if self.board_power_w is not None else cat.board_power_w
             self.server_share_w = self.server_share_w if self.server_share_w is not None else cat.server_share_w
         if self.marketplace_rate_usd_per_gpu_hour is None and self.rate_series is None:
-            raise ValueError("give `marketplace_rate_usd_per_gpu_hour` or a `rate_series` (e.g. \"H100\")")
+            if self.contract is None:
+                raise ValueError("give `marketplace_rate_usd_per_gpu_hour` or a `rate_series` (e.g. \"H100\"), or a "
+                                 "`contract`")
+            self.marketplace_rate_usd_per_gpu_hour = 0.0  # a contract-only pool: no marketplace, idle GPUs stay off
         return self
 
     @property

@@ -237,8 +237,8 @@ def build_forecast(cfg: SiteConfig, market: MarketData, at: pd.Timestamp | str |
         if pool.rate_series is not None:
             if pool.rate_series not in market.gpu_rates.columns:
                 raise DataError(
-                    f"gpu rate series {pool.rate_series!r} (gpu_pools {pool.name}): not in the data; "
-                    f"available: {', '.join(market.gpu_rates.columns)}"
+                    f"gpu_pools.{pool.name}.rate_series = {pool.rate_series!r}: no such GPU rate series in the data; "
+                    f"it has {', '.join(market.gpu_rates.columns)}"
                 )
             series = market.gpu_rates[[pool.rate_series]].dropna()
             rate = float(_known(series, at, pd.Timedelta(0), f"gpu_rate_usd_per_gpu_hour.{pool.rate_series}").iloc[-1, 0])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hashpivot.models.config import SiteConfig, apply_override, load_config
+from hashpivot.models.config import SiteConfig, apply_override, load_config, validate_config
 from hashpivot.models.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "configs" / "site.toml"
@@ -182,3 +182,13 @@ def test_a_model_outside_the_catalogue_runs_on_its_own_figures(tmp_path):
         "asic_pools[1].hashrate_th=300", "asic_pools[1].power_w=4500"])
     stock = next(m for m in cfg.asic_pools[1].modes if m.name == "stock")
     assert (cfg.asic_pools[1].model, stock.hashrate_th, stock.power_w) == ("Antminer S99", 300, 4500)
+
+
+def test_a_contract_only_gpu_pool_needs_no_marketplace_rate():
+    raw = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
+    del raw["gpu_pools"][1]["rate_series"]
+    cfg = validate_config(raw)
+    assert cfg.gpu_pools[1].marketplace_rate_usd_per_gpu_hour == 0.0 and cfg.gpu_pools[1].contract is not None
+    del raw["gpu_pools"][1]["contract"]
+    with pytest.raises(ConfigError, match=r"gpu_pools\[1\].*give `marketplace_rate_usd_per_gpu_hour` or a `rate_series`"):
+        validate_config(raw)
