@@ -251,3 +251,20 @@ def test_a_short_horizon_says_its_4cp_high_is_only_within_the_horizon():
     proc = run("solve", "--at", "2024-08-05T14:00Z", "--set", "horizon.steps=1", env=dict(os.environ, COLUMNS="200"))
     assert proc.returncode == 0, proc.stderr
     assert "today's highest within the horizon (to 10:00 CT) 0.00062 at 09:00 CT" in proc.stdout
+
+
+def test_every_command_and_group_has_examples_in_its_help():
+    import click
+    import typer.main
+
+    from hashpivot.optimizer.cli import app
+
+    def walk(cmd: click.Command, path: str):
+        yield path, cmd
+        if isinstance(cmd, click.Group):
+            for name, sub in cmd.commands.items():
+                yield from walk(sub, f"{path} {name}")
+
+    missing = [path for path, cmd in walk(typer.main.get_command(app), "hashpivot")
+               if path != "hashpivot" and "**Examples**" not in (cmd.epilog or "")]
+    assert missing == []

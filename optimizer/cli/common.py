@@ -28,10 +28,20 @@ app = typer.Typer(
     rich_markup_mode="markdown",
     pretty_exceptions_show_locals=False,
 )
-feeds_app = typer.Typer(help="Collect, import and inspect market data in the local store.", no_args_is_help=True,
-                        rich_markup_mode="markdown")
-decisions_app = typer.Typer(help="Decisions taken by `run` / `tick`.", no_args_is_help=True, rich_markup_mode="markdown")
-store_app = typer.Typer(help="Check and back up the SQLite store.", no_args_is_help=True, rich_markup_mode="markdown")
+feeds_app = typer.Typer(
+    help="Collect, import and inspect market data in the local store.", no_args_is_help=True,
+    rich_markup_mode="markdown",
+    epilog="**Examples**\n\n    hashpivot feeds fetch --db store.sqlite\n\n"
+           "    hashpivot feeds import ercot_native_load_hourly.csv --db store.sqlite\n\n"
+           "    hashpivot feeds status --db store.sqlite\n\n    hashpivot feeds show --series btc_usd --format csv")
+decisions_app = typer.Typer(
+    help="Decisions taken by `run` / `tick`.", no_args_is_help=True, rich_markup_mode="markdown",
+    epilog="**Examples**\n\n    hashpivot decisions show --db store.sqlite\n\n"
+           "    hashpivot decisions show --db store.sqlite --format json")
+store_app = typer.Typer(
+    help="Check and back up the SQLite store.", no_args_is_help=True, rich_markup_mode="markdown",
+    epilog="**Examples**\n\n    hashpivot store check --db store.sqlite\n\n"
+           "    hashpivot store backup --db store.sqlite --to backups/store-2026-12-04.sqlite")
 fleet_app = typer.Typer(
     help="The machines behind the ASIC pools and the GPU pools' actuators: scan, status, apply a decision, the audit "
          "log, a simulated farm to rehearse on.", no_args_is_help=True, rich_markup_mode="markdown",
