@@ -254,17 +254,16 @@ def test_a_short_horizon_says_its_4cp_high_is_only_within_the_horizon():
 
 
 def test_every_command_and_group_has_examples_in_its_help():
-    import click
     import typer.main
 
     from hashpivot.optimizer.cli import app
 
-    def walk(cmd: click.Command, path: str):
+    def walk(cmd, path: str):  # typer's groups are not the installed click's Group class: walk by `commands`
         yield path, cmd
-        if isinstance(cmd, click.Group):
-            for name, sub in cmd.commands.items():
-                yield from walk(sub, f"{path} {name}")
+        for name, sub in getattr(cmd, "commands", {}).items():
+            yield from walk(sub, f"{path} {name}")
 
-    missing = [path for path, cmd in walk(typer.main.get_command(app), "hashpivot")
-               if path != "hashpivot" and "**Examples**" not in (cmd.epilog or "")]
+    seen = dict(walk(typer.main.get_command(app), "hashpivot"))
+    assert {"hashpivot feeds", "hashpivot feeds fetch", "hashpivot fleet apply", "hashpivot solve"} <= set(seen)
+    missing = [path for path, cmd in seen.items() if path != "hashpivot" and "**Examples**" not in (cmd.epilog or "")]
     assert missing == []
