@@ -228,3 +228,16 @@ def test_a_first_decision_that_fails_names_its_hour_and_says_no_plan_covers_it()
     raw["solver"] = {"time_limit_s": 1e-9}  # no LP solves in a nanosecond
     with pytest.raises(SolverError, match="the decision for 2024-08-06T15:00Z failed and no earlier plan covers that hour"):
         run_backtest(validate_config(raw), tiny_market([20.0] * 3), START, START + pd.Timedelta(hours=3), "rolling")
+
+
+def test_a_quarter_hour_site_is_backtested_hourly_with_the_same_horizon_and_rates(caplog):
+    from hashpivot.optimizer.studies.backtest import _hour_cfg
+
+    raw = tiny_site().model_dump()
+    raw["horizon"] = {"steps": 96, "step_minutes": 15}
+    raw["forecast"] = {"price_decay_per_step": 0.9}
+    hourly = _hour_cfg(validate_config(raw))
+    assert (hourly.horizon.steps, hourly.horizon.step_minutes) == (24, 60)  # 24 h, not 96 hours
+    assert hourly.site.ramp_limit_kw_per_step == 60  # 15 kW per quarter hour
+    assert hourly.forecast.price_decay_per_step == pytest.approx(0.9 ** 4)
+    assert "horizon.step_minutes = 15 becomes 60: 24 steps (24 h)" in caplog.text

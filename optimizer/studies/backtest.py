@@ -24,6 +24,7 @@ evaluation: rate/4 x its site-meter kW in each hour holding an official 4CP inte
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -157,9 +158,23 @@ def check_coverage(market: MarketData, start: pd.Timestamp, end: pd.Timestamp) -
 
 
 def _hour_cfg(cfg: SiteConfig) -> SiteConfig:
-    if cfg.horizon.step_minutes != 60:
-        return cfg.model_copy(update={"horizon": cfg.horizon.model_copy(update={"step_minutes": 60})})
-    return cfg
+    """The site as a backtest decides it, hour by hour (the price history is hourly): a shorter step becomes an
+    hour with the same horizon length, ramp rate and price-forecast decay per hour, and the change is logged."""
+    minutes = cfg.horizon.step_minutes
+    if minutes == 60:
+        return cfg
+    per_hour = 60 // minutes
+    steps = max(1, math.ceil(cfg.horizon.steps / per_hour))
+    ramp = cfg.site.ramp_limit_kw_per_step
+    ramp = None if ramp is None else ramp * per_hour
+    decay = cfg.forecast.price_decay_per_step ** per_hour
+    log.warning("backtest: decisions are hourly, so horizon.step_minutes = %d becomes 60: %d steps (%g h), ramp limit "
+                "%s kW per hour, price decay %.3g per hour", minutes, steps, steps, "none" if ramp is None else f"{ramp:g}",
+                decay)
+    return cfg.model_copy(update={
+        "horizon": cfg.horizon.model_copy(update={"step_minutes": 60, "steps": steps}),
+        "site": cfg.site.model_copy(update={"ramp_limit_kw_per_step": ramp}),
+        "forecast": cfg.forecast.model_copy(update={"price_decay_per_step": decay})})
 
 
 RECENT_START_HOURS = 12  # start-up history handed to the next solve (minimum run/rental times up to 12 h)
