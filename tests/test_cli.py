@@ -155,7 +155,7 @@ def test_hashprice_command_worked_example():
 
 def test_hashprice_needs_exactly_one_of_subsidy_or_height():
     proc = run("hashprice", "--difficulty", "1e13", "--btc-usd", "60000")
-    assert proc.returncode == 1 and "exactly one of --subsidy-btc or --height" in proc.stderr
+    assert proc.returncode == 2 and "exactly one of --subsidy-btc or --height" in proc.stderr
 
 
 @pytest.mark.parametrize(("args", "message"), [

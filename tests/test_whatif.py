@@ -127,7 +127,7 @@ def test_sweep_cli_one_and_two_dimensions(tmp_path):
     assert len(json.loads(proc.stdout)) == 6
     assert (tmp_path / "b" / "sweep-profit.png").exists() and (tmp_path / "b" / "sweep-asic-mw.png").exists()
     bad = run_cli("sweep", "--param", "btc_usd=5:1:1")
-    assert bad.returncode == 1 and "stop 1 is below start 5" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.returncode == 2 and "stop 1 is below start 5" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_persistent_lp_gives_the_same_solutions_in_any_order(forecast):

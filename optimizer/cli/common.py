@@ -136,6 +136,19 @@ def bad_choice(command: str, option: str, value: object, allowed: tuple[str, ...
     return exc
 
 
+class _Usage(typer.BadParameter):
+    def format_message(self) -> str:  # the message alone, without typer's "Invalid value: "
+        return self.message
+
+
+def usage_error(command: str, message: str) -> typer.BadParameter:
+    """A usage error (exit 2, and "see '<command> --help'") for a missing or malformed argument that typer itself
+    cannot check (one of two options, a `--param` grid): raise the returned exception."""
+    exc = _Usage(message)
+    exc.command = command  # type: ignore[attr-defined]
+    return exc
+
+
 def setup_logging(verbose: bool) -> None:
     level = logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s", stream=sys.stderr)

@@ -28,6 +28,7 @@ from hashpivot.optimizer.cli.common import (
     open_store,
     operator_errors,
     setup_logging,
+    usage_error,
     utc,
 )
 
@@ -187,7 +188,7 @@ def hashprice(
     from hashpivot.models.hashprice import block_subsidy_btc, hashprice_usd_per_th_day
 
     if (subsidy_btc is None) == (height is None):
-        raise InputError("give exactly one of --subsidy-btc or --height")
+        raise usage_error("hashpivot hashprice", "give exactly one of --subsidy-btc or --height")
     if height is not None and height < 0:
         raise InputError(f"--height {height}: must be >= 0")
     if not (difficulty > 0 and math.isfinite(difficulty)):

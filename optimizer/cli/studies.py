@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from hashpivot.models.errors import InputError
+from hashpivot.models.errors import ConfigError, InputError
 from hashpivot.optimizer.cli.common import (
     DEFAULT_CONFIG,
     AtOpt,
@@ -26,6 +26,7 @@ from hashpivot.optimizer.cli.common import (
     open_store,
     operator_errors,
     out_dir,
+    usage_error,
     utc,
 )
 
@@ -232,8 +233,11 @@ def sweep(
     )
     from hashpivot.optimizer.studies.sweep import flips, grid, parse_param, run_sweep
 
-    params = [parse_param(p) for p in param]
-    grid(params)  # a bad grid is refused before the data is loaded and the progress bar drawn
+    try:  # a bad grid is a usage error, refused before the data is loaded and the progress bar drawn
+        params = [parse_param(p) for p in param]
+        grid(params)
+    except ConfigError as exc:
+        raise usage_error("hashpivot sweep", str(exc)) from None
     raw, label = load_raw_config(config_path(config), set_ or [])
     cfg = config_from_raw(raw, label)
     forecast = build_forecast(cfg, load_market_data(data, cfg.site.settlement_point), utc(at, "--at") if at is not None else None)
