@@ -241,3 +241,15 @@ def test_a_quarter_hour_site_is_backtested_hourly_with_the_same_horizon_and_rate
     assert hourly.site.ramp_limit_kw_per_step == 60  # 15 kW per quarter hour
     assert hourly.forecast.price_decay_per_step == pytest.approx(0.9 ** 4)
     assert "horizon.step_minutes = 15 becomes 60: 24 steps (24 h)" in caplog.text
+
+
+@pytest.mark.e2e
+def test_four_cp_png_only_for_periods_with_4cp_months_and_an_unpriced_4cp_is_said(tmp_path):
+    january = run_cli("backtest", "--from", "2025-01-10", "--to", "2025-01-11", "--out", str(tmp_path / "jan"))
+    assert january.returncode == 0, january.stderr
+    assert not (tmp_path / "jan" / "four-cp.png").exists() and "four-cp.png" not in january.stderr
+    august = run_cli("backtest", "--from", "2024-08-01", "--to", "2024-08-02", "--set", "power.four_cp.enabled=false",
+                     "--out", str(tmp_path / "aug"))
+    assert august.returncode == 0, august.stderr
+    assert (tmp_path / "aug" / "four-cp.png").exists()
+    assert "note: 4CP is not priced (power.four_cp.enabled = false), but each strategy is still charged" in august.stderr

@@ -138,7 +138,7 @@ def backtest(
         four_cp_chart({name: r.steps for name, r in results.items()}, market.load["system_load_mw"],
                       f"{cfg.site.name}: 4CP, {period}{priced}", out / "four-cp.png")
         charts += ", four-cp.png"
-    if four_cp is not None and not four_cp.enabled:
+    if four_cp is not None and not four_cp.enabled and cfg.site.market == "ERCOT":
         typer.echo("note: 4CP is not priced (power.four_cp.enabled = false), but each strategy is still charged the "
                    "realised 4CP charge of the official intervals in the period; remove [power.four_cp] to leave it out",
                    err=True)
