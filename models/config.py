@@ -172,8 +172,12 @@ class GpuPool(StrictModel):
             if self.contract is None:
                 raise ValueError("give `marketplace_rate_usd_per_gpu_hour` or a `rate_series` (e.g. \"H100\"), or a "
                                  "`contract`")
-            self.marketplace_rate_usd_per_gpu_hour = 0.0  # a contract-only pool: no marketplace, idle GPUs stay off
         return self
+
+    @property
+    def has_marketplace(self) -> bool:
+        """Whether GPUs beyond the contract are rented out (a contract-only pool gives no marketplace rate)."""
+        return self.marketplace_rate_usd_per_gpu_hour is not None or self.rate_series is not None
 
     @property
     def full_power_kw(self) -> float:

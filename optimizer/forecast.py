@@ -243,7 +243,7 @@ def build_forecast(cfg: SiteConfig, market: MarketData, at: pd.Timestamp | str |
             series = market.gpu_rates[[pool.rate_series]].dropna()
             rate = float(_known(series, at, pd.Timedelta(0), f"gpu_rate_usd_per_gpu_hour.{pool.rate_series}").iloc[-1, 0])
         else:
-            rate = float(pool.marketplace_rate_usd_per_gpu_hour)
+            rate = float(pool.marketplace_rate_usd_per_gpu_hour or 0.0)  # 0: a contract-only pool
         gpu_rates[pool.name] = np.full(len(grid), rate)
 
     reserve = np.zeros(len(grid))

@@ -188,7 +188,14 @@ def test_a_contract_only_gpu_pool_needs_no_marketplace_rate():
     raw = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
     del raw["gpu_pools"][1]["rate_series"]
     cfg = validate_config(raw)
-    assert cfg.gpu_pools[1].marketplace_rate_usd_per_gpu_hour == 0.0 and cfg.gpu_pools[1].contract is not None
+    assert not cfg.gpu_pools[1].has_marketplace and cfg.gpu_pools[1].contract is not None
+    from hashpivot.feeds.embedded import load_market_data
+    from hashpivot.optimizer.milp.explain import explain
+    from hashpivot.optimizer.pipeline.decide import decide
+
+    solution = decide(cfg, load_market_data(), "2024-08-05T14:00Z").solution
+    h100 = next(p for p in explain(solution).pools if p.name == "h100")
+    assert h100.market_on == 0 and "marketplace" not in h100.reason  # no marketplace to curtail or explain
     del raw["gpu_pools"][1]["contract"]
     with pytest.raises(ConfigError, match=r"gpu_pools\[1\].*give `marketplace_rate_usd_per_gpu_hour` or a `rate_series`"):
         validate_config(raw)

@@ -55,6 +55,7 @@ class GpuPoolData:
     initial_contract_on: int | None = None
     initial_market_on: int | None = None
     recent_starts: list[int] = field(default_factory=list)
+    has_market: bool = True  # False: a contract-only pool, whose GPUs beyond the contract are never rented
 
     @property
     def contract_ub(self) -> int:
@@ -62,7 +63,7 @@ class GpuPoolData:
 
     @property
     def market_ub(self) -> int:
-        return max(self.gpus_available - self.committed_gpus, 0)
+        return max(self.gpus_available - self.committed_gpus, 0) if self.has_market else 0
 
 
 @dataclass
@@ -183,6 +184,7 @@ def make_problem(cfg: SiteConfig, forecast: Forecast, initial: InitialState | No
                 market_rate_usd_per_gpu_hour=rate,
                 utilisation=g.utilisation,
                 marketplace_fee=g.marketplace_fee,
+                has_market=g.has_marketplace,
                 min_rental_steps=_steps(g.min_rental_hours * 60, forecast.step_minutes) if g.min_rental_hours else 1,
                 startup_cost_usd=g.startup_cost_usd_per_gpu,
                 initial_contract_on=initial.gpu_contract_on.get(g.name, 0) if has_initial else None,

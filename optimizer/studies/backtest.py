@@ -124,7 +124,7 @@ def realised_forecast(cfg: SiteConfig, market: MarketData, start: pd.Timestamp, 
         if pool.rate_series is not None:
             gpu[pool.name] = market.gpu_rates[pool.rate_series].dropna().reindex(grid, method="ffill").to_numpy()
         else:
-            gpu[pool.name] = np.full(hours, float(pool.marketplace_rate_usd_per_gpu_hour))
+            gpu[pool.name] = np.full(hours, float(pool.marketplace_rate_usd_per_gpu_hour or 0.0))
     reserve = np.zeros(hours)
     res = cfg.power.reserve
     if res is not None and res.enabled:
