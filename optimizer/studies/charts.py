@@ -50,8 +50,13 @@ def stacked_power_chart(steps: pd.DataFrame, times: pd.DatetimeIndex, title: str
     power price drawn as steps like the power, on a second axis."""
     pools = [c for c in steps.columns if c.endswith("_kw") and c not in ("site_power_kw", "reserve_kw")]
     times = pd.DatetimeIndex(times)
+    # drawn as steps: each value holds until the next step starts, so the last one needs its end as well
+    step = times[1] - times[0] if len(times) > 1 else pd.Timedelta(hours=1)
+    times = times.append(pd.DatetimeIndex([times[-1] + step]))
+    steps = pd.concat([steps, steps.iloc[[-1]]], ignore_index=True)
     fig, ax = plt.subplots(figsize=(12, 5))
     ax.stackplot(times, [steps[c] / 1000.0 for c in pools], labels=[c.removesuffix("_kw") for c in pools], step="post", alpha=0.85)
+    ax.set_xlim(times[0], times[-1])
     if cap_kw is not None:
         ax.axhline(cap_kw / pue / 1000.0, color="tab:red", linestyle="--", linewidth=1.2,
                    label=f"interconnect {cap_kw / 1000:,.0f} MW / PUE {pue:g}")
@@ -126,9 +131,20 @@ def cumulative_profit_chart(profits: dict[str, pd.Series], title: str, path: Pat
 
 
 def sweep_chart(df: pd.DataFrame, param: str, pools: list[str], flips: list[float], title: str, path: Path) -> Path:
-    """Step-0 MW per pool (stacked) and horizon profit against one swept parameter; flips marked."""
+    """Step-0 MW per pool (stacked) and horizon profit against one swept parameter; flips marked, and points with
+    no feasible allocation marked "infeasible" (no power, no profit line there)."""
     fig, (ax, ax2) = plt.subplots(2, 1, figsize=(11, 8), sharex=True)
-    ax.stackplot(df[param], [df[f"{p}_mw"] for p in pools], labels=pools, alpha=0.85)
+    ax.stackplot(df[param], [df[f"{p}_mw"].fillna(0.0) for p in pools], labels=pools, alpha=0.85)
+    bad = df.loc[df["status"] == "infeasible", param] if "status" in df else pd.Series(dtype=float)
+    for x in bad:
+        for a in (ax, ax2):
+            a.axvline(x, color="tab:gray", linestyle=":", linewidth=1.0)
+        ax.text(x, 0.5, "infeasible", rotation=90, ha="right", va="center", color="tab:red", fontsize=9,
+                transform=ax.get_xaxis_transform())
+    if len(df[param]):
+        lo, hi = float(df[param].min()), float(df[param].max())
+        pad = (hi - lo) * 0.03 or max(abs(lo) * 0.05, 1.0)
+        ax.set_xlim(lo - pad, hi + pad)
     ax.set_ylabel("IT power at step 0 (MW)")
     ax.legend(loc="upper left", fontsize=8, ncol=3)
     ax2.plot(df[param], df["profit_usd"] / 1000.0, color="black")
@@ -147,9 +163,18 @@ def sweep_chart(df: pd.DataFrame, param: str, pools: list[str], flips: list[floa
 
 
 def sweep_heatmap(df: pd.DataFrame, x: str, y: str, value: str, label: str, title: str, path: Path) -> Path:
-    table = df.pivot_table(index=y, columns=x, values=value)
+    table = df.pivot_table(index=y, columns=x, values=value, dropna=False)
     fig, ax = plt.subplots(figsize=(10, 7))
     mesh = ax.pcolormesh(table.columns, table.index, table.to_numpy(), shading="nearest", cmap="viridis")
+    if "status" in df:  # cells with no feasible allocation: blank, and said so
+        for row in df[df["status"] == "infeasible"].itertuples(index=False):
+            ax.text(getattr(row, x) if x.isidentifier() else row[df.columns.get_loc(x)],
+                    getattr(row, y) if y.isidentifier() else row[df.columns.get_loc(y)],
+                    "infeasible", ha="center", va="center", color="tab:red", fontsize=8)
+    if len(table.columns) <= 12:  # a short grid: ticks at its values (the cells reach half a step past them)
+        ax.set_xticks(table.columns)
+    if len(table.index) <= 12:
+        ax.set_yticks(table.index)
     bar = fig.colorbar(mesh, ax=ax, label=label)
     thousands(bar.ax.yaxis)
     ax.set_xlabel(axis_label(x))
@@ -236,8 +261,8 @@ def four_cp_chart(steps: dict[str, pd.DataFrame], load_mw: pd.Series, title: str
         ax2.set_xlabel("time (UTC); dashed red lines: the official 4CP peak hours (red dots above)")
         ax2.set_ylim(bottom=0)
         if len(t):
-            for a in (ax, ax2):  # the two panels share their time axis
-                a.set_xlim(t[0], t[-1])
+            for a in (ax, ax2):  # the two panels share their time axis, to the end of the last hour
+                a.set_xlim(t[0], t[-1] + pd.Timedelta(hours=1))
         ax2.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
         ax2.grid(alpha=0.3)
     fig.tight_layout()
