@@ -129,6 +129,8 @@ CASES = [
          code=2, lines=2),
     Case("sweep a word for a number", ["sweep", "--param", "btc_usd=a:b:c"], "--param btc_usd=a:b:c: values must be numbers",
          code=2, lines=2),
+    Case("hashprice at a BTC price of nan", ["hashprice", "--difficulty", "1e13", "--btc-usd", "nan", "--height", "1"],
+         "--btc-usd nan: must be a finite number >= 0"),
     Case("hashprice without a subsidy", ["hashprice", "--difficulty", "1e13", "--btc-usd", "1"],
          "give exactly one of --subsidy-btc or --height", code=2, lines=2),
     Case("initial is a folder", ["solve", "--initial", "adir"], "--initial adir: cannot read", "dir"),

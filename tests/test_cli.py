@@ -267,3 +267,9 @@ def test_every_command_and_group_has_examples_in_its_help():
     assert {"hashpivot feeds", "hashpivot feeds fetch", "hashpivot fleet apply", "hashpivot solve"} <= set(seen)
     missing = [path for path, cmd in seen.items() if path != "hashpivot" and "**Examples**" not in (cmd.epilog or "")]
     assert missing == []
+
+
+def test_several_config_problems_are_one_error_line_each():
+    proc = run("solve", "--set", "site.market=NYISO")  # an ERCOT hub and 4CP priced: two problems
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 2 and all(line.startswith("error: ") for line in lines), proc.stderr

@@ -208,3 +208,12 @@ def test_two_scenarios_may_not_share_a_name(tmp_path):
     (tmp_path / "again.toml").write_text(crash.read_text())
     with pytest.raises(ConfigError, match="again.toml: name = 'BTC -50 %' is already used by .*btc-crash.toml"):
         run_whatif(EXAMPLE, [], [crash, tmp_path / "again.toml"], at=AT)
+
+
+@pytest.mark.e2e
+def test_a_study_with_no_feasible_case_is_an_error_and_writes_nothing(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "hashpivot.optimizer.cli", "sweep", "--param",
+                           "set:asic_pools.s21.min_units_on=9000,9500", "--set", "site.interconnect_cap_kw=20000",
+                           "--at", AT], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "no feasible allocation in any of the 2 cases" in proc.stderr, proc.stderr
+    assert list(tmp_path.iterdir()) == []

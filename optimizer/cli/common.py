@@ -120,8 +120,8 @@ def operator_errors(func):
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except HashpivotError as exc:
-            typer.echo(f"error: {exc}", err=True)
+        except HashpivotError as exc:  # several problems (a config with several bad keys): one `error:` line each
+            typer.echo("\n".join(f"error: {line}" for line in str(exc).splitlines() or [""]), err=True)
             raise typer.Exit(EXIT_ERROR) from None
 
     return wrapper

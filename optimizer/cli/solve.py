@@ -193,8 +193,10 @@ def hashprice(
         raise InputError(f"--height {height}: must be >= 0")
     if not (difficulty > 0 and math.isfinite(difficulty)):
         raise InputError(f"--difficulty {difficulty}: must be a finite number > 0")
-    if btc_usd < 0 or fees_btc_per_block < 0 or (subsidy_btc is not None and subsidy_btc < 0):
-        raise InputError("--btc-usd, --fees-btc-per-block and --subsidy-btc must be >= 0")
+    for option, value in (("--btc-usd", btc_usd), ("--fees-btc-per-block", fees_btc_per_block),
+                          ("--subsidy-btc", subsidy_btc)):
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise InputError(f"{option} {value}: must be a finite number >= 0")
     subsidy = subsidy_btc if subsidy_btc is not None else block_subsidy_btc(height)
     th = hashprice_usd_per_th_day(difficulty, btc_usd, subsidy, fees_btc_per_block)
     row = {

@@ -160,11 +160,16 @@ def backtest(
 
 def warn_infeasible(table, name_column: str) -> None:
     """Say on stderr which cases had no feasible allocation (their rows carry status `infeasible` and, in
-    `binding`, the constraint groups that conflict), so a study with a few impossible points still reports the rest."""
+    `binding`, the constraint groups that conflict), so a study with a few impossible points still reports the rest.
+    When no case has one, the study has nothing to report: an error (exit 1), before anything is written."""
     bad = table[table["status"] == "infeasible"]
+    if len(bad) == len(table):
+        raise InputError(f"no feasible allocation in any of the {len(table)} cases; conflicting constraint groups: "
+                         f"{bad['binding'].iloc[0]} (solve one case for the figures)")
     if len(bad):
         shown = ", ".join(str(x) for x in bad[name_column].head(5)) + (", …" if len(bad) > 5 else "")
-        typer.echo(f"warning: {len(bad)} of {len(table)} cases have no feasible allocation ({shown}); "
+        typer.echo(f"warning: {len(bad)} of {len(table)} cases {'has' if len(bad) == 1 else 'have'} no feasible "
+                   f"allocation ({shown}); "
                    "their rows say `infeasible` and `binding` names the conflicting constraint groups", err=True)
 
 
@@ -191,9 +196,9 @@ def whatif(
     if at is not None:
         utc(at, "--at")
     base_cfg, rows = run_whatif(config_path(config), set_ or [], scenarios, at, data)
-    out = out_dir(out, fresh=False) if out else out_dir(Path(f"whatif-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}"), fresh=True)
     table = pd.DataFrame(rows)
     warn_infeasible(table, "case")
+    out = out_dir(out, fresh=False) if out else out_dir(Path(f"whatif-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}"), fresh=True)
     table.to_csv(out / "whatif.csv", index=False)
     pools = [c.removesuffix("_mw") for c in table.columns if c.endswith("_mw") and not c.startswith("energy")]
     whatif_chart(rows, pools, f"{base_cfg.site.name}: what-if scenarios", out / "whatif.png")
@@ -246,11 +251,11 @@ def sweep(
         df = run_sweep(raw, forecast, params, executor, scheduler, progress=lambda d, t: bar.update(task, completed=d, total=t))
     default = Path("sweep-" + "-".join(p.name.replace(":", "_").replace(".", "_") for p in params)
                    + f"-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}")
+    warn_infeasible(df, "case")
     out = out_dir(out) if out else out_dir(default, fresh=True)
     if len(params) == 2:
-        df["asic_mw"] = df[[f"{p.name}_mw" for p in cfg.asic_pools]].sum(axis=1, min_count=1)
+        df["asic_mw"] = df[[f"{p.name}_mw" for p in cfg.asic_pools]].sum(axis=1, min_count=1).round(3)
     df.to_csv(out / "sweep.csv", index=False)
-    warn_infeasible(df, "case")
     pools = [p.name for p in cfg.asic_pools] + [g.name for g in cfg.gpu_pools]
     title = f"{cfg.site.name}: sweep of {' x '.join(axis_label(p.name) for p in params)} at {forecast.interval_start_utc[0]:%Y-%m-%d %H:%M}Z"
     if len(params) == 1:
