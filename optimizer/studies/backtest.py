@@ -169,7 +169,7 @@ def _hour_cfg(cfg: SiteConfig) -> SiteConfig:
     ramp = None if ramp is None else ramp * per_hour
     decay = cfg.forecast.price_decay_per_step ** per_hour
     log.warning("backtest: decisions are hourly, so horizon.step_minutes = %d becomes 60: %d steps (%g h), ramp limit "
-                "%s kW per hour, price decay %.3g per hour", minutes, steps, steps, "none" if ramp is None else f"{ramp:g}",
+                "%s kW per hour, price decay %.3g per hour", minutes, steps, steps, "none" if ramp is None else f"{ramp:,.0f}",
                 decay)
     return cfg.model_copy(update={
         "horizon": cfg.horizon.model_copy(update={"step_minutes": 60, "steps": steps}),
