@@ -253,3 +253,14 @@ def test_four_cp_png_only_for_periods_with_4cp_months_and_an_unpriced_4cp_is_sai
     assert august.returncode == 0, august.stderr
     assert (tmp_path / "aug" / "four-cp.png").exists()
     assert "note: 4CP is not priced (power.four_cp.enabled = false), but each strategy is still charged" in august.stderr
+
+
+@pytest.mark.e2e
+def test_a_reused_output_folder_keeps_no_file_of_an_earlier_run(tmp_path):
+    first = run_cli("backtest", "--from", "2024-08-01", "--to", "2024-08-02", "--strategy", "breakeven", "--out", str(tmp_path))
+    assert first.returncode == 0 and (tmp_path / "steps-breakeven.csv").exists(), first.stderr
+    (tmp_path / "notes.txt").write_text("mine\n")
+    again = run_cli("backtest", "--from", "2024-08-01", "--to", "2024-08-02", "--strategy", "always-on", "--out", str(tmp_path))
+    assert again.returncode == 0, again.stderr
+    assert not (tmp_path / "steps-breakeven.csv").exists() and not (tmp_path / "power-breakeven.png").exists()
+    assert (tmp_path / "steps-always-on.csv").exists() and (tmp_path / "notes.txt").read_text() == "mine\n"

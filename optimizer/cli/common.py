@@ -176,6 +176,15 @@ def emit(text: str, output: Optional[Path]) -> None:
     typer.echo(f"wrote {output}", err=True)
 
 
+def clear_outputs(out: Path, patterns: tuple[str, ...]) -> None:
+    """Remove an earlier run's files of these patterns from a reused output folder, so none of them is left beside
+    this run's (a strategy or a chart this run does not write). Only the study's own file names are touched."""
+    for pattern in patterns:
+        for path in out.glob(pattern):
+            if path.is_file():
+                path.unlink()
+
+
 def out_dir(out: Path, option: str = "--out", fresh: bool = False) -> Path:
     """A study's output folder, made once its results exist (a failed run leaves no empty folder). `fresh` (a
     default name): never a folder that exists, so a second run in the same second gets `NAME-2`, not the first's."""

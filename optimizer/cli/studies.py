@@ -20,6 +20,7 @@ from hashpivot.optimizer.cli.common import (
     SetOpt,
     app,
     bad_choice,
+    clear_outputs,
     config_path,
     frame_out,
     load_site,
@@ -112,6 +113,7 @@ def backtest(
                 progress=lambda done, total, task=task: bar.update(task, completed=done, total=total))
             bar.update(task, completed=1, total=1)
     out = out_dir(out)
+    clear_outputs(out, ("summary.csv", "steps-*.csv", "power-*.png", "cumulative-profit.png", "four-cp.png"))
     period = period_text(start, end)
     rows = []
     profits = {}
@@ -253,6 +255,7 @@ def sweep(
                    + f"-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}")
     warn_infeasible(df, "case")
     out = out_dir(out) if out else out_dir(default, fresh=True)
+    clear_outputs(out, ("sweep.csv", "sweep.png", "sweep-profit.png", "sweep-asic-mw.png"))
     if len(params) == 2:
         df["asic_mw"] = df[[f"{p.name}_mw" for p in cfg.asic_pools]].sum(axis=1, min_count=1).round(3)
     df.to_csv(out / "sweep.csv", index=False)
