@@ -784,6 +784,10 @@ def _drop_union_tag(loc: tuple) -> tuple[tuple, type[BaseModel] | None]:
     return loc, None
 
 
+_PYDANTIC_WORDS = {"Input should be": "must be", "String should have": "must have", "List should have": "must have",
+                   "Value error, ": ""}  # pydantic's message openings, in the words the rest of the errors use
+
+
 def format_validation_error(label: str, raw: dict, err: dict, root: type[BaseModel] | None = None) -> str:
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "literal["))))
     loc, tagged = _drop_union_tag(loc)
@@ -796,8 +800,10 @@ def format_validation_error(label: str, raw: dict, err: dict, root: type[BaseMod
     if kind == "missing":
         return f"{label}: {path}: required key is missing"
     msg = err["msg"]
-    msg = re.sub(r"^(Input should be|String should have|List should have|Value error, )",
-                 lambda m: {"Input": "must be", "Strin": "must have", "List ": "must have"}.get(m.group(1)[:5], ""), msg)
+    for prefix, words in _PYDANTIC_WORDS.items():
+        if msg.startswith(prefix):
+            msg = words + msg[len(prefix):]
+            break
     value = err.get("input")
     if isinstance(value, dict):
         return f"{label}: {path}: {msg}"

@@ -29,7 +29,6 @@ def conflicting_groups(problem: Problem, settings: SolveSettings | None = None, 
 
 
 def diagnose_infeasibility(problem: Problem, settings: SolveSettings | None = None, relax: bool = True) -> InfeasibleError:
-    groups = conflicting_groups(problem, settings, relax)
     """One line (an operator's `error:` line, a daemon log line): the figures that conflict first, where a group
     can give them, then every conflicting group with what it means."""
     groups = conflicting_groups(problem, settings, relax)
