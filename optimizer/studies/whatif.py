@@ -42,11 +42,12 @@ def transform_forecast(f: Forecast, series: str, op: str, value: float | None = 
     is refused."""
     def apply(x: np.ndarray) -> np.ndarray:
         out = _applied(np.asarray(x, dtype=float))
-        if series != "power_price_usd_per_mwh" and (out < 0).any():
-            raise ConfigError(f"{series} would be {float(out.min()):g} after {op} {value if op != 'csv' else 'csv'}: "
-                              "must be >= 0 (only the power price can be negative)")
+        done = "the csv values" if op == "csv" else f"{op} {value:g}"
         if not np.isfinite(out).all():
-            raise ConfigError(f"{series} would not be a finite number after {op} {value}")
+            raise ConfigError(f"{series} would not be a finite number after {done}")
+        if series != "power_price_usd_per_mwh" and (out < 0).any():
+            raise ConfigError(f"{series} would be {float(out.min()):g} after {done}: "
+                              "must be >= 0 (only the power price can be negative)")
         return out
 
     def _applied(x: np.ndarray) -> np.ndarray:
