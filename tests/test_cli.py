@@ -273,3 +273,10 @@ def test_several_config_problems_are_one_error_line_each():
     proc = run("solve", "--set", "site.market=NYISO")  # an ERCOT hub and 4CP priced: two problems
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 1 and len(lines) == 2 and all(line.startswith("error: ") for line in lines), proc.stderr
+
+
+def test_a_zero_is_never_printed_as_minus_zero():
+    from hashpivot.optimizer.cli.common import cell_text
+    from hashpivot.optimizer.cli.render import _money
+
+    assert (cell_text(-0.0), cell_text(-0.4 * 0), _money(-0.3), _money(-1500.4)) == ("0", "0", "0", "-1,500")

@@ -229,7 +229,7 @@ def cell_text(v) -> str:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return str(v)
     if isinstance(v, int) or float(v).is_integer() or abs(v) >= 1000:
-        return f"{v:,.0f}"
+        return f"{round(v):,}"  # never "-0"
     return f"{v:,.2f}" if abs(v) >= 1 else f"{v:.4g}"
 
 

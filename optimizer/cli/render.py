@@ -56,7 +56,7 @@ def to_csv(decision: Decision) -> str:
 
 
 def _money(x: float | None) -> str:
-    return "" if x is None else f"{x:,.0f}"
+    return "" if x is None else f"{round(x):,}"  # a whole number: never "-0" for a cost of -0.3
 
 
 def today_peak_text(risk: dict) -> str:
@@ -127,7 +127,7 @@ def to_table(doc: Decision, width: int | None = None) -> str:
         tot_rev += pool.revenue_usd_per_hour or 0.0
         tot_cost += pool.cost_usd_per_hour or 0.0
     table.add_section()
-    table.add_row("total (IT)", "", "", f"{tot_kw:,.0f}", f"{tot_rev:,.0f}", f"{tot_cost:,.0f}", "", *([""] if wide else []))
+    table.add_row("total (IT)", "", "", f"{tot_kw:,.0f}", _money(tot_rev), _money(tot_cost), "", *([""] if wide else []))
     console.print(table)
     if not wide:
         for pool in doc.pools:
@@ -140,7 +140,7 @@ def to_table(doc: Decision, width: int | None = None) -> str:
                       f"{site.bought_kw or 0:,.0f} kW bought at the real-time price")
     if doc.objective_usd is not None:
         shadow = doc.shadow_price_usd_per_mw_hour
-        console.print(f"horizon profit {doc.objective_usd:,.0f} USD (bound {doc.bound_usd:,.0f}); one more MW of "
+        console.print(f"horizon profit {_money(doc.objective_usd)} USD (bound {_money(doc.bound_usd)}); one more MW of "
                       f"interconnect is worth {'n/a' if shadow is None else f'{shadow:,.2f}'} USD per MW-hour "
                       "(site-cap shadow price)")
     binding = doc.binding_explained or doc.binding_constraints
