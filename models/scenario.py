@@ -23,6 +23,7 @@ from hashpivot.models.config import StrictModel, format_validation_error, read_t
 from hashpivot.models.errors import ConfigError
 
 SERIES = ("btc_usd", "power_price_usd_per_mwh", "hashprice_usd_per_th_day", "reserve_price_usd_per_mw_hour")
+MAY_BE_NEGATIVE = ("power_price_usd_per_mwh",)  # ERCOT prices go below zero; BTC, hashprice and rates do not
 
 
 class Transform(StrictModel):

@@ -200,7 +200,7 @@ def whatif(
     base_cfg, rows = run_whatif(config_path(config), set_ or [], scenarios, at, data)
     table = pd.DataFrame(rows)
     warn_infeasible(table, "case")
-    out = out_dir(out, fresh=False) if out else out_dir(Path(f"whatif-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}"), fresh=True)
+    out = out_dir(out) if out else out_dir(Path(f"whatif-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}"), fresh=True)
     table.to_csv(out / "whatif.csv", index=False)
     pools = [c.removesuffix("_mw") for c in table.columns if c.endswith("_mw") and not c.startswith("energy")]
     whatif_chart(rows, pools, f"{base_cfg.site.name}: what-if scenarios", out / "whatif.png")

@@ -167,10 +167,8 @@ def sweep_heatmap(df: pd.DataFrame, x: str, y: str, value: str, label: str, titl
     fig, ax = plt.subplots(figsize=(10, 7))
     mesh = ax.pcolormesh(table.columns, table.index, table.to_numpy(), shading="nearest", cmap="viridis")
     if "status" in df:  # cells with no feasible allocation: blank, and said so
-        for row in df[df["status"] == "infeasible"].itertuples(index=False):
-            ax.text(getattr(row, x) if x.isidentifier() else row[df.columns.get_loc(x)],
-                    getattr(row, y) if y.isidentifier() else row[df.columns.get_loc(y)],
-                    "infeasible", ha="center", va="center", color="tab:red", fontsize=8)
+        for xv, yv in df.loc[df["status"] == "infeasible", [x, y]].itertuples(index=False, name=None):
+            ax.text(xv, yv, "infeasible", ha="center", va="center", color="tab:red", fontsize=8)
     if len(table.columns) <= 12:  # a short grid: ticks at its values (the cells reach half a step past them)
         ax.set_xticks(table.columns)
     if len(table.index) <= 12:

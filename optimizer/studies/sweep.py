@@ -20,7 +20,7 @@ import pandas as pd
 
 from hashpivot.models.config import SiteConfig, apply_override, validate_config
 from hashpivot.models.errors import ConfigError
-from hashpivot.models.scenario import SERIES
+from hashpivot.models.scenario import MAY_BE_NEGATIVE, SERIES
 from hashpivot.optimizer.forecast import Forecast
 from hashpivot.optimizer.milp.problem import make_problem
 from hashpivot.optimizer.milp.solve import PersistentLP, SolveSettings
@@ -60,7 +60,7 @@ def parse_param(text: str) -> Param:
         raise ConfigError(f"--param {text}: values must be numbers (start:stop:step or v1,v2,…)") from None
     if not all(np.isfinite(values)):
         raise ConfigError(f"--param {text}: values must be finite numbers")
-    if not name.startswith("set:") and name != "power_price_usd_per_mwh" and min(values) < 0:
+    if not name.startswith("set:") and name not in MAY_BE_NEGATIVE and min(values) < 0:
         raise ConfigError(f"--param {text}: {name} must be >= 0 (only power_price_usd_per_mwh can be negative)")
     return Param(name, values)
 

@@ -24,7 +24,7 @@ from hashpivot.models.config import (
 )
 from hashpivot.models.errors import ConfigError, InfeasibleError
 from hashpivot.models.hashprice import blocks_per_day_per_th
-from hashpivot.models.scenario import load_scenario
+from hashpivot.models.scenario import MAY_BE_NEGATIVE, load_scenario
 from hashpivot.optimizer.forecast import Forecast, build_forecast
 from hashpivot.optimizer.milp.schedule import (
     asic_it_kw,
@@ -45,7 +45,7 @@ def transform_forecast(f: Forecast, series: str, op: str, value: float | None = 
         done = "the csv values" if op == "csv" else f"{op} {value:g}"
         if not np.isfinite(out).all():
             raise ConfigError(f"{series} would not be a finite number after {done}")
-        if series != "power_price_usd_per_mwh" and (out < 0).any():
+        if series not in MAY_BE_NEGATIVE and (out < 0).any():
             raise ConfigError(f"{series} would be {float(out.min()):g} after {done}: "
                               "must be >= 0 (only the power price can be negative)")
         return out
