@@ -36,7 +36,8 @@ def _series(store: Store, name: str, as_of: datetime | None) -> pd.Series:
 
 def latest_covered_time(store: Store, series: list[str], settlement_point: str) -> datetime:
     """What a solve from the store decides at when no time is given (like the embedded data's default): the
-    latest time by which both the real-time price and the BTC price are known. Every one of `series` must
+    latest time by which both the real-time price and the BTC price are known, and never before every one of
+    `series` was first fetched. Every one of `series` must
     have something stored (the forecast then checks each against its staleness limit); DataError naming each
     series and its last interval otherwise."""
     known = {s: store.last_known(s) for s in series}
@@ -46,9 +47,10 @@ def latest_covered_time(store: Store, series: list[str], settlement_point: str) 
         raise DataError(f"store {store.path}: nothing stored for {', '.join(missing)} (stored: {have}); "
                         "`hashpivot feeds fetch` or `feeds import` fills it")
     fast = [s for s in (f"power_rt_usd_per_mwh.{settlement_point}", "btc_usd") if s in known]
-    # never before every fast series has a value: a first fetch pass that crossed a second boundary left the one
-    # fetched later unknown at the other's time ("fetched after ...: the clock moved back")
-    return max(min(known[s][1] for s in fast), max(store.first_known_at(s) for s in fast))
+    # never before every required series has a value: a first fetch pass that crossed a second boundary left
+    # the ones fetched later unknown at the earlier ones' time ("the clock moved back" for a real-time price,
+    # "no rows" for a GPU rate fetched a second after the BTC price)
+    return max(min(known[s][1] for s in fast), max(store.first_known_at(s) for s in series))
 
 
 def market_from_store(store: Store, settlement_point: str, as_of: datetime | None = None) -> MarketData:

@@ -174,6 +174,22 @@ def test_the_default_store_time_waits_for_a_series_fetched_a_second_after_the_ot
         assert latest_covered_time(store, [rt, btc], "HB_WEST") == T0 + timedelta(hours=2)
 
 
+def test_the_default_store_time_waits_for_every_required_series_of_a_first_fetch_pass(tmp_path):
+    """CI saw it: a first `feeds fetch` pass fetched BTC and real-time prices at T0 and the GPU rates a second
+    later; `solve --source store` decided at T0 and read the GPU rate as 'no rows'."""
+    from hashpivot.feeds.market_store import latest_covered_time
+
+    rt, btc, gpu = "power_rt_usd_per_mwh.HB_WEST", "btc_usd", "gpu_rate_usd_per_gpu_hour.H100"
+    later = T0 + timedelta(seconds=1)
+    with Store(tmp_path / "s.sqlite") as store:
+        store.upsert([Observation(btc, T0, 60_000.0, "USD/BTC", "coinbase", T0),
+                      Observation(rt, T0, 20.0, "USD/MWh", "ercot_mis", T0),
+                      Observation(gpu, T0.replace(minute=0), 2.1, "USD/GPU-h", "vast", later)])
+        at = latest_covered_time(store, [rt, btc, gpu], "HB_WEST")
+        assert at == later
+        assert market_from_store(store, "HB_WEST", as_of=at).gpu_rates["H100"].notna().any()
+
+
 def test_the_scan_and_the_apply_stored_last_win_after_the_clock_steps_back(tmp_path):
     """A drill stepped the clock back an hour: the scan just taken carried an earlier time than the one before,
     so fleet apply planned from the old scan (27 mining machines read as 0) and status named an old apply."""
