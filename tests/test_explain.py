@@ -86,3 +86,20 @@ def test_a_unit_bigger_than_the_interconnect_says_so_not_crowded_out():
     # one unit draws 2 kW even in its leanest mode; the site cap is 1.5 kW: nothing fits, no pool crowds it out
     why, _, _ = reasons(problem([10.0], [asic("a", 10, [(2.0, 6.0), (3.0, 8.0)])], site_cap_kw=1.5))
     assert why["a"] == "off: one unit draws 2.00 kW in its leanest mode, more than the interconnect cap allows (1.50 kW IT)"
+
+
+def test_the_binding_list_names_a_must_run_floor_that_holds_a_pool():
+    # as above: only the floor of 4 runs at 9,000 USD/MWh, so the floor is what binds at step 0
+    a = asic("a", 10, [(1.0, 5.0)])
+    a.min_units_on = 4
+    _, names, words = reasons(problem([9000.0, 9000.0], [a]))
+    assert "unit_floors[a,t=0]" in names and "a: must-run floor keeps 4 units on (min_units_on)" in words
+    _, names, _ = reasons(problem([10.0, 10.0], [a]))  # all 10 run at 10 USD/MWh: the floor is slack
+    assert not any(n.startswith("unit_floors") for n in names)
+
+
+def test_an_interconnect_too_small_for_one_unit_is_not_called_reached():
+    # nothing runs under a 1.5 kW cap with 2 kW units: the cap binds, but 1.5 kW are left, not "reached"
+    _, names, words = reasons(problem([10.0], [asic("a", 10, [(2.0, 6.0), (3.0, 8.0)])], site_cap_kw=1.5))
+    assert "site_cap[t=0]" in names
+    assert "interconnect 1.5 kW leaves 1.5 kW at step 0, less than one more unit needs (2 kW at the meter)" in words

@@ -64,6 +64,11 @@ def _apart(a: float, b: float) -> tuple[str, str]:
     return f"{a:,.{digits}f}", f"{b:,.{digits}f}"
 
 
+def _kw(value: float) -> str:
+    """kW with thousands separators, and three significant digits below 100 kW (a 1.5 kW cap is not "2 kW")."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
 def _steps_text(steps: np.ndarray) -> str:
     """[0, 1, 2, 5] -> "steps 0–2, 5"."""
     runs: list[list[int]] = []
@@ -86,7 +91,12 @@ def binding_constraints(sol: Solution) -> list[Binding]:
     site_tol = max(inc, 1e-3 * p.site_cap_kw)
     if p.site_cap_kw - site[0] < site_tol:
         at = np.flatnonzero(p.site_cap_kw - site < site_tol)
-        out.append(Binding("site_cap[t=0]", f"interconnect {p.site_cap_kw:,.0f} kW reached at {_steps_text(at)}"))
+        left_kw = p.site_cap_kw - site[0]
+        # "reached" only when it is: at 0 of 2 kW the cap is binding because one unit needs more than it leaves
+        words = (f"interconnect {_kw(p.site_cap_kw)} kW reached at {_steps_text(at)}" if left_kw <= 1e-3 * p.site_cap_kw
+                 else f"interconnect {_kw(p.site_cap_kw)} kW leaves {_kw(left_kw)} kW at step 0, less than one more "
+                      f"unit needs ({_kw(inc)} kW at the meter)")
+        out.append(Binding("site_cap[t=0]", words))
     hall_kw = {h: kw[0] for h, kw in hall_it_kw(p, s).items()}
     for h, kw in hall_kw.items():
         cap = float(p.hall_cap_kw[h][0])
@@ -94,7 +104,7 @@ def binding_constraints(sol: Solution) -> list[Binding]:
             base = p.hall_base_cap_kw.get(h, cap)
             derate = (f" after the cooling derate at {p.ambient_temp_c[0]:.0f} °C (nameplate {base:,.0f} kW)"
                       if base - cap > 0.5 and p.ambient_temp_c is not None else "")
-            out.append(Binding(f"hall_caps[{h},t=0]", f"{h}: cap {cap:,.0f} kW{derate} reached at step 0"))
+            out.append(Binding(f"hall_caps[{h},t=0]", f"{h}: cap {_kw(cap)} kW{derate} reached at step 0"))
     if p.ramp_limit_kw is not None:
         # the relative tolerance matters: rounding leaves a few kW of a 25 MW ramp unused, more than one unit
         ramp_tol = max(inc, 1e-3 * p.ramp_limit_kw)
@@ -107,6 +117,9 @@ def binding_constraints(sol: Solution) -> list[Binding]:
     for pool, u in zip(p.asic, s.asic_units):
         if pool.units_available and u[:, 0].sum() >= pool.units_available:
             out.append(Binding(f"unit_limits[{pool.name},t=0]", f"{pool.name}: all {pool.units_available:,} available units on"))
+        if pool.min_units_on and u[:, 0].sum() <= pool.min_units_on + 1e-6:
+            out.append(Binding(f"unit_floors[{pool.name},t=0]",
+                               f"{pool.name}: must-run floor keeps {pool.min_units_on:,} units on (min_units_on)"))
     for g, c in zip(p.gpu, s.gpu_contract_on):
         if g.firm and g.committed_gpus and c[0] <= g.committed_gpus:
             out.append(Binding(f"contract_floors[{g.name},t=0]", f"{g.name}: firm contract keeps {g.committed_gpus:,} GPUs on"))
