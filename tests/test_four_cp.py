@@ -369,3 +369,17 @@ def test_a_strike_4cp_window_keeps_the_floor_on():
     one = make_problem(cfg, realised_forecast(cfg, tiny_market([20.0]), START, 1))
     step = _rule_step(one, "strike-4cp", None, None, asics_off=True)
     assert step.asic_units[0][:, 0].sum() == 3  # the window turns every other unit off
+
+
+def test_a_4cp_reason_names_the_must_run_floor_above_it_too():
+    """A drill: a pool one unit above its floor (the ramp kept one more) gave a 4CP reason without the floor."""
+    from hashpivot.optimizer.milp.explain import explain
+
+    a = asic("A", 10, A, initial={"m0": 10})
+    a.min_units_on = 4
+    p = problem([1000.0, 1000.0], [a], ramp_kw=5.0)  # from 10 kW now, at most 5 kW lower at step 0
+    p.four_cp_probability, p.four_cp_rate_usd_per_kw_year = np.array([0.5, 0.5]), 40.0
+    (pool,) = explain(solve(p)).pools
+    assert pool.units_on == 5
+    assert pool.reason.startswith("5/10 units on, the rest curtailed for a likely 4CP peak (p = 0.5")
+    assert pool.reason.endswith("; 4 must run (min_units_on)")

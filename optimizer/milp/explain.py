@@ -281,7 +281,7 @@ class _Context:
             return f"{on:,}/{available:,} {unit} on although price {p_t} > breakeven {be_t} USD/MWh: held by {why}"
         four_cp = self.four_cp_reason(on, available, be, unit)
         if four_cp:
-            return four_cp + (f"; {floor:,} must run (min_units_on)" if at_floor else "")
+            return four_cp + (f"; {floor:,} must run (min_units_on)" if 0 < floor <= on else "")
         share = f"{on:,}/{available:,} {unit} on" if on else "off"
         if hall_bound:
             value = self.hall_shadow.get(hall)
