@@ -87,6 +87,10 @@ def test_sweep_bounds_errors(text, message):
 def test_sweep_grid_inclusive_and_two_dimensional():
     assert parse_param("btc_usd=10000:30000:10000").values == (10000.0, 20000.0, 30000.0)
     assert parse_param("gpu_rate.h100=1.0,2.5").values == (1.0, 2.5)
+    # a whole-number grid stays whole: sweep.csv and the table printed `9500.0` for a unit count
+    whole = parse_param("set:asic_pools.s21.min_units_on=0:9500:4750").values
+    assert whole == (0, 4750, 9500) and all(type(v) is int for v in whole)
+    assert pd.DataFrame({"v": whole}).to_csv(index=False) == "v\n0\n4750\n9500\n"
 
 
 @pytest.mark.slow

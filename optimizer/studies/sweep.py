@@ -62,6 +62,8 @@ def parse_param(text: str) -> Param:
         raise ConfigError(f"--param {text}: values must be finite numbers")
     if not name.startswith("set:") and name not in MAY_BE_NEGATIVE and min(values) < 0:
         raise ConfigError(f"--param {text}: {name} must be >= 0 (only power_price_usd_per_mwh can be negative)")
+    if all(float(v).is_integer() for v in values):  # a whole-number grid prints as one (9500, not 9500.0)
+        values = tuple(int(v) for v in values)
     return Param(name, values)
 
 
