@@ -40,8 +40,18 @@ def wrapped(title: str, fig) -> str:
 
 
 def thousands(axis) -> None:
-    """Tick labels with thousands separators (and no scientific notation)."""
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.4g}"))
+    """Tick labels with thousands separators, no scientific notation, and the fewest decimals that print every
+    tick exactly: ticks 0.2 apart near 242 read 242.0, 242.2, … (whole numbers printed them as 242, 242)."""
+
+    def label(value: float, _pos) -> str:
+        ticks = np.asarray(axis.get_majorticklocs(), dtype=float)
+        if ticks.size == 0:
+            return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.4g}"
+        tol = 1e-9 * max(1.0, float(np.abs(ticks).max()))
+        digits = next((d for d in range(7) if np.allclose(np.round(ticks, d), ticks, rtol=0, atol=tol)), 6)
+        return f"{value:,.{digits}f}"
+
+    axis.set_major_formatter(FuncFormatter(label))
 
 
 def stacked_power_chart(steps: pd.DataFrame, times: pd.DatetimeIndex, title: str, path: Path,
