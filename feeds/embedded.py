@@ -173,7 +173,13 @@ def read_load(path: Path) -> pd.DataFrame:
 
 def read_four_cp(path: Path) -> pd.DataFrame:
     """Official 4CP intervals: `year`, `month`, `interval_start_utc` (from Central prevailing time), `cp_mw`."""
-    df = read_table(path, {"year", "month", "interval_start_local", "cp_mw_15min"}, numeric=["year", "month", "cp_mw_15min"])
+    columns = ["year", "month", "interval_start_local", "cp_mw_15min"]
+    df = read_table(path, set(columns), numeric=["year", "month", "cp_mw_15min"])
+    for column in columns:  # an official interval with a blank cell is damaged, never a missing value to skip
+        blank = df[column].isna() | (df[column].astype(str).str.strip() == "")
+        if blank.any():
+            raise DataError(f"{path}: line {int(blank.to_numpy().argmax()) + 2}, column {column}: empty (every "
+                            "official 4CP interval needs its year, month, start and MW)")
     local = pd.to_datetime(df["interval_start_local"], format="%Y-%m-%d %H:%M", errors="coerce")
     bad = df.index[local.isna()]
     if len(bad):

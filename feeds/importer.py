@@ -75,6 +75,8 @@ def _four_cp_rows(path: Path, source: str) -> list[Observation]:
     the next month (Central): the month's highest 15-minute load is settled once the month is over (ERCOT
     confirms the four in NP9-83-M after the summer)."""
     df = read_four_cp(path)
+    if df.empty:  # a header alone: nothing to import, as for the other kinds
+        return []
     if df["interval_start_utc"].isna().any():
         row = int(df["interval_start_utc"].isna().to_numpy().argmax())
         raise DataError(f"{path}: interval {int(df['year'][row])}-{int(df['month'][row]):02d}: its Central start time "

@@ -25,6 +25,7 @@ from hashpivot.feeds.market_store import hourly_load, market_from_store
 from hashpivot.feeds.registry import collectors_for
 from hashpivot.feeds.store import Store
 from hashpivot.models.config import load_config
+from hashpivot.models.errors import DataError
 from tests.feeds_support import (
     EXAMPLE,
     fixture_bytes,
@@ -392,3 +393,26 @@ def test_import_a_4cp_file_with_a_bad_time_exits_1(tmp_path):
 
 def text_of_4cp() -> str:
     return (embedded_data_dir() / "ercot_4cp_intervals.csv").read_text()
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda t: t.replace("76803.5", "", 1), "line 6, column cp_mw_15min: empty"),  # was dropped: 15 of 16 imported
+    (lambda t: t.replace(",official_NP9-83-M\n", "\n", 1), "line 6 has 6 of 7 columns"),  # was filled with blanks
+])
+def test_a_4cp_file_with_a_blank_cell_or_a_short_row_is_refused_naming_the_line(tmp_path, edit, message):
+    from hashpivot.feeds.importer import rows_from_file
+
+    line_6 = text_of_4cp().splitlines()[5]
+    assert "76803.5" in line_6 and line_6.endswith(",official_NP9-83-M")  # the first such row: mid-file
+    bad = tmp_path / "ercot_4cp_intervals.csv"
+    bad.write_text(edit(text_of_4cp()))
+    with pytest.raises(DataError, match=message):
+        rows_from_file(bad)
+
+
+def test_a_4cp_file_with_its_header_alone_imports_nothing_without_a_traceback(tmp_path):
+    from hashpivot.feeds.importer import rows_from_file
+
+    header = tmp_path / "ercot_4cp_intervals.csv"
+    header.write_text(text_of_4cp().splitlines(keepends=True)[0])
+    assert rows_from_file(header) == ("four_cp", [])
