@@ -383,3 +383,24 @@ def test_a_4cp_reason_names_the_must_run_floor_above_it_too():
     assert pool.units_on == 5
     assert pool.reason.startswith("5/10 units on, the rest curtailed for a likely 4CP peak (p = 0.5")
     assert pool.reason.endswith("; 4 must run (min_units_on)")
+
+
+def test_a_backtest_without_the_official_intervals_says_it_charges_no_4cp(tmp_path):
+    """A drill: with ercot_4cp_intervals.csv left out of --data, a period holding the 20 Aug 2024 peak showed
+    four_cp_charge_usd 0 and no word why."""
+    import shutil
+
+    from hashpivot.feeds.embedded import embedded_data_dir
+
+    data = tmp_path / "data"
+    shutil.copytree(embedded_data_dir(), data)
+    args = ["backtest", "--from", "2024-08-20T20:00Z", "--to", "2024-08-20T22:00Z", "--strategy", "always-on",
+            "--format", "csv", "--out", str(tmp_path / "out")]
+    full = subprocess.run([sys.executable, "-m", "hashpivot.optimizer.cli", *args, "--data", str(data)],
+                          capture_output=True, text=True, timeout=300)
+    assert full.returncode == 0 and "no official 4CP interval" not in full.stderr, full.stderr
+    (data / "ercot_4cp_intervals.csv").unlink()
+    bare = subprocess.run([sys.executable, "-m", "hashpivot.optimizer.cli", *args, "--data", str(data)],
+                          capture_output=True, text=True, timeout=300)
+    assert bare.returncode == 0, bare.stderr
+    assert "warning: no official 4CP interval for 2024-08 in" in bare.stderr

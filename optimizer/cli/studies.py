@@ -81,6 +81,7 @@ def backtest(
         four_cp_chart,
         stacked_power_chart,
     )
+    from hashpivot.optimizer.studies.fourcp import months_without_interval
 
     cfg = load_site(config, set_)
     chosen = list(STRATEGIES) if compare else (strategy or ["rolling"])
@@ -99,6 +100,14 @@ def backtest(
             market = market_from_store(store, cfg.site.settlement_point)
     else:
         market = load_market_data(data, cfg.site.settlement_point)
+    four_cp = cfg.power.four_cp
+    if four_cp is not None and cfg.site.market == "ERCOT":
+        unknown = months_without_interval(market.four_cp_intervals, pd.date_range(start, end, freq="h", inclusive="left"),
+                                          four_cp.months)
+        if unknown:
+            typer.echo(f"warning: no official 4CP interval for {', '.join(unknown)} in {market.source}: no strategy is "
+                       f"charged 4CP there (four_cp_charge_usd leaves it out); ercot_4cp_intervals.csv holds ERCOT's "
+                       "published intervals (--data DIR, or `hashpivot feeds import` for --source store)", err=True)
     out = out or Path(f"backtest-{stamp(start)}-{stamp(end)}")
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: is a file, not a folder")
@@ -133,7 +142,6 @@ def backtest(
         table["ratio_to_perfect_foresight"] = [round(r["profit_usd"] / pf, 4) if pf else None for r in rows]
     cumulative_profit_chart(profits, f"{cfg.site.name}: cumulative profit, {period}", out / "cumulative-profit.png")
     charts = "power-*.png, cumulative-profit.png"
-    four_cp = cfg.power.four_cp
     hours = pd.DatetimeIndex(next(iter(results.values())).steps["interval_start_utc"]).tz_convert(MARKET_TZ)
     if four_cp is not None and not market.load.empty and hours.month.isin(four_cp.months).any():
         priced = "" if four_cp.enabled else " (not priced: power.four_cp.enabled = false; the realised charge is applied)"

@@ -34,6 +34,16 @@ def peak_hours(intervals: pd.DataFrame, grid: pd.DatetimeIndex, months: list[int
     return np.sort(position[position >= 0])
 
 
+def months_without_interval(intervals: pd.DataFrame, grid: pd.DatetimeIndex, months) -> list[str]:
+    """The 4CP months (`YYYY-MM`, Central) that `grid` reaches but `intervals` has no official interval for:
+    their realised charge cannot be computed (ERCOT publishes the four after the summer)."""
+    local = pd.DatetimeIndex(grid).tz_convert(MARKET_TZ)
+    reached = sorted({(t.year, t.month) for t in local if t.month in set(months)})
+    known = set() if intervals is None or intervals.empty else {
+        (int(y), int(m)) for y, m in zip(intervals["year"], intervals["month"])}
+    return [f"{y}-{m:02d}" for y, m in reached if (y, m) not in known]
+
+
 def realised_probability(intervals: pd.DataFrame, grid: pd.DatetimeIndex, months) -> np.ndarray:
     """p = 1 on each hour of `grid` that holds an official 4CP interval, 0 elsewhere (what perfect foresight
     knows, and what the realised charge of every strategy is computed from)."""
