@@ -229,6 +229,33 @@ def test_fourcp_cli_prints_today_and_tomorrow():
     bad = subprocess.run([sys.executable, "-m", "hashpivot.optimizer.cli", "fourcp", "--set", "power.four_cp.enabled=false"],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 1 and "power.four_cp.enabled = false; set it to true" in bad.stderr
+    assert "(with --set overrides)" in bad.stderr  # it named configs/site.toml, unread outside the repository
+
+
+def test_fourcp_prices_hours_as_the_decision_does_and_is_for_ercot_sites_only(tmp_path):
+    """A drill: with min_probability = 0.01, fourcp still costed an hour at p = 0.0003 that solve prices at 0,
+    and on a NYISO site it advised enabling 4CP, which that site's config refuses."""
+    from hashpivot.feeds.embedded import load_market_data
+    from hashpivot.models.config import load_config
+    from hashpivot.optimizer.pipeline.decide import decide
+    from hashpivot.optimizer.pipeline.four_cp import four_cp_outlook
+
+    at = pd.Timestamp("2024-08-20T21:00Z")
+    cfg = load_config(ROOT / "configs" / "site.toml", ["power.four_cp.min_probability=0.01"])
+    market = load_market_data(None, cfg.site.settlement_point)
+    doc = decide(cfg, market, at).document
+    table = four_cp_outlook(cfg, market, at, doc)
+    low = table[(table["four_cp_probability"] > 0) & (table["four_cp_probability"] < 0.01)]
+    high = table[table["four_cp_probability"] >= 0.01]
+    assert len(low) and len(high) and (low["expected_cost_usd_per_mw"] == 0).all()
+    assert (high["expected_cost_usd_per_mw"] > 0).all()
+    assert table["planned_expected_cost_usd"].sum() == pytest.approx(doc.four_cp_expected_cost_usd, abs=1.0)
+    nyiso = tmp_path / "nyiso.toml"
+    nyiso.write_text((ROOT / "configs" / "site.toml").read_text().replace('market = "ERCOT"', 'market = "NYISO"')
+                     .replace('settlement_point = "HB_WEST"', 'settlement_point = "WEST"'))
+    proc = subprocess.run([sys.executable, "-m", "hashpivot.optimizer.cli", "fourcp", "--config", str(nyiso),
+                           "--set", "power.four_cp.enabled=false"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "fourcp is for ERCOT sites" in proc.stderr, proc.stderr
 
 
 def test_the_decision_metrics_and_status_show_todays_peak_risk():

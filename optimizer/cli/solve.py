@@ -23,6 +23,7 @@ from hashpivot.optimizer.cli.common import (
     VerboseOpt,
     app,
     bad_choice,
+    config_path,
     emit,
     load_site,
     open_store,
@@ -138,10 +139,14 @@ def fourcp(
     if source not in ("embedded", "store"):
         raise bad_choice("hashpivot fourcp", "--source", source, ("embedded", "store"))
     cfg = load_site(config, set_)
+    label = f"{config_path(config)}{' (with --set overrides)' if set_ else ''}"
+    if cfg.site.market != "ERCOT":
+        raise InputError(f"{label}: fourcp is for ERCOT sites (4CP is ERCOT's transmission charge); site.market = "
+                         f"{cfg.site.market!r} has none")
     if cfg.power.four_cp is None:
-        raise InputError(f"{config}: no [power.four_cp] table; add one (README: 4CP) to price 4CP peaks")
+        raise InputError(f"{label}: no [power.four_cp] table; add one (README: 4CP) to price 4CP peaks")
     if not cfg.power.four_cp.enabled:
-        raise InputError(f"{config}: power.four_cp.enabled = false; set it to true to price 4CP peaks")
+        raise InputError(f"{label}: power.four_cp.enabled = false; set it to true to price 4CP peaks")
     market, at_ts = _market(cfg, source, data, db, utc(at, "--at") if at is not None else None)
     at_ts = default_at(market) if at_ts is None else at_ts
     decided = decide(cfg, market, at_ts)
@@ -151,6 +156,11 @@ def fourcp(
     _warn_if_blind(decided.document)
     months = sorted(cfg.power.four_cp.months)
     days = sorted({h[:10] for h in table["hour_start_central"]})
+    floor = cfg.power.four_cp.min_probability
+    unpriced_hours = int(((table["four_cp_probability"] > 0) & (table["four_cp_probability"] < floor)).sum())
+    if unpriced_hours:
+        typer.echo(f"note: {unpriced_hours} hours with p below power.four_cp.min_probability = {floor:g} are not "
+                   "priced, as in the decision: their expected costs show 0", err=True)
     if not any(int(d[5:7]) in months for d in days):
         typer.echo(f"note: {' and '.join(days)} (Central) are outside the 4CP months {months} of [power.four_cp]: "
                    "no hour can hold a 4CP interval, so p is 0 and nothing is curtailed for 4CP", err=True)

@@ -29,11 +29,13 @@ def four_cp_outlook(cfg: SiteConfig, market: MarketData, at: pd.Timestamp, decis
     planned load below the interconnect cap (kW) and, given `without_four_cp` (the same decision with 4CP not
     priced), the part of it that is for 4CP: how much less the plan draws than that decision (kW, >= 0); planned
     figures are empty for hours outside the decision's horizon or already past; and the basis of p (`forecast`,
-    or `climatology` when ERCOT load is missing or stale)."""
+    or `climatology` when ERCOT load is missing or stale). An hour whose p is below `min_probability` shows its p
+    but costs 0, as the decision prices it."""
     at = to_utc(at)
     four_cp = cfg.power.four_cp
     months = tuple(four_cp.months) if four_cp is not None else (6, 7, 8, 9)
     rate = four_cp.rate_usd_per_kw_year if four_cp is not None else 0.0
+    floor = four_cp.min_probability if four_cp is not None else 0.0
     hours = outlook_hours(at, days)
     p, blind = four_cp_hourly(market, at, hours, months)
     planned, unpriced = _hourly_site_kw(decision), _hourly_site_kw(without_four_cp)
@@ -41,16 +43,17 @@ def four_cp_outlook(cfg: SiteConfig, market: MarketData, at: pd.Timestamp, decis
     rows = []
     for t in hours:
         prob = float(p.get(t, 0.0))
+        priced = prob if prob >= floor else 0.0
         kw = planned.get(t) if t >= at.floor("h") else None
         other = unpriced.get(t) if kw is not None else None
         rows.append({
             "hour_start_central": t.tz_convert(MARKET_TZ).strftime("%Y-%m-%d %H:%M"),
             "interval_start_utc": t.strftime("%Y-%m-%dT%H:%MZ"),
             "four_cp_probability": round(prob, 6),
-            "expected_cost_usd_per_mw": round(prob * rate / 4.0 * 1000.0, 2),
-            "expected_cost_at_cap_usd": round(prob * rate / 4.0 * cap, 2),
+            "expected_cost_usd_per_mw": round(priced * rate / 4.0 * 1000.0, 2),
+            "expected_cost_at_cap_usd": round(priced * rate / 4.0 * cap, 2),
             "planned_site_kw": None if kw is None else round(kw, 1),
-            "planned_expected_cost_usd": None if kw is None else round(prob * rate / 4.0 * kw, 2),
+            "planned_expected_cost_usd": None if kw is None else round(priced * rate / 4.0 * kw, 2),
             "planned_curtailment_kw": None if kw is None else round(max(cap - kw, 0.0), 1),
             "four_cp_curtailment_kw": None if other is None else round(max(other - kw, 0.0), 1),
             "four_cp_basis": "climatology" if blind else "forecast",
