@@ -197,10 +197,20 @@ def fleet_apply(
         results, n_waves = apply_decision(cfg, store, machines, doc, seq, dry_run, now_utc())
     df = pd.DataFrame(results, columns=["ip", "pool", "command", "result", "detail", "attempts"])
     frame_out(df, format, f"fleet apply{' (dry run: nothing sent)' if dry_run else ''}: {len(df)} commands in {n_waves} wave{'' if n_waves == 1 else 's'}")
-    failed = int((df["result"] == "failed").sum()) if not df.empty else 0
-    if failed:
-        typer.echo(f"error: {failed} of {len(df)} commands failed (see `hashpivot fleet log`); those machines are "
-                   "reported by the next scan", err=True)
+    counts = df["result"].value_counts().to_dict() if not df.empty else {}
+    problems = []
+    if counts.get("failed"):
+        problems.append(f"{counts['failed']} commands failed; those machines are left out of the next decision")
+    if counts.get("unavailable"):
+        problems.append(f"{counts['unavailable']} machines the decision needs cannot be commanded (unreachable or "
+                        "erroring; the detail says why)")
+    if counts.get("stopped"):
+        problems.append(f"{counts['stopped']} planned commands not sent: the stop file {cfg.fleet.stop_file} exists")
+    if counts.get("deferred"):
+        typer.echo(f"note: {counts['deferred']} commands deferred to the next decision (the detail names the limit)",
+                   err=True)
+    if problems:
+        typer.echo("\n".join(f"error: {p} (see `hashpivot fleet log`)" for p in problems), err=True)
         raise typer.Exit(1)
 
 

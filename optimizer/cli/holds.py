@@ -30,14 +30,17 @@ from hashpivot.optimizer.cli.common import (
 def hold_add(
     reason: Annotated[str, typer.Option(help="why (shown in every decision it changes)")],
     pool: Annotated[Optional[str], typer.Option(help="an ASIC pool")] = None,
-    machine: Annotated[Optional[str], typer.Option(help="one machine's IP (fleet apply never commands it)")] = None,
+    machine: Annotated[Optional[str], typer.Option(help="one machine's IP: with --off, fleet apply puts it to sleep if it "
+                                                        "is mining and never wakes it; without, never commands it")] = None,
     units: Annotated[Optional[int], typer.Option(help="exactly this many units of the pool run (a cap and a must-run floor)")] = None,
     off: Annotated[bool, typer.Option("--off", help="the pool (or machine) stays off")] = False,
     mode: Annotated[Optional[str], typer.Option(help="the pool runs in this mode only")] = None,
     until: Annotated[Optional[str], typer.Option(help="UTC ISO 8601 time the hold ends (default: until removed)")] = None,
     config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbOpt = None,
 ) -> None:
-    """Add a hold: the model honours a pool hold as a bound, `fleet apply` leaves a held machine alone."""
+    """Add a hold: the model honours a pool hold as a bound (at once, whatever the ramp limit), and so does
+    `fleet apply`; a machine held --off is put to sleep and kept asleep, a machine held without it is never
+    commanded."""
     import ipaddress
 
     from hashpivot.models.calendar import iso_utc
@@ -54,8 +57,11 @@ def hold_add(
             raise InputError(f"--machine {machine!r}: not an IP address") from None
     if sum([units is not None, off, mode is not None]) != 1 and pool is not None:
         raise InputError("a pool hold takes exactly one of --units N, --off or --mode M")
+    if machine is not None and (units is not None or mode is not None):
+        raise InputError("a machine hold takes --off (kept asleep) or nothing (never commanded); --units and --mode "
+                         "are for pools")
     cfg = load_site(config, set_)
-    hold = {"pool": pool, "ip": machine, "units": units, "off": off or machine is not None, "mode": mode,
+    hold = {"pool": pool, "ip": machine, "units": units, "off": off, "mode": mode,
             "until_utc": iso_utc(utc(until, "--until")) if until is not None else None, "reason": reason}
     check_hold(cfg, hold, now_utc())
     with open_store(cfg, db) as store:

@@ -1,6 +1,8 @@
-"""Operator holds: a pool held off, at N units, or in one mode, or a machine never to be commanded, until
-a time or until removed. A pool hold changes the config a decision is taken with (the model honours it as a
-bound); a machine hold keeps `fleet apply` away from the machine. Both say so in the decision's reasons."""
+"""Operator holds: a pool held off, at N units, or in one mode, or a machine held off (kept asleep) or held
+as it is (never commanded), until a time or until removed. A pool hold changes the config a decision is taken
+with (the model honours it as a bound, from the first step) and `fleet apply` enforces it on a decision file
+from before it; a machine hold keeps `fleet apply` from waking or setting the machine. Pool holds say so in
+the decision's reasons."""
 
 from __future__ import annotations
 
@@ -63,6 +65,36 @@ def held_config(cfg: SiteConfig, holds: pd.DataFrame) -> tuple[SiteConfig, dict[
     return cfg.model_copy(update={"asic_pools": pools}), reasons
 
 
+def held_start(previous: Decision, cfg: SiteConfig, held_pools) -> Decision:
+    """`previous` with each held pool's step 0 brought within its hold (`cfg` from `held_config`): units beyond
+    the hold's cap are taken off the hungriest modes first, units in a mode the hold excludes move to the held
+    mode, and start-ups no longer bind beyond the units left. A hold is the operator's order: it applies at once,
+    never spread over steps by the ramp limit or held back by minimum run times (fleet apply's reductions are
+    not ramp-limited either); without this a hold cutting more than one ramp step made the model infeasible and
+    the daemon kept the previous decision, the held pool still running."""
+    pools = {p.name: p for p in cfg.asic_pools}
+    out = []
+    for p in previous.pools:
+        pool = pools.get(p.name)
+        if p.kind != "asic" or pool is None or p.name not in held_pools:
+            out.append(p)
+            continue
+        watts = {m.name: m.power_w for m in pool.modes}
+        units = {m: n for m, n in p.units_by_mode.items() if n}
+        if any(m not in watts for m in units) and watts:
+            units = {next(iter(watts)): sum(units.values())}
+        excess = sum(units.values()) - pool.units_available
+        for mode in sorted(units, key=lambda m: -watts.get(m, 0.0)):
+            cut = min(max(excess, 0), units[mode])
+            units[mode] -= cut
+            excess -= cut
+        units = {m: n for m, n in units.items() if n}
+        total = sum(units.values())
+        starts = None if p.recent_starts is None else [min(int(x), total) for x in p.recent_starts]
+        out.append(p.model_copy(update={"units_by_mode": units, "units_on": total, "recent_starts": starts}))
+    return previous.model_copy(update={"pools": out})
+
+
 def with_hold_reasons(doc: Decision, reasons: dict[str, str]) -> Decision:
     if not reasons:
         return doc
@@ -71,4 +103,10 @@ def with_hold_reasons(doc: Decision, reasons: dict[str, str]) -> Decision:
 
 
 def held_machines(holds: pd.DataFrame) -> set[str]:
+    """Machines fleet apply never wakes or sets (held off or held as they are)."""
     return {h["ip"] for h in holds.to_dict("records") if isinstance(h.get("ip"), str)}
+
+
+def held_off_machines(holds: pd.DataFrame) -> set[str]:
+    """Machines held off: fleet apply puts them to sleep if found mining, and the model counts them out."""
+    return {h["ip"] for h in holds.to_dict("records") if isinstance(h.get("ip"), str) and bool(h["off"])}

@@ -22,7 +22,7 @@ from hashpivot.models.decision import SCHEMA_VERSION, Decision, PoolDecision, Si
 from hashpivot.models.errors import DataError, InfeasibleError, SolverError
 from hashpivot.optimizer.milp.solve import PersistentLP
 from hashpivot.optimizer.pipeline.decide import decide
-from hashpivot.optimizer.service.holds import held_config, with_hold_reasons
+from hashpivot.optimizer.service.holds import held_config, held_off_machines, held_start, with_hold_reasons
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,8 @@ def decide_interval(cfg: SiteConfig, store: Store, now: datetime, kept_model: Pe
     if fleet and previous is not None:
         previous = measured_start(previous, fleet)
     cfg, hold_reasons = held_config(cfg, store.active_holds(now))
+    if previous is not None and hold_reasons:
+        previous = held_start(previous, cfg, hold_reasons)
     try:
         market = market_from_store(store, cfg.site.settlement_point, as_of=now)
         decided = decide(cfg, market, to_utc(now), previous, kept_model)
@@ -68,7 +70,8 @@ def fleet_adjusted(cfg: SiteConfig, store: Store, now: datetime) -> tuple[SiteCo
     if not cfg.fleet.configured:
         return cfg, None
     latest, staleness = store.latest_telemetry(), cfg.fleet.telemetry_staleness_s
-    healthy, warnings = healthy_units(latest, now, staleness)
+    off = held_off_machines(store.active_holds(now))  # held off: not units the model may run
+    healthy, warnings = healthy_units(latest[~latest["ip"].isin(off)] if off else latest, now, staleness)
     for warning in warnings:
         log.warning("decision %s", warning)
     measured = measured_by_mode(cfg, latest, now, staleness, commanded_targets(store.last_ok_commands()))
