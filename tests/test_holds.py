@@ -118,3 +118,21 @@ def test_a_machine_hold_with_a_mode_or_units_is_refused(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and "a machine hold takes --off (kept asleep) or nothing" in proc.stderr
     assert not (tmp_path / "s.sqlite").exists()
+
+
+def test_solve_from_the_store_honours_the_holds_in_force(tmp_path):
+    """A drill: with `hold add --pool s19xp --units 10`, `solve --source store` gave units_on 200."""
+    import json
+    import subprocess
+    import sys
+
+    db = tmp_path / "s.sqlite"
+    with Store(db) as store:
+        import_files(sorted(embedded_data_dir().glob("*.csv*")), store)
+        store.add_hold({"pool": "s19xp", "units": 10, "reason": "PDU 3 derated"}, NOW)
+    proc = subprocess.run([sys.executable, "-m", "hashpivot.optimizer.cli", "solve", "--source", "store", "--db", str(db),
+                           "--at", "2025-05-20T00:00Z", "--format", "json"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    pool = next(p for p in json.loads(proc.stdout)["pools"] if p["name"] == "s19xp")
+    assert pool["units_on"] == 10 and pool["reason"].startswith("held by operator (exactly 10 units): PDU 3 derated")
+    assert "the operator holds in force bound s19xp" in proc.stderr

@@ -63,6 +63,7 @@ def solve(
     from hashpivot.models.decision import load_decision
     from hashpivot.optimizer.cli.render import RENDERERS
     from hashpivot.optimizer.pipeline.decide import decide
+    from hashpivot.optimizer.service.holds import with_hold_reasons
 
     if strategy not in ("auto", "mip"):
         raise bad_choice("hashpivot solve", "--strategy", strategy, ("auto", "mip"))
@@ -77,9 +78,21 @@ def solve(
         except OSError as exc:
             raise InputError(f"--initial {initial}: cannot read ({exc.strerror})") from None
         previous = load_decision(text, f"--initial {initial}")
+    reasons: dict[str, str] = {}
+    if source == "store":  # the site's own data: the operator's holds in force now bound it, as in the daemon
+        from hashpivot.models.clock import now_utc
+        from hashpivot.optimizer.service.holds import held_config, held_start
+
+        with open_store(cfg, db, create=False) as store:
+            holds = store.active_holds(now_utc())
+        cfg, reasons = held_config(cfg, holds)
+        if reasons:
+            typer.echo(f"note: the operator holds in force bound {', '.join(sorted(reasons))} (`hashpivot hold list`)",
+                       err=True)
+            previous = held_start(previous, cfg, reasons) if previous is not None else None
     decided = decide(cfg, market, at_ts, previous, strategy=strategy)  # type: ignore[arg-type]
     _warn_if_blind(decided.document)
-    emit(RENDERERS[format.value](decided.document), output)
+    emit(RENDERERS[format.value](with_hold_reasons(decided.document, reasons)), output)
 
 
 def _warn_if_blind(doc) -> None:
