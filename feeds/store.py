@@ -200,6 +200,7 @@ class Store:
 
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path is not None else default_db_path()
+        self.created = not self.path.exists()  # this open makes a new, empty store
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if not self.path.exists():  # a new store is readable by its owner only (SQLite's -wal/-shm follow)

@@ -136,3 +136,17 @@ def test_solve_from_the_store_honours_the_holds_in_force(tmp_path):
     pool = next(p for p in json.loads(proc.stdout)["pools"] if p["name"] == "s19xp")
     assert pool["units_on"] == 10 and pool["reason"].startswith("held by operator (exactly 10 units): PDU 3 derated")
     assert "the operator holds in force bound s19xp" in proc.stderr
+
+
+def test_a_hold_into_a_store_that_did_not_exist_says_so(tmp_path):
+    """A drill: a mistyped --db created a new store and said `hold 1 added`; the daemon never saw the hold."""
+    import subprocess
+    import sys
+
+    new = tmp_path / "typo.sqlite"
+    proc = subprocess.run([sys.executable, "-m", "hashpivot.optimizer.cli", "hold", "add", "--pool", "s19xp", "--off",
+                           "--reason", "cooling", "--db", str(new)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and f"note: {new} did not exist and was created" in proc.stderr
+    again = subprocess.run([sys.executable, "-m", "hashpivot.optimizer.cli", "hold", "add", "--pool", "s21", "--off",
+                            "--reason", "cooling", "--db", str(new)], capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and "did not exist" not in again.stderr

@@ -73,3 +73,18 @@ def test_a_backup_is_a_sound_private_copy_and_old_backups_are_pruned(tmp_path):
     copy.close()
     assert stat.S_IMODE(backups[-1].stat().st_mode) == 0o600
     assert cli("store", "check", "--full", "--db", str(path), cwd=tmp_path).stdout.startswith(f"store {path}: ok")
+
+
+def test_a_backup_never_overwrites_a_file_or_the_store(tmp_path):
+    """A drill: `store backup --to notes.txt` replaced the file, and `--db s.sqlite --to s.sqlite` said 'wrote'."""
+    path = tmp_path / "store.sqlite"
+    with Store(path) as store:
+        import_files([BTC], store)
+    before = path.read_bytes()
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep me\n")
+    proc = cli("store", "backup", "--db", str(path), "--to", str(notes), cwd=tmp_path)
+    assert proc.returncode == 1 and "exists; give a new file name" in proc.stderr and notes.read_text() == "keep me\n"
+    proc = cli("store", "backup", "--db", str(path), "--to", str(path), cwd=tmp_path)
+    assert proc.returncode == 1 and "is the store itself" in proc.stderr and path.read_bytes() == before
+    assert cli("store", "backup", "--db", str(path), "--to", str(tmp_path / "b.sqlite"), cwd=tmp_path).returncode == 0

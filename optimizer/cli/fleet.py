@@ -182,7 +182,7 @@ def fleet_apply(
     cfg = load_site(config, set_)
     gpus_only = inventory is None and not cfg.fleet.configured and bool(cfg.fleet.gpu_actuators)
     machines = [] if gpus_only else _machines(cfg, inventory)
-    with open_store(cfg, db) as store:
+    with open_store(cfg, db, create=decision is not None) as store:  # the store's last decision: it must exist
         seq = None
         if decision is not None:
             try:

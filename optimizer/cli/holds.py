@@ -65,8 +65,12 @@ def hold_add(
             "until_utc": iso_utc(utc(until, "--until")) if until is not None else None, "reason": reason}
     check_hold(cfg, hold, now_utc())
     with open_store(cfg, db) as store:
+        new = store.created  # a mistyped --db starts a store the daemon never reads: say so
         hold_id = store.add_hold(hold, now_utc())
     typer.echo(f"hold {hold_id} added")
+    if new:
+        typer.echo(f"note: {store.path} did not exist and was created: the daemon must use this store (--db or "
+                   "feeds.db_path) for the hold to apply", err=True)
 
 
 @hold_app.command("list", epilog="**Examples**\n\n    hashpivot hold list --db store.sqlite --format json")

@@ -60,6 +60,10 @@ def store_backup(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: Db
             raise InputError(f"--to {to}: is a directory; give the backup file's name")
         if not to.parent.is_dir():
             raise InputError(f"--to {to}: the directory {to.parent} does not exist")
+        if to.exists():  # an earlier backup, another file or the store itself: never overwritten
+            same = Path(path).exists() and to.resolve() == Path(path).resolve()
+            raise InputError(f"--to {to}: {'is the store itself' if same else 'exists'}; give a new file name (a "
+                             "backup never overwrites a file)")
         with open_store(cfg, db, create=False) as store:
             target = store.backup(to)
     typer.echo(f"wrote {target}")
