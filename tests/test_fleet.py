@@ -404,3 +404,26 @@ def test_one_apply_raises_at_most_one_ramp_limit_net_of_its_reductions():
     assert len(now) - 4 == 6 and later == raises[6:]  # 6 x 3.5 = 21 kW <= 12 + 10
     assert within_ramp(raises, None) == (raises, [])
     assert within_ramp([raises[0]], 1.0) == ([raises[0]], [])  # one machine always goes
+
+
+def test_fleet_status_counts_the_inventory_not_every_address_ever_scanned(tmp_path):
+    """A drill: after a scan of a two-line inventory beside an earlier 200-machine one, status and the metrics
+    counted 201 machines, one of them a stale `::1` row; an IPv6 inventory line and an unknown hall went in."""
+    from hashpivot.feeds.fleet.inventory import in_fleet
+    from hashpivot.feeds.fleet.scan import Telemetry
+    from hashpivot.models.errors import ConfigError
+
+    inventory = tmp_path / "fleet.csv"
+    inventory.write_text("ip,pool,hall\n10.0.0.1,s19xp,hall-a\n10.0.0.2,s19xp,hall-a\n")
+    cfg = load_config(SITE, [f"fleet.inventory='{inventory}'"])
+    now = datetime.now(timezone.utc)
+    with Store(tmp_path / "s.sqlite") as store:
+        store.add_telemetry([Telemetry(ip, "s19xp", now, True, mining=True, watts=3000.0) for ip in
+                             ("10.0.0.1", "10.0.0.2", "10.0.0.99")])
+        telemetry = store.latest_telemetry()
+    assert len(telemetry) == 3 and sorted(in_fleet(telemetry, cfg)["ip"]) == ["10.0.0.1", "10.0.0.2"]
+    for line, message in (("::1,s19xp,hall-a", "is IPv6"), ("10.0.0.3,s19xp,hall-zz", "'hall-zz' is not a hall")):
+        bad = tmp_path / "bad.csv"
+        bad.write_text(f"ip,pool,hall\n{line}\n")
+        with pytest.raises(ConfigError, match=message):
+            read_inventory(bad, cfg)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from hashpivot.feeds.tables import read_table
 from hashpivot.models.config import SiteConfig
-from hashpivot.models.errors import ConfigError
+from hashpivot.models.errors import ConfigError, DataError
 
 
 @dataclass(frozen=True)
@@ -37,21 +37,41 @@ def fleet_machines(cfg: SiteConfig, inventory: Path | None = None) -> list[Machi
     return machines
 
 
+def in_fleet(telemetry, cfg: SiteConfig):
+    """The telemetry rows of the machines the fleet has now (fleet.inventory and fleet.ranges): an address
+    scanned once and since removed from the inventory is no longer counted or planned on. Unfiltered when no
+    fleet is configured or the inventory cannot be read (the scan itself then says why)."""
+    if not cfg.fleet.configured or telemetry.empty:
+        return telemetry
+    try:
+        ips = {m.ip for m in fleet_machines(cfg)}
+    except (ConfigError, DataError):
+        return telemetry
+    return telemetry[telemetry["ip"].isin(ips)]
+
+
 def read_inventory(path: Path, cfg: SiteConfig) -> list[Machine]:
     """The inventory CSV (`ip,pool[,hall,rack,firmware]`); ConfigError naming the line of a bad IP, a pool
     the site config does not have, or an IP listed twice."""
     df = read_table(path, ["ip", "pool"], complete=False)  # written by hand
     pools = {p.name for p in cfg.asic_pools}
+    halls = {h.name for h in cfg.site.halls}
     machines, seen = [], set()
     for line, row in enumerate(df.to_dict("records"), start=2):
         ip, pool = str(row["ip"]).strip(), str(row["pool"]).strip()
         try:
-            ipaddress.ip_address(ip)
+            address = ipaddress.ip_address(ip)
         except ValueError:
             raise ConfigError(f"{path}: line {line}, column ip: {ip!r} is not an IP address") from None
+        if address.version != 4:  # pyasic builds host:port addresses: an IPv6 one fails inside it, unreported
+            raise ConfigError(f"{path}: line {line}, column ip: {ip} is IPv6; miners are reached by IPv4 address")
         if pool not in pools:
             raise ConfigError(f"{path}: line {line}, column pool: {pool!r} is not an ASIC pool of the site; "
                               f"pools: {', '.join(sorted(pools))}")
+        hall = str(row.get("hall", "") or "").strip()
+        if hall and hall not in halls:
+            raise ConfigError(f"{path}: line {line}, column hall: {hall!r} is not a hall of the site; halls: "
+                              f"{', '.join(sorted(halls))}")
         if ip in seen:
             raise ConfigError(f"{path}: line {line}, column ip: {ip} is listed twice")
         seen.add(ip)

@@ -17,6 +17,7 @@ from hashpivot.optimizer.cli.common import (
     OutputFormat,
     SetOpt,
     VerboseOpt,
+    bad_choice,
     fleet_app,
     frame_out,
     load_site,
@@ -57,6 +58,7 @@ def fleet_scan(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbOp
     with open_store(cfg, db) as store:
         rows = scan_into(store, machines, now_utc(), cfg.fleet.concurrency, cfg.fleet.timeout_s)
         telemetry = store.latest_telemetry()
+    telemetry = telemetry[telemetry["ip"].isin({m.ip for m in machines})]  # what was scanned, not every address ever
     frame_out(pool_status(cfg, telemetry), format, f"fleet: {len(rows)} machines scanned")
 
 
@@ -74,11 +76,14 @@ def fleet_status(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: Db
 
     import pandas as pd
 
+    from hashpivot.feeds.fleet.inventory import in_fleet
     from hashpivot.feeds.fleet.status import learned_modes, pool_status
 
     cfg = load_site(config, set_)
+    if pool is not None and pool not in {p.name for p in cfg.asic_pools}:
+        raise bad_choice("hashpivot fleet status", "--pool", pool, tuple(p.name for p in cfg.asic_pools))
     with open_store(cfg, db, create=False) as store:
-        telemetry = store.latest_telemetry()
+        telemetry = in_fleet(store.latest_telemetry(), cfg)
         last = pd.to_datetime(telemetry["at_utc"], utc=True).max() if not telemetry.empty else None
         learned = (learned_modes(cfg, store.telemetry_since(last - timedelta(seconds=cfg.fleet.learn_window_s)))
                    if last is not None else {})

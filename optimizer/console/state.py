@@ -15,6 +15,7 @@ import pandas as pd
 from apscheduler.triggers.cron import CronTrigger
 
 from hashpivot.feeds.collect import SeriesStatus, status
+from hashpivot.feeds.fleet.inventory import in_fleet
 from hashpivot.feeds.fleet.status import pool_status
 from hashpivot.feeds.registry import SOURCES
 from hashpivot.feeds.store import Store
@@ -52,7 +53,7 @@ def read_state(cfg: SiteConfig, store: Store, db, now: datetime) -> StoreState:
     mode, override = effective_apply(cfg, db)
     return StoreState(
         now=now, last=store.last_decision(), feeds=status(cfg, store, now), fetch_failures=store.fetch_failures(),
-        quarantined=store.quarantined(limit=8), last_apply=store.last_apply(), telemetry=store.latest_telemetry(),
+        quarantined=store.quarantined(limit=8), last_apply=store.last_apply(), telemetry=in_fleet(store.latest_telemetry(), cfg),
         holds=store.active_holds(now), history=store.decisions(since=since, limit=2000),
         prices=store.history(f"power_rt_usd_per_mwh.{cfg.site.settlement_point}", since=since),
         apply_mode=mode, apply_override=override)

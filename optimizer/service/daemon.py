@@ -21,7 +21,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from hashpivot.feeds.collect import collect, status
-from hashpivot.feeds.fleet.inventory import fleet_machines
+from hashpivot.feeds.fleet.inventory import fleet_machines, in_fleet
 from hashpivot.feeds.fleet.scan import scan_into, use_password
 from hashpivot.feeds.fleet.status import pool_status
 from hashpivot.feeds.store import Store, default_db_path, parse_iso
@@ -114,7 +114,7 @@ def decision_job(cfg: SiteConfig, db: Path, metrics: Metrics | None,
             raise PublishError(str(exc), decision=(seq, doc)) from None
         finally:
             if metrics is not None and cfg.fleet.configured:
-                metrics.record_fleet(pool_status(cfg, store.latest_telemetry()), doc, store.last_apply())
+                metrics.record_fleet(pool_status(cfg, in_fleet(store.latest_telemetry(), cfg)), doc, store.last_apply())
     return seq, doc
 
 

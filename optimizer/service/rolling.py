@@ -13,6 +13,7 @@ from datetime import datetime
 
 import pandas as pd
 
+from hashpivot.feeds.fleet.inventory import in_fleet
 from hashpivot.feeds.fleet.status import commanded_targets, healthy_units, learned_modes, measured_by_mode
 from hashpivot.feeds.market_store import market_from_store
 from hashpivot.feeds.store import Store
@@ -69,7 +70,7 @@ def fleet_adjusted(cfg: SiteConfig, store: Store, now: datetime) -> tuple[SiteCo
     mining per mode (`measured_by_mode`, the state the decision starts from)."""
     if not cfg.fleet.configured:
         return cfg, None
-    latest, staleness = store.latest_telemetry(), cfg.fleet.telemetry_staleness_s
+    latest, staleness = in_fleet(store.latest_telemetry(), cfg), cfg.fleet.telemetry_staleness_s
     off = held_off_machines(store.active_holds(now))  # held off: not units the model may run
     healthy, warnings = healthy_units(latest[~latest["ip"].isin(off)] if off else latest, now, staleness)
     for warning in warnings:
