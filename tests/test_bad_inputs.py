@@ -170,7 +170,7 @@ CASES = [
     Case("backtest past the data", ["backtest", "--from", "2025-05-30", "--to", "2025-06-05"],
          "is not covered by the data: real-time prices in"),
     Case("sweep of an unknown key", ["sweep", "--param", "set:site.bogus=1,2"], "site.bogus: unknown key"),
-    Case("sweep out of range", ["sweep", "--param", "set:site.pue=5,6"], "site.pue = 5.0: must be less than or equal to 3"),
+    Case("sweep out of range", ["sweep", "--param", "set:site.pue=5,6"], "site.pue = 5: must be less than or equal to 3"),
     Case("unknown option", ["solve", "--bogus"], "No such option: --bogus", code=2, lines=2),
     Case("bad format", ["solve", "--format", "xml"], "'xml' is not one of 'table', 'json', 'csv'", code=2, lines=2),
     Case("not a number", ["hashprice", "--difficulty", "abc", "--btc-usd", "1", "--height", "1"], "--difficulty", code=2, lines=2),

@@ -75,7 +75,7 @@ def backtest(
     from hashpivot.feeds.embedded import load_market_data
     from hashpivot.feeds.market_store import market_from_store
     from hashpivot.models.calendar import MARKET_TZ
-    from hashpivot.optimizer.studies.backtest import STRATEGIES, run_backtest_windows
+    from hashpivot.optimizer.studies.backtest import STRATEGIES, check_coverage, run_backtest_windows
     from hashpivot.optimizer.studies.charts import (
         cumulative_profit_chart,
         four_cp_chart,
@@ -100,6 +100,7 @@ def backtest(
             market = market_from_store(store, cfg.site.settlement_point)
     else:
         market = load_market_data(data, cfg.site.settlement_point)
+    check_coverage(market, start, end)  # a period past the data is the one error, before any warning about it
     four_cp = cfg.power.four_cp
     if four_cp is not None and cfg.site.market == "ERCOT":
         unknown = months_without_interval(market.four_cp_intervals, pd.date_range(start, end, freq="h", inclusive="left"),
