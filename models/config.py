@@ -35,9 +35,11 @@ log = logging.getLogger(__name__)
 
 
 class StrictModel(BaseModel):
-    """Unknown keys are errors: a typo in a config must never be silently ignored."""
+    """Unknown keys are errors: a typo in a config must never be silently ignored. Types are strict too: TOML
+    has numbers, booleans and strings, so `rate = "68.5"` or `enabled = "yes"` is a mistake to name, not to
+    coerce (an integer is still a valid float)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class CoolingDerate(StrictModel):
@@ -251,7 +253,10 @@ class FourCp(StrictModel):
         bad = [m for m in v if not 1 <= m <= 12]
         if bad:
             raise ValueError(f"months must be 1-12, got {bad[0]}")
-        return sorted(set(v))
+        twice = sorted({m for m in v if v.count(m) > 1})
+        if twice:
+            raise ValueError(f"months lists {twice[0]} twice (each month's peak counts once)")
+        return sorted(v)
 
 
 class Power(StrictModel):

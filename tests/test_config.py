@@ -199,3 +199,17 @@ def test_a_contract_only_gpu_pool_needs_no_marketplace_rate():
     del raw["gpu_pools"][1]["contract"]
     with pytest.raises(ConfigError, match=r"gpu_pools\[1\].*give `marketplace_rate_usd_per_gpu_hour` or a `rate_series`"):
         validate_config(raw)
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ('power.four_cp.rate_usd_per_kw_year="68.5"', r"power.four_cp.rate_usd_per_kw_year = '68.5': must be a valid number"),
+    ('power.four_cp.enabled="yes"', r"power.four_cp.enabled = 'yes': must be a valid boolean"),
+    ("power.four_cp.enabled=1", r"power.four_cp.enabled = 1: must be a valid boolean"),
+    ("site.interconnect_cap_kw='90000'", r"site.interconnect_cap_kw = '90000': must be a valid number"),
+    ("power.four_cp.months=[7, 7, 8]", r"months lists 7 twice"),
+])
+def test_a_value_of_the_wrong_type_is_named_not_coerced(override, message):
+    """A drill: `rate = "68.5"`, `enabled = "yes"` (true) and `enabled = 1` ran; `months = [7, 7, 8]` too."""
+    with pytest.raises(ConfigError, match=message):
+        load_config(EXAMPLE, [override])
+    assert load_config(EXAMPLE, ["site.interconnect_cap_kw=90000"]).site.interconnect_cap_kw == 90000.0  # an int is a number
