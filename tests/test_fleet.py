@@ -427,3 +427,13 @@ def test_fleet_status_counts_the_inventory_not_every_address_ever_scanned(tmp_pa
         bad.write_text(f"ip,pool,hall\n{line}\n")
         with pytest.raises(ConfigError, match=message):
             read_inventory(bad, cfg)
+
+
+def test_fleet_log_refuses_a_limit_below_one(tmp_path):
+    """A drill: `fleet log --limit -3` printed the whole audit log."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "hashpivot.optimizer.cli", "fleet", "log", "--limit", "-3", "--db",
+                           str(tmp_path / "s.sqlite")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--limit" in proc.stderr

@@ -431,3 +431,10 @@ def test_a_backtest_without_the_official_intervals_says_it_charges_no_4cp(tmp_pa
                           capture_output=True, text=True, timeout=300)
     assert bare.returncode == 0, bare.stderr
     assert "warning: no official 4CP interval for 2024-08 in" in bare.stderr
+
+
+def test_fourcp_names_the_decision_interval_not_the_time_given():
+    """A drill: `fourcp --at 2024-08-20T21:30Z` was titled 21:30Z while solve decides the interval 21:00Z."""
+    proc = subprocess.run([sys.executable, "-m", "hashpivot.optimizer.cli", "fourcp", "--at", "2024-08-20T21:30Z"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "120"})
+    assert proc.returncode == 0 and "4CP outlook at 2024-08-20T21:00Z" in proc.stdout, proc.stdout + proc.stderr

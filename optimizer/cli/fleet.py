@@ -222,7 +222,7 @@ def fleet_apply(
 @fleet_app.command("log", epilog="**Examples**\n\n    hashpivot fleet log --db store.sqlite --limit 50 --format csv")
 @operator_errors
 def fleet_log(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: DbOpt = None,
-              limit: Annotated[int, typer.Option(help="latest N commands")] = 200, format: FormatOpt = OutputFormat.table) -> None:
+              limit: Annotated[int, typer.Option(min=1, help="latest N commands")] = 200, format: FormatOpt = OutputFormat.table) -> None:
     """The audit log: every command sent to a machine (time, decision, machine, command, result, detail)."""
     cfg = load_site(config, set_)
     with open_store(cfg, db, create=False) as store:

@@ -144,6 +144,8 @@ def fourcp(
     interval, the expected charge of running the site through it (per MW and at the interconnect cap, at
     `[power.four_cp]` rate / 4), the decision's planned site load and how much of the curtailment is for 4CP
     (the same decision with 4CP not priced, minus the plan)."""
+    import pandas as pd
+
     from hashpivot.optimizer.cli.common import frame_out
     from hashpivot.optimizer.forecast import default_at
     from hashpivot.optimizer.pipeline.decide import decide
@@ -187,7 +189,8 @@ def fourcp(
             "hour_start_central": "hour CT", "four_cp_probability": "p", "expected_cost_usd_per_mw": "USD/MW",
             "expected_cost_at_cap_usd": "USD@cap", "planned_site_kw": "plan kW",
             "planned_expected_cost_usd": "plan USD", "four_cp_curtailment_kw": "4CP kW"})
-    frame_out(table, format, f"4CP outlook at {at_ts:%Y-%m-%dT%H:%MZ} (rate {cfg.power.four_cp.rate_usd_per_kw_year:g} "
+    decided_at = pd.Timestamp(decided.document.interval_start_utc)  # the decision's interval, as solve names it
+    frame_out(table, format, f"4CP outlook at {decided_at:%Y-%m-%dT%H:%MZ} (rate {cfg.power.four_cp.rate_usd_per_kw_year:g} "
               "USD/kW-year)")
 
 

@@ -487,7 +487,7 @@ def _replay(cfg: SiteConfig, market: MarketData, start: pd.Timestamp | str, end:
     result_totals.update(peak_outcomes(realised, applied, market.four_cp_intervals, grid, months))
     steps = _steps(realised, applied, times, start)
     steps["four_cp_peak"] = realised_probability(market.four_cp_intervals, grid, months) if months else 0.0
-    steps["four_cp_flag"] = flags
+    steps["four_cp_flag"] = np.round(flags, 6)  # a probability to 1e-6, not 3.88e-214
     return BacktestResult(strategy, realised, applied, result_totals, steps, times)
 
 
