@@ -218,6 +218,12 @@ def test_a_day_with_no_4cp_risk_says_so_instead_of_naming_an_hour():
     assert today_peak_text(zero) == "no 4CP risk today (p = 0 in every step of today, Central)"
     risky = {"today_max_probability": 0.1234, "today_max_at_utc": "2024-08-20T21:00:00Z"}
     assert today_peak_text(risky) == "today's highest 0.12 at 16:00 CT"
+    # a drill: at 19:00 CT on 31 May the decision curtails for tomorrow's afternoon, and said only "no risk today"
+    evening = {**zero, "horizon_max_probability": 0.0174, "horizon_max_at_utc": "2025-06-01T21:00:00Z"}
+    assert today_peak_text(evening).endswith("(p = 0 in every step of today, Central); the horizon's highest 0.017 at "
+                                             "16:00 CT 01 Jun")
+    assert today_peak_text({**risky, "horizon_max_probability": 0.1234, "horizon_max_at_utc": "2024-08-20T21:00:00Z"}
+                           ) == "today's highest 0.12 at 16:00 CT"  # today's is the horizon's: said once
 
 
 def test_table_cells_are_text_not_rich_markup(capsys, monkeypatch):

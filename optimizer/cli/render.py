@@ -61,15 +61,20 @@ def _money(x: float | None) -> str:
 
 def today_peak_text(risk: dict) -> str:
     """Today's (Central) highest step probability and when, or that no step of today can hold a 4CP interval
-    (a day outside the 4CP months, or whose hours are all past the month's peak)."""
+    (a day outside the 4CP months, or whose hours are all past the month's peak); and the horizon's highest when
+    a later day's is higher (a decision at 19:00 CT plans for tomorrow's afternoon)."""
     from hashpivot.models.calendar import MARKET_TZ, to_utc
 
     end = risk.get("horizon_ends_today_utc")
     within = f" within the horizon (to {to_utc(end).tz_convert(MARKET_TZ):%H:%M} CT)" if end else ""
+    later = ""
+    if (risk.get("horizon_max_probability") or 0.0) > (risk["today_max_probability"] or 0.0):
+        at = to_utc(risk["horizon_max_at_utc"]).tz_convert(MARKET_TZ)
+        later = f"; the horizon's highest {risk['horizon_max_probability']:.2g} at {at:%H:%M} CT {at:%d %b}"
     if not risk["today_max_probability"]:
-        return f"no 4CP risk today{within} (p = 0 in every step of today, Central)"
+        return f"no 4CP risk today{within} (p = 0 in every step of today, Central){later}"
     top = to_utc(risk["today_max_at_utc"]).tz_convert(MARKET_TZ)
-    return f"today's highest{within} {risk['today_max_probability']:.2g} at {top:%H:%M} CT"
+    return f"today's highest{within} {risk['today_max_probability']:.2g} at {top:%H:%M} CT{later}"
 
 
 def _four_cp_text(doc: Decision) -> str | None:

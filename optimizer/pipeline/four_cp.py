@@ -76,7 +76,8 @@ def four_cp_fallback(doc: Decision | None) -> str | None:
 
 def peak_risk(doc: Decision, rate_usd_per_kw_year: float | None = None) -> dict | None:
     """Today's 4CP risk from a decision's schedule (the steps in the Central day of its step 0): the highest
-    step probability, the step's start, the horizon's expected 4CP cost and, when ERCOT load was missing or stale,
+    step probability and the step's start, the same over the whole horizon (tomorrow's afternoon may be the risk),
+    the horizon's expected 4CP cost and, when ERCOT load was missing or stale,
     why the probabilities are the climatology (`fallback`); None when the decision did not price 4CP (schema < 3,
     or 4CP not configured)."""
     steps = [s for s in doc.schedule if s.four_cp_probability is not None]
@@ -85,6 +86,7 @@ def peak_risk(doc: Decision, rate_usd_per_kw_year: float | None = None) -> dict 
     day = to_utc(doc.interval_start_utc).tz_convert(MARKET_TZ).normalize()
     today = [s for s in steps if to_utc(s.interval_start_utc).tz_convert(MARKET_TZ).normalize() == day] or steps[:1]
     top = max(today, key=lambda s: s.four_cp_probability or 0.0)
+    peak = max(steps, key=lambda s: s.four_cp_probability or 0.0)  # first of the highest: today's when tied
     horizon_end = to_utc(doc.schedule[-1].interval_start_utc) + pd.Timedelta(minutes=doc.step_minutes)
     return {
         "step0_probability": steps[0].four_cp_probability,
@@ -92,6 +94,8 @@ def peak_risk(doc: Decision, rate_usd_per_kw_year: float | None = None) -> dict 
         "today_max_at_utc": top.interval_start_utc,
         # a horizon shorter than the rest of today shows only part of it: its end, else None
         "horizon_ends_today_utc": None if horizon_end >= day + pd.Timedelta(days=1) else horizon_end.isoformat(),
+        "horizon_max_probability": peak.four_cp_probability,
+        "horizon_max_at_utc": peak.interval_start_utc,
         "expected_cost_usd": doc.four_cp_expected_cost_usd,
         "fallback": four_cp_fallback(doc),
     }
