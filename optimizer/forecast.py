@@ -180,8 +180,8 @@ def four_cp_hourly(market: MarketData, at: pd.Timestamp, hours: pd.DatetimeIndex
     ends = known.index[-1] + pd.Timedelta(hours=1) if known is not None and len(known) else None
     if ends is None or at - ends > limit:
         if not has_load:
-            last = ("none at all (`hashpivot feeds fetch` collects it; --data DIR reads "
-                    "ercot_native_load_hourly.csv)")
+            last = ("none at all (`hashpivot feeds fetch` collects it, `feeds import` loads ercot_native_load_hourly.csv "
+                    "into the store; --data DIR reads that file, plain or .gz)")
         elif ends is None:
             last = "no hour of it has ended by the decision time"
         else:
