@@ -275,6 +275,28 @@ def test_every_command_and_group_has_examples_in_its_help():
     assert missing == []
 
 
+def test_every_example_in_help_prints_as_written():
+    """Markdown help eats a pair of '*' as emphasis: `history/*.csv history/*.csv.gz` printed as `history/.csv`."""
+    import typer.main
+    from typer.testing import CliRunner
+
+    from hashpivot.optimizer.cli import app
+
+    def walk(cmd, words: list[str]):
+        yield words, cmd
+        for name, sub in getattr(cmd, "commands", {}).items():
+            yield from walk(sub, [*words, name])
+
+    garbled = []
+    for words, cmd in walk(typer.main.get_command(app), []):
+        examples = [line.strip() for line in (cmd.epilog or "").splitlines() if line.startswith("    hashpivot")]
+        if not examples:
+            continue
+        shown = " ".join(CliRunner().invoke(app, [*words, "--help"], env={"COLUMNS": "400"}).output.split())
+        garbled += [e for e in examples if " ".join(e.replace("\\*", "*").replace("`", "").split()) not in shown]
+    assert garbled == []
+
+
 def test_several_config_problems_are_one_error_line_each():
     proc = run("solve", "--set", "site.market=NYISO")  # an ERCOT hub and 4CP priced: two problems
     lines = proc.stderr.strip().splitlines()

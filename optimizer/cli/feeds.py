@@ -124,7 +124,7 @@ def feeds_status(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, db: Db
 @feeds_app.command("import", epilog=(
     "**Examples**\n\n"
     "    hashpivot feeds import data/ercot_hub_prices_hourly.csv data/btc_usd_hourly.csv --db store.sqlite\n\n"
-    "    hashpivot feeds import history/*.csv history/*.csv.gz   # plain or gzipped, recognised by their header"))
+    "    hashpivot feeds import history/\\*.csv history/\\*.csv.gz   # plain or gzipped, recognised by their header"))
 @operator_errors
 def feeds_import(
     paths: Annotated[list[Path], typer.Argument(help="CSV files (.csv or .csv.gz) in the format of the project's data files")],
